@@ -1,0 +1,55 @@
+"""Matrix multiplication `a @ b`: 1-D, 2-D and batched N-D with broadcast batch dimensions.
+
+For out = a @ b:  dL/da = g @ b^T  and  dL/db = a^T @ g  (then summed over broadcast batch
+axes). When b is a plain matrix and a is (..., K), the leading axes of a are folded into one
+so BLAS sees a single (N, K) @ (K, M) GEMM, forward and backward (the backward for b is then
+one GEMM that also does the sum over the batch).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function, unbroadcast
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: both operands need at least 1 dimension, got {a.shape} @ {b.shape}")
+        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+            raise ValueError(
+                f"matmul: cannot multiply {a.shape} @ {b.shape}: inner dimensions "
+                f"{a.shape[-1]} and {b.shape[-2 if b.ndim > 1 else 0]} differ"
+            )
+        self.a_shape, self.b_shape = a.shape, b.shape
+        if self.requires_grad:
+            self.a, self.b = a, b
+        if b.ndim == 2 and a.ndim > 2:  # (..., K) @ (K, M): one GEMM on (N, K)
+            return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[1])
+        try:
+            return np.matmul(a, b)
+        except ValueError:
+            raise ValueError(f"matmul: batch dimensions of {a.shape} @ {b.shape} do not broadcast") from None
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        ga = gb = None
+        if b.ndim == 2 and a.ndim > 2:
+            g2 = g.reshape(-1, g.shape[-1])  # (N, M)
+            if self.needs_input_grad[0]:
+                ga = (g2 @ b.T).reshape(a.shape)  # (N, M) @ (M, K)
+            if self.needs_input_grad[1]:
+                gb = a.reshape(-1, a.shape[-1]).T @ g2  # (K, N) @ (N, M)
+            return ga, gb
+        # promote 1-D operands to matrices as matmul does: a (K,) -> (1, K), b (K,) -> (K, 1)
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = g[..., None]
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+        return ga, gb

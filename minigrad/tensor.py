@@ -1,0 +1,181 @@
+"""`Tensor`: a NumPy array that remembers how it was made, so gradients can flow back.
+
+    x = Tensor(np.ones((2, 3)), requires_grad=True)   # float32 unless given float64
+    y = (x * 2).sum()
+    y.backward()                                      # x.grad == 2 everywhere
+
+Dtype rules: Python numbers and lists become float32 (integers stay integer); a NumPy float
+array keeps its dtype (float64 stays float64, so gradient checks run in double precision);
+integer and boolean tensors never require grad. Operators broadcast like NumPy; the ops
+themselves live in `minigrad.ops`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import autograd
+
+DEFAULT_DTYPE = np.float32
+
+
+def _to_array(data, dtype=None) -> np.ndarray:
+    """Convert `data` to an ndarray, float32 by default for Python floats and lists."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.asarray(data, dtype=dtype)
+    if isinstance(data, np.ndarray):
+        return data
+    if isinstance(data, np.generic):
+        return np.asarray(data)
+    array = np.asarray(data)
+    if array.dtype == np.float64:  # Python floats / lists of floats: default precision
+        array = array.astype(DEFAULT_DTYPE)
+    return array
+
+
+class Tensor:
+    """An n-dimensional array with an optional gradient.
+
+    Attributes:
+      data:          the ndarray holding the values
+      grad:          ndarray of the same shape as `data`, or None before any backward
+      requires_grad: whether gradients are computed for this tensor
+    """
+
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_retain_grad", "__weakref__")
+    __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = _to_array(data, dtype)
+        self.grad = None
+        self._ctx = None
+        self._retain_grad = False
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _wrap(cls, data: np.ndarray, requires_grad: bool) -> "Tensor":
+        """Fast constructor for op outputs (no conversion, no checks)."""
+        out = cls.__new__(cls)
+        out.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        out.grad = None
+        out._ctx = None
+        out._retain_grad = False
+        out._requires_grad = requires_grad
+        return out
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        value = bool(value)
+        if value and not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(
+                f"only floating-point tensors can require grad, got dtype {self.data.dtype}"
+            )
+        self._requires_grad = value
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(", threshold=20)
+        extras = [f"dtype={self.data.dtype}"]
+        if self._ctx is not None:
+            extras.append(f"grad_fn={type(self._ctx).__name__}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"Tensor({body}, {', '.join(extras)})"
+
+    # ----------------------------------------------------------------- conversion
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item: only a tensor with one element converts, shape is {self.shape}")
+        return self.data.item()
+
+    def detach(self) -> "Tensor":
+        """A tensor sharing this one's data, cut from the graph."""
+        return Tensor._wrap(self.data, False)
+
+    def astype(self, dtype) -> "Tensor":
+        from .ops import Cast
+
+        return Cast.apply(self, dtype=np.dtype(dtype))
+
+    def float(self) -> "Tensor":
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.astype(np.float64)
+
+    def requires_grad_(self, value: bool = True) -> "Tensor":
+        self.requires_grad = value
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on this non-leaf tensor after backward."""
+        self._retain_grad = True
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ----------------------------------------------------------------- backward
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Compute d(self)/d(leaf) for every leaf that requires grad, accumulating into `.grad`.
+
+        `grad` defaults to 1 for a one-element tensor; any other shape must pass it.
+        The graph is freed afterwards unless `retain_graph=True`.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad (no input required grad, "
+                "or it was computed under no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be implicitly created only for a one-element tensor, "
+                    f"this one has shape {self.shape}; pass grad=..."
+                )
+            grad = np.ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else grad
+            grad = np.asarray(grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(
+                    f"backward: grad has shape {grad.shape}, tensor has shape {self.shape}"
+                )
+        autograd.run_backward(self, grad, retain_graph=retain_graph)
+
+    # ----------------------------------------------------------------- operators
+    # (bound to minigrad.ops at import time of that module; see ops/__init__.py)
