@@ -10,6 +10,8 @@ from .tensor import Tensor
 from . import ops as _ops  # binds the operators onto Tensor
 from .ops import concat, maximum, stack, where
 from .gradcheck import gradcheck
+from . import random
+from .random import manual_seed
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
@@ -19,5 +21,5 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
 
 __all__ = [
     "Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled",
-    "unbroadcast", "where", "concat", "stack", "maximum", "gradcheck",
+    "unbroadcast", "where", "concat", "stack", "maximum", "gradcheck", "random", "manual_seed",
 ]
