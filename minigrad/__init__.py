@@ -12,6 +12,7 @@ from .ops import concat, maximum, stack, where
 from .gradcheck import gradcheck
 from . import random
 from .random import manual_seed
+from .serialization import CheckpointError, load, save
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
@@ -22,4 +23,5 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
 __all__ = [
     "Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled",
     "unbroadcast", "where", "concat", "stack", "maximum", "gradcheck", "random", "manual_seed",
+    "save", "load", "CheckpointError",
 ]

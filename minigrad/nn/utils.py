@@ -1,0 +1,78 @@
+"""Gradient utilities: global gradient-norm clipping (PyTorch's `clip_grad_norm_`).
+
+    total_norm = clip_grad_norm(model.parameters(), max_norm=1.0)   # before optimizer.step()
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+def _grads(parameters) -> list:
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    grads = []
+    for index, param in enumerate(parameters):
+        if not isinstance(param, Tensor):
+            raise TypeError(f"clip_grad_norm: parameter {index} is a {type(param).__name__}, "
+                            f"not a Tensor/Parameter")
+        if param.grad is not None:
+            grads.append(param.grad)
+    return grads
+
+
+def grad_norm(parameters, norm_type: float = 2.0) -> float:
+    """The norm of all gradients taken together, as if concatenated into one vector.
+
+    Parameters without a gradient are skipped; 0.0 when none has one.
+    """
+    norm_type = float(norm_type)
+    if not norm_type > 0:
+        raise ValueError(f"grad_norm: norm_type must be > 0 (or inf), got {norm_type}")
+    grads = _grads(parameters)
+    if not grads:
+        return 0.0
+    if norm_type == math.inf:
+        return max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
+    if norm_type == 2.0:
+        # a dot product per gradient: one BLAS pass, no temporary
+        total = 0.0
+        for g in grads:
+            flat = g.reshape(-1)
+            total += float(np.dot(flat, flat))
+        return math.sqrt(total)
+    total = sum(float(np.sum(np.abs(g) ** norm_type)) for g in grads)
+    return total ** (1.0 / norm_type)
+
+
+def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0,
+                   error_if_nonfinite: bool = False) -> float:
+    """Scale all gradients in place so that their global norm is at most `max_norm`.
+
+    norm = ||concat(all grads)||_p (p = norm_type, 2 by default; parameters without a grad are
+    skipped). When norm > max_norm every grad is multiplied by max_norm / (norm + 1e-6), as
+    PyTorch does. Returns the norm BEFORE clipping (a float). A NaN or inf norm leaves the
+    gradients unchanged (or raises RuntimeError when error_if_nonfinite=True).
+    """
+    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.floating, np.integer)):
+        raise TypeError(f"clip_grad_norm: max_norm must be a number, got {type(max_norm).__name__}")
+    if not max_norm >= 0:
+        raise ValueError(f"clip_grad_norm: max_norm must be >= 0, got {max_norm}")
+    parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    total_norm = grad_norm(parameters, norm_type)
+    if not math.isfinite(total_norm):
+        if error_if_nonfinite:
+            raise RuntimeError(f"clip_grad_norm: the total gradient norm is {total_norm}; "
+                               f"some gradient holds NaN or inf")
+        return total_norm
+    clip_coef = float(max_norm) / (total_norm + 1e-6)
+    if clip_coef < 1.0:
+        for g in _grads(parameters):
+            g *= clip_coef  # a Python float keeps the gradient's dtype (NEP 50)
+    return total_norm
+
+
+clip_grad_norm_ = clip_grad_norm

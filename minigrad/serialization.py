@@ -1,0 +1,208 @@
+"""`minigrad.save(obj, path)` / `minigrad.load(path)`: state dicts and checkpoints in one `.npz`.
+
+    minigrad.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": 100},
+                  "run/checkpoint.npz")
+    checkpoint = minigrad.load("run/checkpoint.npz")
+
+What can be saved: nested dicts (str, int, float, bool or None keys; OrderedDict stays
+OrderedDict), lists, tuples, ndarrays and NumPy scalars of any non-object dtype (kept exactly,
+bit for bit: uint16 token arrays, float32, int64, ...), Tensors (loaded back as Tensors,
+`requires_grad` kept), Python ints, floats (NaN and inf too), bools, strings and None.
+No code is pickled: every array is one `.npy` entry of the zip archive and the structure is
+one JSON entry (`__minigrad__.json`) that refers to the arrays by name. Loading uses
+`np.load(allow_pickle=False)`, so loading a file cannot run code.
+
+Saving is atomic: the archive is written to a temporary file in the target's folder,
+flushed and fsync'ed, then renamed over the target (`os.replace`). A crash never leaves a
+half-written target; the previous file stays intact until the new one is complete.
+
+A missing file raises FileNotFoundError; a truncated, corrupt or foreign file raises
+`CheckpointError` (a ValueError) naming the file and what is wrong.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+
+from .tensor import Tensor
+
+FORMAT = "minigrad.save"
+VERSION = 1
+STRUCTURE_ENTRY = "__minigrad__.json"
+
+
+class CheckpointError(ValueError):
+    """A file given to `minigrad.load` is truncated, corrupt, or not a minigrad file."""
+
+
+# ---------------------------------------------------------------- encoding to JSON + arrays
+def _encode(obj, arrays: dict, where: str):
+    """The JSON-able form of `obj`; its arrays go into `arrays` (name -> ndarray)."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):  # not bool (handled above)
+        return obj
+    if isinstance(obj, float):
+        if math.isfinite(obj):
+            return obj
+        return {"__float__": repr(obj)}  # 'nan', 'inf', '-inf' (strict JSON has no NaN)
+    if isinstance(obj, Tensor):
+        name = _add_array(obj.data, arrays, where)
+        return {"__tensor__": name, "requires_grad": bool(obj.requires_grad)}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": _add_array(obj, arrays, where)}
+    if isinstance(obj, np.generic):
+        return {"__scalar__": _add_array(np.asarray(obj), arrays, where)}
+    if isinstance(obj, (list, tuple)):
+        items = [_encode(item, arrays, f"{where}[{i}]") for i, item in enumerate(obj)]
+        return items if isinstance(obj, list) else {"__tuple__": items}
+    if isinstance(obj, dict):
+        items = []
+        for key, value in obj.items():
+            if key is not None and not isinstance(key, (str, int, float, bool)):
+                raise TypeError(f"minigrad.save: key {key!r} of {where} is a "
+                                f"{type(key).__name__}; keys must be str, int, float, bool or None")
+            items.append([_encode(key, arrays, where), _encode(value, arrays, f"{where}[{key!r}]")])
+        tag = "__odict__" if isinstance(obj, OrderedDict) else "__dict__"
+        return {tag: items}
+    raise TypeError(f"minigrad.save: cannot save {where}, a {type(obj).__name__} (supported: "
+                    f"dict, list, tuple, ndarray, Tensor, NumPy scalar, int, float, bool, str, None)")
+
+
+def _add_array(array: np.ndarray, arrays: dict, where: str) -> str:
+    if array.dtype.hasobject:
+        raise TypeError(f"minigrad.save: {where} is an object array, which cannot be saved "
+                        f"without pickle")
+    name = f"a{len(arrays)}"
+    arrays[name] = array
+    return name
+
+
+def _decode(obj, arrays: dict):
+    if isinstance(obj, list):
+        return [_decode(item, arrays) for item in obj]
+    if not isinstance(obj, dict):
+        return obj
+    (tag, value), *rest = obj.items()
+    if tag == "__ndarray__":
+        return arrays[value]
+    if tag == "__scalar__":
+        return arrays[value][()]
+    if tag == "__tensor__":
+        return Tensor(arrays[value], requires_grad=obj["requires_grad"])
+    if tag == "__float__":
+        return float(value)
+    if tag == "__tuple__":
+        return tuple(_decode(item, arrays) for item in value)
+    if tag in ("__dict__", "__odict__"):
+        pairs = [(_decode(key, arrays), _decode(item, arrays)) for key, item in value]
+        return OrderedDict(pairs) if tag == "__odict__" else dict(pairs)
+    raise ValueError(f"unknown tag {tag!r}")
+
+
+def _array_names(obj, found: list) -> list:
+    """Every array name the structure refers to."""
+    if isinstance(obj, list):
+        for item in obj:
+            _array_names(item, found)
+    elif isinstance(obj, dict):
+        for tag in ("__ndarray__", "__scalar__", "__tensor__"):
+            if tag in obj:
+                found.append(obj[tag])
+                return found
+        for value in obj.values():
+            _array_names(value, found)
+    return found
+
+
+# ---------------------------------------------------------------- save / load
+def save(obj, path) -> None:
+    """Write `obj` (a state dict or a nested structure of them, see the module docstring) to
+    `path` as one .npz archive, atomically. The path is used as given (no suffix added)."""
+    path = os.fspath(path)
+    arrays: dict = {}
+    structure = {"format": FORMAT, "version": VERSION, "tree": _encode(obj, arrays, "obj")}
+    header = json.dumps(structure, allow_nan=False).encode("utf-8")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"minigrad.save: folder {folder} does not exist (saving {path})")
+    handle, temp_path = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
+                                         suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **{STRUCTURE_ENTRY: np.frombuffer(header, dtype=np.uint8)}, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        if os.path.exists(temp_path):
+            os.remove(temp_path)
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the rename itself durable (best effort: not every platform can open a folder)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def load(path):
+    """Read back what `save` wrote: the same structure, arrays with their exact dtypes."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"minigrad.load: no such file: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"minigrad.load: {path} is a folder, not a file")
+    if not zipfile.is_zipfile(path):
+        size = os.path.getsize(path)
+        raise CheckpointError(f"minigrad.load: {path} is not a minigrad checkpoint: not a zip/.npz "
+                              f"archive ({size} bytes; truncated, corrupt or another format)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = set(archive.files)
+            if STRUCTURE_ENTRY not in names:
+                shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+                raise CheckpointError(
+                    f"minigrad.load: {path} is a .npz archive but not a minigrad checkpoint: it "
+                    f"has no '{STRUCTURE_ENTRY}' entry (entries: {shown or 'none'}); "
+                    f"use numpy.load for plain .npz files")
+            structure = json.loads(archive[STRUCTURE_ENTRY].tobytes().decode("utf-8"))
+            if not isinstance(structure, dict) or structure.get("format") != FORMAT:
+                raise CheckpointError(f"minigrad.load: {path}: the structure entry does not "
+                                      f"describe a minigrad checkpoint")
+            if structure.get("version") != VERSION:
+                raise CheckpointError(f"minigrad.load: {path} has format version "
+                                      f"{structure.get('version')!r}, this minigrad reads "
+                                      f"version {VERSION}")
+            wanted = _array_names(structure["tree"], [])
+            absent = [name for name in wanted if name not in names]
+            if absent:
+                raise CheckpointError(f"minigrad.load: {path} lacks the array entries "
+                                      f"{absent[:5]} its structure refers to (corrupt file)")
+            arrays = {name: archive[name] for name in wanted}
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, UnicodeDecodeError,
+            zipfile.LargeZipFile) as error:
+        raise CheckpointError(f"minigrad.load: {path} is truncated or corrupt: "
+                              f"{type(error).__name__}: {error}") from error
+    try:
+        return _decode(structure["tree"], arrays)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"minigrad.load: {path}: malformed structure entry "
+                              f"({type(error).__name__}: {error})") from error
