@@ -1,0 +1,208 @@
+"""The GPT model of the book's chapter 4: embeddings, transformer blocks, output head.
+
+    token ids (B, T)
+      -> tok_emb + pos_emb -> drop_emb                         (B, T, C)
+      -> trf_blocks: n_layers x TransformerBlock               (B, T, C)
+           x = x + drop_shortcut(att(norm1(x)))                pre-norm with shortcuts
+           x = x + drop_shortcut(ff(norm2(x)))
+      -> final_norm -> out_head                                (B, T, vocab_size)
+
+Names, shapes and the parameter layout are those of the book's PyTorch `GPTModel` (Linear
+weights are (out, in)), so its state dicts load unchanged; GPT-2 (Radford et al. 2019) is
+this model with `qkv_bias=True` and the output head tied to the token embedding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad import Tensor, nn, no_grad
+from minigrad.nn import functional as F
+
+from .attention import KVCache, MultiHeadAttention
+from .config import validate_config
+
+
+class LayerNorm(nn.Module):
+    """Layer normalization over the last axis with the book's parameter names.
+
+    y = scale * (x - mean) / sqrt(var + eps) + shift, the variance biased (divided by C), as
+    in the book and GPT-2. scale, shift: (emb_dim,), initialised to ones and zeros.
+    """
+
+    def __init__(self, emb_dim: int, eps: float = 1e-5, dtype=np.float32):
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(np.ones(emb_dim, dtype=dtype))
+        self.shift = nn.Parameter(np.zeros(emb_dim, dtype=dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.scale, self.shift, self.eps)  # (..., C)
+
+
+class GELU(nn.Module):
+    """GELU with the tanh approximation used by GPT-2 (Hendrycks and Gimpel 2016):
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), one fused kernel."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x)
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP: Linear(C, 4C) -> GELU -> Linear(4C, C), as `layers` (a Sequential)."""
+
+    def __init__(self, cfg: dict, dtype=np.float32, generator=None):
+        super().__init__()
+        width = cfg["emb_dim"]
+        self.layers = nn.Sequential(
+            nn.Linear(width, 4 * width, dtype=dtype, generator=generator),  # (B, T, 4C)
+            GELU(),
+            nn.Linear(4 * width, width, dtype=dtype, generator=generator),  # (B, T, C)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: attention and feed-forward, each with a shortcut."""
+
+    def __init__(self, cfg: dict, dtype=np.float32, generator=None):
+        super().__init__()
+        self.att = MultiHeadAttention(
+            d_in=cfg["emb_dim"],
+            d_out=cfg["emb_dim"],
+            context_length=cfg["context_length"],
+            num_heads=cfg["n_heads"],
+            dropout=cfg["drop_rate"],
+            qkv_bias=cfg["qkv_bias"],
+            dtype=dtype,
+            generator=generator,
+        )
+        self.ff = FeedForward(cfg, dtype=dtype, generator=generator)
+        self.norm1 = LayerNorm(cfg["emb_dim"], dtype=dtype)
+        self.norm2 = LayerNorm(cfg["emb_dim"], dtype=dtype)
+        self.drop_shortcut = nn.Dropout(cfg["drop_rate"], generator=generator)
+
+    def forward(self, x: Tensor, kv_cache=None) -> Tensor:
+        # Shortcut connection for the attention block
+        shortcut = x
+        x = self.norm1(x)
+        x = self.att(x, kv_cache=kv_cache)  # (B, T, C)
+        x = self.drop_shortcut(x)
+        x = x + shortcut  # add the original input back
+
+        # Shortcut connection for the feed-forward block
+        shortcut = x
+        x = self.norm2(x)
+        x = self.ff(x)  # (B, T, C)
+        x = self.drop_shortcut(x)
+        x = x + shortcut
+        return x
+
+
+class GPTModel(nn.Module):
+    """The book's GPT: `GPTModel(cfg, dtype=np.float32, generator=None)`.
+
+    cfg: a dict with the keys of `gpt.GPT_CONFIG_124M` (checked by `validate_config`).
+    dtype: float32 by default; float64 for gradient checks.
+    generator: a numpy Generator for the initial weights and the dropout masks
+      (default: minigrad.random's generator). Weights start as PyTorch's defaults do:
+      Linear U(-1/sqrt(in), 1/sqrt(in)), Embedding N(0, 1), LayerNorm ones/zeros.
+
+    model(idx) with idx an integer array (B, T), T <= context_length, returns the logits
+    (B, T, vocab_size) as a Tensor of the model's dtype. model(idx, cache=KVCache) runs the
+    tokens at the cache's next absolute positions (inference, no graph).
+    """
+
+    def __init__(self, cfg: dict, dtype=np.float32, generator=None):
+        super().__init__()
+        cfg = validate_config(cfg)
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"GPTModel: dtype must be a float type (float32 or float64), got {dtype}")
+        self.cfg = cfg
+        self.dtype = dtype
+        self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"], dtype=dtype, generator=generator)
+        self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"], dtype=dtype, generator=generator)
+        self.drop_emb = nn.Dropout(cfg["drop_rate"], generator=generator)
+        self.trf_blocks = nn.Sequential(
+            *[TransformerBlock(cfg, dtype=dtype, generator=generator) for _ in range(cfg["n_layers"])]
+        )
+        self.final_norm = LayerNorm(cfg["emb_dim"], dtype=dtype)
+        self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False, dtype=dtype, generator=generator)
+
+    # ------------------------------------------------------------------ weight tying
+    def tie_weights(self) -> "GPTModel":
+        """Share one Parameter between `out_head.weight` and `tok_emb.weight` (GPT-2 does).
+
+        Both names stay in the state dict (as in the book), but the parameter is counted and
+        updated once; the head's own initial weights are dropped.
+        """
+        self.out_head.weight = self.tok_emb.weight
+        return self
+
+    @property
+    def weights_tied(self) -> bool:
+        return self.out_head.weight is self.tok_emb.weight
+
+    # ------------------------------------------------------------------ forward
+    def check_token_ids(self, in_idx, start_position: int = 0) -> np.ndarray:
+        """`in_idx` as an integer ndarray (B, T), with clear errors for every bad input."""
+        if isinstance(in_idx, Tensor):
+            in_idx = in_idx.data
+        ids = np.asarray(in_idx)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"GPTModel: token ids must be integers, got dtype {ids.dtype}")
+        if ids.ndim != 2:
+            raise ValueError(f"GPTModel: token ids must have shape (batch, tokens), got shape {ids.shape}")
+        batch_size, seq_len = ids.shape
+        context_length = self.cfg["context_length"]
+        if start_position + seq_len > context_length:
+            if start_position == 0:
+                raise ValueError(
+                    f"Cannot forward sequence of length {seq_len}, context length is only {context_length}"
+                )
+            raise ValueError(
+                f"Cannot forward {seq_len} tokens after {start_position} cached ones, "
+                f"context length is only {context_length}"
+            )
+        if ids.size:
+            low, high = int(ids.min()), int(ids.max())
+            vocab_size = self.cfg["vocab_size"]
+            if low < 0 or high >= vocab_size:
+                bad = low if low < 0 else high
+                raise IndexError(f"GPTModel: token id {bad} is outside the vocabulary [0, {vocab_size})")
+        return ids
+
+    def hidden_states(self, in_idx, cache: KVCache | None = None) -> Tensor:
+        """The final-normed hidden states (B, T, C) (everything but the output head)."""
+        start = 0 if cache is None else cache.length
+        ids = self.check_token_ids(in_idx, start)
+        seq_len = ids.shape[1]
+        if cache is not None and cache.batch_size != ids.shape[0]:
+            raise ValueError(f"GPTModel: batch of {ids.shape[0]} rows, the KV cache holds {cache.batch_size}")
+        tok_embeds = self.tok_emb(ids)  # (B, T, C)
+        pos_embeds = self.pos_emb(np.arange(start, start + seq_len))  # (T, C), absolute positions
+        x = tok_embeds + pos_embeds  # (B, T, C)
+        x = self.drop_emb(x)
+        for i, block in enumerate(self.trf_blocks):
+            x = block(x, kv_cache=None if cache is None else cache.layers[i])  # (B, T, C)
+        return self.final_norm(x)  # (B, T, C)
+
+    def forward(self, in_idx, cache: KVCache | None = None) -> Tensor:
+        if cache is not None:
+            with no_grad():  # cached keys and values carry no graph: inference only
+                return self.out_head(self.hidden_states(in_idx, cache))  # (B, T, V)
+        x = self.hidden_states(in_idx)  # (B, T, C)
+        logits = self.out_head(x)  # (B, T, V)
+        return logits
+
+    def next_token_logits(self, in_idx, cache: KVCache | None = None) -> np.ndarray:
+        """Logits (B, V) for the last position only (inference: no graph).
+
+        The output head is the costliest layer (V x C per token); generation only needs it for
+        the last position, so this skips it for the others.
+        """
+        with no_grad():
+            x = self.hidden_states(in_idx, cache)  # (B, T, C)
+            return self.out_head(x[:, -1, :]).data  # (B, V)
