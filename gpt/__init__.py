@@ -6,3 +6,10 @@ from .attention import KVCache, MultiHeadAttention
 from .model import FeedForward, GELU, GPTModel, LayerNorm, TransformerBlock
 from .generate import generate, sample_next_token, top_k_filter, top_p_filter
 from .utils import model_summary, print_model_summary, text_to_token_ids, token_ids_to_text
+
+# tokenizers and data (issue 4): text -> token ids -> windows and batches
+from .tokenizer import ByteTokenizer, TiktokenTokenizer, Tokenizer, get_tokenizer, tokenizer_from_state
+from .tokenizer_files import TokenizerNotFoundError
+from .bpe import train_bpe
+from .corpus import default_corpus_text, list_text_files, load_text, tokenize_files
+from .data import DataLoader, SlidingWindowDataset, create_dataloader, train_val_split
