@@ -2,7 +2,7 @@
 
 - `default_corpus_text()`: a corpus that needs no download and no file: the Python Language
   Reference topics shipped with every CPython (`pydoc_data.topics`), 79 topics joined in
-  sorted order, 465,126 characters of English prose and code examples on Python 3.11.
+  sorted order, 465,047 characters of English prose and code examples on Python 3.11.
 - `list_text_files(paths)` / `load_text(paths)`: a file, several files, or a directory
   (searched recursively for *.txt and *.md, in sorted order).
 - `tokenize_files(paths, tokenizer)`: the files' token ids as one array, documents joined by
