@@ -8,6 +8,11 @@ Dtype rules: Python numbers and lists become float32 (integers stay integer); a 
 array keeps its dtype (float64 stays float64, so gradient checks run in double precision);
 integer and boolean tensors never require grad. Operators broadcast like NumPy; the ops
 themselves live in `minigrad.ops`.
+
+Comparisons `< <= > >=` give boolean tensors (no gradient). `==` and `hash` stay identity-based
+so tensors can be dict keys and set members: compare values with `(a.data == b.data)`.
+NumPy interop: `np.asarray(t)` gives `t.data`; NumPy ufuncs refuse tensors (`np.exp(t)` is a
+TypeError, use `t.exp()`), and `ndarray <op> tensor` calls the tensor's reflected operator.
 """
 from __future__ import annotations
 
@@ -18,19 +23,25 @@ from . import autograd
 DEFAULT_DTYPE = np.float32
 
 
+def _raw(value):
+    """The ndarray inside a Tensor, anything else unchanged."""
+    return value.data if isinstance(value, Tensor) else value
+
+
 def _to_array(data, dtype=None) -> np.ndarray:
     """Convert `data` to an ndarray, float32 by default for Python floats and lists."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        return np.asarray(data, dtype=dtype)
-    if isinstance(data, np.ndarray):
-        return data
-    if isinstance(data, np.generic):
-        return np.asarray(data)
-    array = np.asarray(data)
-    if array.dtype == np.float64:  # Python floats / lists of floats: default precision
-        array = array.astype(DEFAULT_DTYPE)
+        array = np.asarray(data, dtype=dtype)
+    elif isinstance(data, (np.ndarray, np.generic)):
+        array = np.asarray(data)  # NumPy data keeps its dtype (float64 stays float64)
+    else:
+        array = np.asarray(data)
+        if array.dtype == np.float64:  # Python floats / lists of floats: default precision
+            array = array.astype(DEFAULT_DTYPE)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: data must be numeric (bool, int or float), got dtype {array.dtype}")
     return array
 
 
@@ -45,6 +56,7 @@ class Tensor:
 
     __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_retain_grad", "__weakref__")
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
+    __array_ufunc__ = None     # ... and NumPy ufuncs (np.exp(t), ndarray + t) never unwrap a Tensor
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = _to_array(data, dtype)
@@ -104,6 +116,44 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
+    def __iter__(self):
+        """Rows along axis 0, each a differentiable `self[i]` (like iterating an ndarray)."""
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                f"use .data.any() or .data.all()"
+            )
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """`np.asarray(tensor)`: the data (no graph; copied only when asked or converted)."""
+        array = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return array.copy() if copy else array
+
+    # comparisons give boolean tensors without grad; __eq__/__hash__ stay identity-based
+    def __lt__(self, other) -> "Tensor":
+        return Tensor._wrap(np.less(self.data, _raw(other)), False)
+
+    def __le__(self, other) -> "Tensor":
+        return Tensor._wrap(np.less_equal(self.data, _raw(other)), False)
+
+    def __gt__(self, other) -> "Tensor":
+        return Tensor._wrap(np.greater(self.data, _raw(other)), False)
+
+    def __ge__(self, other) -> "Tensor":
+        return Tensor._wrap(np.greater_equal(self.data, _raw(other)), False)
+
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(", threshold=20)
         extras = [f"dtype={self.data.dtype}"]
@@ -119,6 +169,7 @@ class Tensor:
         return self.data
 
     def item(self):
+        """The single value as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item: only a tensor with one element converts, shape is {self.shape}")
         return self.data.item()
@@ -153,8 +204,9 @@ class Tensor:
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Compute d(self)/d(leaf) for every leaf that requires grad, accumulating into `.grad`.
 
-        `grad` defaults to 1 for a one-element tensor; any other shape must pass it.
-        The graph is freed afterwards unless `retain_graph=True`.
+        `grad` defaults to 1 for a one-element tensor; any other shape must pass it (a
+        ValueError otherwise). The graph is freed afterwards unless `retain_graph=True`; a
+        second backward through a freed graph raises RuntimeError.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -163,7 +215,7 @@ class Tensor:
             )
         if grad is None:
             if self.data.size != 1:
-                raise RuntimeError(
+                raise ValueError(
                     f"backward: grad can be implicitly created only for a one-element tensor, "
                     f"this one has shape {self.shape}; pass grad=..."
                 )

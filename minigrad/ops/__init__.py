@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .elementwise import (Abs, Add, Cast, Div, Exp, Log, Maximum, Mul, Neg, Pow, Relu,
-                          Sigmoid, Sqrt, Sub, Tanh, broadcast_shape)
+from .elementwise import (Abs, Add, Cast, Div, Exp, Log, Maximum, Mul, Neg, Pow, PowConstant,
+                          Relu, Sigmoid, Sqrt, Sub, Tanh, broadcast_shape)
 from .matmul import MatMul
 from .reduce import Max, Mean, Sum, Var, normalize_axes
-from .shape import Concat, GetItem, MaskedFill, Reshape, Stack, Transpose, Where
+from .shape import (Concat, GetItem, MaskedFill, Reshape, Stack, Transpose, Where,
+                    check_permutation)
 
 
 def as_operand(x, like: Tensor | None = None) -> Tensor:
@@ -16,10 +17,10 @@ def as_operand(x, like: Tensor | None = None) -> Tensor:
     so `float32_tensor * 2.0` stays float32 (no accidental upcast)."""
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, (int, float, bool, np.number)) and like is not None and like.dtype.kind == "f":
-        return Tensor(np.asarray(x, dtype=like.dtype))
-    if isinstance(x, (int, float)) and like is not None:
-        return Tensor(np.asarray(x))
+    if isinstance(x, (int, float, bool, np.number)) and like is not None:
+        if like.dtype.kind == "f":
+            return Tensor._wrap(np.asarray(x, dtype=like.dtype), False)
+        return Tensor._wrap(np.asarray(x), False)  # int tensor: NumPy's promotion rules
     return Tensor(x)
 
 
@@ -49,19 +50,25 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
 def maximum(a, b) -> Tensor:
     """Elementwise maximum with broadcasting; ties split the gradient evenly."""
-    like = a if isinstance(a, Tensor) else b
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
     return Maximum.apply(as_operand(a, like), as_operand(b, like))
 
 
+def _index_part(part):
+    """One part of an index with Tensors and lists turned into arrays (`[]` is an empty
+    integer array, as in NumPy)."""
+    if isinstance(part, Tensor):
+        return part.data
+    if isinstance(part, list):
+        return np.asarray(part) if part else np.zeros(0, dtype=np.intp)
+    return part
+
+
 def _index(index):
-    """Unwrap Tensors inside an index into plain arrays."""
+    """An index with every Tensor and list inside it unwrapped into a plain array."""
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, list):
-        return np.asarray(index)
-    return index
+        return tuple(_index_part(part) for part in index)
+    return _index_part(index)
 
 
 def _reshape(self, *shape):
@@ -77,6 +84,10 @@ def _transpose(self, *axes):
 
 
 def _swapaxes(self, axis1, axis2):
+    """Exchange two axes (PyTorch's `transpose(i, j)`), negative axes allowed."""
+    for axis in (axis1, axis2):
+        if not isinstance(axis, (int, np.integer)) or not -self.ndim <= axis < self.ndim:
+            raise ValueError(f"swapaxes: axis {axis!r} is out of range for a tensor of shape {self.shape}")
     axes = list(range(self.ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return Transpose.apply(self, axes=tuple(axes))
@@ -85,7 +96,11 @@ def _swapaxes(self, axis1, axis2):
 def _split(self, split_size_or_sections, axis: int = 0):
     """Split along `axis` like torch.split: an int is the size of each chunk (the last may
     be smaller); a list gives each chunk's size and must add up to the axis length."""
-    normalize_axes("split", axis, self.ndim)
+    if self.ndim == 0:
+        raise ValueError("split: cannot split a 0-d tensor")
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"split: axis must be an int, got {axis!r}")
+    axis = normalize_axes("split", axis, self.ndim, self.shape)[0]
     length = self.shape[axis]
     if isinstance(split_size_or_sections, (int, np.integer)):
         if split_size_or_sections <= 0:
@@ -96,12 +111,20 @@ def _split(self, split_size_or_sections, axis: int = 0):
         sizes = list(split_size_or_sections)
         if sum(sizes) != length or any(s < 0 for s in sizes):
             raise ValueError(f"split: sizes {sizes} do not add up to axis {axis} of length {length} (shape {self.shape})")
-    prefix = (slice(None),) * (axis % self.ndim)
+    prefix = (slice(None),) * axis
     pieces, start = [], 0
     for size in sizes:
         pieces.append(GetItem.apply(self, index=prefix + (slice(start, start + size),)))
         start += size
     return tuple(pieces)
+
+
+def _pow(self, exponent):
+    """`self ** exponent`; a constant Python/NumPy number takes the fast PowConstant path."""
+    if isinstance(exponent, (int, float, np.number)) and not isinstance(exponent, bool):
+        exponent = exponent.item() if isinstance(exponent, np.number) else exponent
+        return PowConstant.apply(self, exponent=exponent)
+    return Pow.apply(self, as_operand(exponent, self))
 
 
 def _masked_fill(self, mask, value):
@@ -117,7 +140,7 @@ Tensor.__mul__ = _binary(Mul)
 Tensor.__rmul__ = _binary(Mul, swap=True)
 Tensor.__truediv__ = _binary(Div)
 Tensor.__rtruediv__ = _binary(Div, swap=True)
-Tensor.__pow__ = _binary(Pow)
+Tensor.__pow__ = _pow
 Tensor.__rpow__ = _binary(Pow, swap=True)
 Tensor.__matmul__ = _binary(MatMul)
 Tensor.__rmatmul__ = _binary(MatMul, swap=True)

@@ -1,7 +1,10 @@
 """Elementwise ops: arithmetic with NumPy broadcasting, and unary math functions.
 
-Each backward is the derivative times the incoming gradient, summed back to the input's
-shape by `unbroadcast` where the forward broadcast.
+Each backward is the local derivative times the incoming gradient `g`, summed back to the
+input's shape by `unbroadcast` where the forward broadcast. Every backward computes in the
+dtype of `g` (float32 stays float32: only Python scalars and float32 arrays are mixed in).
+At a kink the derivative is defined by a rule written next to the op (relu and abs: 0 at 0;
+maximum: ties split the gradient).
 """
 from __future__ import annotations
 
@@ -19,19 +22,26 @@ def broadcast_shape(op: str, a_shape: tuple, b_shape: tuple) -> tuple:
 
 
 class _Binary(Function):
+    """Two inputs that broadcast together; subclasses define `compute(a, b)`."""
+
     def forward(self, a, b):
-        broadcast_shape(self.name, a.shape, b.shape)
         self.a_shape, self.b_shape = a.shape, b.shape
-        return self.compute(a, b)
+        try:
+            return self.compute(a, b)
+        except ValueError:
+            broadcast_shape(self.name, a.shape, b.shape)  # raises the clear error if shapes clash
+            raise
 
 
 class Add(_Binary):
-    # d(a+b)/da = 1, d(a+b)/db = 1
+    # d(a+b)/da = 1, d(a+b)/db = 1: g itself (summed over broadcast axes)
     def compute(self, a, b):
         return a + b
 
     def backward(self, g):
-        return unbroadcast(g, self.a_shape), unbroadcast(g, self.b_shape)
+        ga = unbroadcast(g, self.a_shape) if self.needs_input_grad[0] else None
+        gb = unbroadcast(g, self.b_shape) if self.needs_input_grad[1] else None
+        return ga, gb
 
 
 class Sub(_Binary):
@@ -40,12 +50,15 @@ class Sub(_Binary):
         return a - b
 
     def backward(self, g):
+        ga = unbroadcast(g, self.a_shape) if self.needs_input_grad[0] else None
         gb = unbroadcast(-g, self.b_shape) if self.needs_input_grad[1] else None
-        return unbroadcast(g, self.a_shape), gb
+        return ga, gb
 
 
 class Mul(_Binary):
     # d(ab)/da = b, d(ab)/db = a
+    fresh_grads = True
+
     def compute(self, a, b):
         if self.requires_grad:
             self.a, self.b = a, b
@@ -58,7 +71,9 @@ class Mul(_Binary):
 
 
 class Div(_Binary):
-    # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -out/b
+    # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -(a/b)/b = -out/b
+    fresh_grads = True
+
     def compute(self, a, b):
         out = a / b
         if self.requires_grad:
@@ -66,13 +81,17 @@ class Div(_Binary):
         return out
 
     def backward(self, g):
-        ga = unbroadcast(g / self.b, self.a_shape) if self.needs_input_grad[0] else None
-        gb = unbroadcast(-g * self.out / self.b, self.b_shape) if self.needs_input_grad[1] else None
+        g_over_b = g / self.b
+        ga = unbroadcast(g_over_b, self.a_shape) if self.needs_input_grad[0] else None
+        gb = unbroadcast(-g_over_b * self.out, self.b_shape) if self.needs_input_grad[1] else None
         return ga, gb
 
 
 class Pow(_Binary):
-    # d(a^b)/da = b a^(b-1); d(a^b)/db = a^b log(a)   (taken as 0 where a <= 0 and a^b is real)
+    # d(a^b)/da = b a^(b-1); d(a^b)/db = a^b log(a)  (taken as 0 where a <= 0, where the
+    # real power a^b only exists for integer b and is not differentiable in b)
+    fresh_grads = True
+
     def compute(self, a, b):
         out = a**b
         if self.requires_grad:
@@ -85,28 +104,63 @@ class Pow(_Binary):
         if self.needs_input_grad[0]:
             ga = unbroadcast(g * b * a ** (b - 1), self.a_shape)
         if self.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0).astype(self.out.dtype)
+            positive = a > 0
+            log_a = np.log(a, where=positive, out=np.zeros(a.shape, dtype=self.out.dtype))
             gb = unbroadcast(g * self.out * log_a, self.b_shape)
         return ga, gb
 
 
-class Maximum(_Binary):
-    # the gradient goes to the larger input; ties split it evenly
-    def compute(self, a, b):
-        out = np.maximum(a, b)
+def _power(a: np.ndarray, p: float) -> np.ndarray:
+    """a**p for a Python-number exponent; small integer powers as products (much faster)."""
+    if p == 1:
+        return a.copy()
+    if p == 2:
+        return a * a
+    if p == 3:
+        return a * a * a
+    if p == 0.5:
+        return np.sqrt(a)
+    return a**p  # a Python number keeps a's dtype (NEP 50)
+
+
+class PowConstant(Function):
+    # a**p for a constant Python number p:  d(a^p)/da = p a^(p-1)
+    fresh_grads = True
+
+    def forward(self, a, exponent):
+        self.exponent = exponent
         if self.requires_grad:
-            self.a, self.b = a, b
-        return out
+            self.a = a
+        return _power(a, exponent)
 
     def backward(self, g):
-        a_wins = (self.a > self.b) + 0.5 * (self.a == self.b)
+        p = self.exponent
+        if p == 0:
+            return np.zeros_like(g)
+        return g * (p * _power(self.a, p - 1))
+
+
+class Maximum(_Binary):
+    # the gradient goes to the larger input; ties split it evenly (0.5 each)
+    fresh_grads = True
+
+    def compute(self, a, b):
+        if self.requires_grad:
+            self.a, self.b = a, b
+        return np.maximum(a, b)
+
+    def backward(self, g):
+        a_wins = np.asarray(self.a > self.b, dtype=g.dtype)  # broadcast shape, g's dtype
+        a_wins[self.a == self.b] = 0.5
         ga = unbroadcast(g * a_wins, self.a_shape) if self.needs_input_grad[0] else None
         gb = unbroadcast(g * (1 - a_wins), self.b_shape) if self.needs_input_grad[1] else None
         return ga, gb
 
 
 class Neg(Function):
+    # d(-a)/da = -1
+    fresh_grads = True
+
     def forward(self, a):
         return -a
 
@@ -115,10 +169,13 @@ class Neg(Function):
 
 
 class Exp(Function):
-    # d exp(a) = exp(a)
+    # d exp(a)/da = exp(a) = out
+    fresh_grads = True
+
     def forward(self, a):
         out = np.exp(a)
-        self.out = out
+        if self.requires_grad:
+            self.out = out
         return out
 
     def backward(self, g):
@@ -126,9 +183,12 @@ class Exp(Function):
 
 
 class Log(Function):
-    # d log(a) = 1/a
+    # d log(a)/da = 1/a
+    fresh_grads = True
+
     def forward(self, a):
-        self.a = a
+        if self.requires_grad:
+            self.a = a
         return np.log(a)
 
     def backward(self, g):
@@ -136,10 +196,13 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    # d sqrt(a) = 1 / (2 sqrt(a))
+    # d sqrt(a)/da = 1 / (2 sqrt(a)) = 1 / (2 out)
+    fresh_grads = True
+
     def forward(self, a):
         out = np.sqrt(a)
-        self.out = out
+        if self.requires_grad:
+            self.out = out
         return out
 
     def backward(self, g):
@@ -147,10 +210,13 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
-    # d tanh(a) = 1 - tanh(a)^2
+    # d tanh(a)/da = 1 - tanh(a)^2 = 1 - out^2
+    fresh_grads = True
+
     def forward(self, a):
         out = np.tanh(a)
-        self.out = out
+        if self.requires_grad:
+            self.out = out
         return out
 
     def backward(self, g):
@@ -158,10 +224,14 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    # d sigmoid(a) = s (1 - s); computed as exp(-logaddexp(0, -a)) to stay finite
+    # s = 1 / (1 + exp(-a)), computed as exp(-log(1 + exp(-a))) to stay finite for any a;
+    # ds/da = s (1 - s)
+    fresh_grads = True
+
     def forward(self, a):
-        out = np.exp(-np.logaddexp(0, -a)).astype(a.dtype, copy=False)
-        self.out = out
+        out = np.exp(-np.logaddexp(0, -a))
+        if self.requires_grad:
+            self.out = out
         return out
 
     def backward(self, g):
@@ -169,19 +239,25 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
-    # d relu(a) = 1 where a > 0, else 0 (0 at the kink a == 0)
+    # d relu(a)/da = 1 where a > 0, else 0 (0 at the kink a == 0); NaN stays NaN forward
+    fresh_grads = True
+
     def forward(self, a):
-        self.mask = a > 0
-        return np.where(self.mask, a, 0).astype(a.dtype, copy=False)
+        if self.requires_grad:
+            self.positive = a > 0
+        return np.maximum(a, 0)
 
     def backward(self, g):
-        return g * self.mask
+        return g * self.positive
 
 
 class Abs(Function):
-    # d|a| = sign(a) (0 at a == 0)
+    # d|a|/da = sign(a) (0 at the kink a == 0)
+    fresh_grads = True
+
     def forward(self, a):
-        self.sign = np.sign(a)
+        if self.requires_grad:
+            self.sign = np.sign(a)
         return np.abs(a)
 
     def backward(self, g):
@@ -189,10 +265,12 @@ class Abs(Function):
 
 
 class Cast(Function):
-    # a dtype change is the identity on values; the gradient is cast back
+    # a dtype change is the identity on values: the gradient is cast back (a new array)
+    fresh_grads = True
+
     def forward(self, a, dtype):
         self.in_dtype = a.dtype
-        return a.astype(dtype)
+        return a.astype(dtype, copy=False)
 
     def backward(self, g):
-        return g.astype(self.in_dtype)
+        return g.astype(self.in_dtype)  # astype copies, even to the same dtype

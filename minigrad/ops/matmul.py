@@ -13,18 +13,22 @@ from ..autograd import Function, unbroadcast
 
 
 class MatMul(Function):
+    # out = a @ b:  dL/da = g @ b^T,  dL/db = a^T @ g  (summed over broadcast batch axes;
+    # a 1-D operand is treated as a (1, K) row or (K, 1) column, as np.matmul does)
+    fresh_grads = True
+
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError(f"matmul: both operands need at least 1 dimension, got {a.shape} @ {b.shape}")
-        if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        inner_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if a.shape[-1] != inner_b:
             raise ValueError(
                 f"matmul: cannot multiply {a.shape} @ {b.shape}: inner dimensions "
-                f"{a.shape[-1]} and {b.shape[-2 if b.ndim > 1 else 0]} differ"
+                f"{a.shape[-1]} and {inner_b} differ"
             )
-        self.a_shape, self.b_shape = a.shape, b.shape
         if self.requires_grad:
             self.a, self.b = a, b
-        if b.ndim == 2 and a.ndim > 2:  # (..., K) @ (K, M): one GEMM on (N, K)
+        if b.ndim == 2 and a.ndim > 2:  # (..., K) @ (K, M): one GEMM on (N, K), N = prod(...)
             return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[1])
         try:
             return np.matmul(a, b)
@@ -34,22 +38,19 @@ class MatMul(Function):
     def backward(self, g):
         a, b = self.a, self.b
         ga = gb = None
-        if b.ndim == 2 and a.ndim > 2:
+        if b.ndim == 2 and a.ndim > 2:  # the folded fast path: two GEMMs
             g2 = g.reshape(-1, g.shape[-1])  # (N, M)
             if self.needs_input_grad[0]:
-                ga = (g2 @ b.T).reshape(a.shape)  # (N, M) @ (M, K)
+                ga = (g2 @ b.T).reshape(a.shape)  # (N, M) @ (M, K) -> (..., K)
             if self.needs_input_grad[1]:
-                gb = a.reshape(-1, a.shape[-1]).T @ g2  # (K, N) @ (N, M)
+                gb = a.reshape(-1, a.shape[-1]).T @ g2  # (K, N) @ (N, M), sums over N
             return ga, gb
-        # promote 1-D operands to matrices as matmul does: a (K,) -> (1, K), b (K,) -> (K, 1)
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)
-        if b.ndim == 1:
-            g = g[..., None]
+        a2 = a[None, :] if a.ndim == 1 else a  # (K,) -> (1, K)
+        b2 = b[:, None] if b.ndim == 1 else b  # (K,) -> (K, 1)
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        g2 = g.reshape(*batch, a2.shape[-2], b2.shape[-1])  # re-insert the squeezed axes
         if self.needs_input_grad[0]:
-            ga = unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+            ga = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
-            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
         return ga, gb

@@ -10,20 +10,28 @@ import numpy as np
 from ..autograd import Function
 
 
-def normalize_axes(op: str, axis, ndim: int) -> tuple:
-    """`axis` (None, int or tuple) as a sorted tuple of non-negative axes, checked."""
+def normalize_axes(op: str, axis, ndim: int, shape: tuple | None = None) -> tuple:
+    """`axis` (None, an int or a tuple/list of ints, negative allowed) as a sorted tuple of
+    non-negative axes; a TypeError or ValueError naming `op` (and `shape` if given) otherwise.
+
+    A 0-d tensor accepts axis 0 or -1 (reducing it is the identity), as in PyTorch.
+    """
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    where = f" (shape {tuple(shape)})" if shape is not None else ""
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else axis
+    if not isinstance(axes, (tuple, list)) or not all(
+        isinstance(ax, (int, np.integer)) and not isinstance(ax, bool) for ax in axes
+    ):
+        raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
+    size = max(ndim, 1)
     out = []
     for ax in axes:
-        if not isinstance(ax, (int, np.integer)):
-            raise TypeError(f"{op}: axis must be an int or tuple of ints, got {axis!r}")
-        if not -ndim <= ax < max(ndim, 1) or (ndim == 0 and ax not in (0, -1)):
-            raise ValueError(f"{op}: axis {ax} is out of range for a tensor of {ndim} dimensions")
-        out.append(int(ax) % max(ndim, 1))
+        if not -size <= ax < size:
+            raise ValueError(f"{op}: axis {ax} is out of range for a tensor of {ndim} dimensions{where}")
+        out.append(int(ax) % size)
     if len(set(out)) != len(out):
-        raise ValueError(f"{op}: repeated axis in {axis!r}")
+        raise ValueError(f"{op}: repeated axis in {axis!r}{where}")
     return tuple(sorted(out)) if ndim else ()
 
 
@@ -32,21 +40,21 @@ def _keepdims_shape(shape: tuple, axes: tuple) -> tuple:
 
 
 class Sum(Function):
-    # d sum(a) / da = 1 for every element reduced
+    # d sum(a)/da_i = 1 for every element reduced: g broadcast back over the reduced axes
     def forward(self, a, axis=None, keepdims=False):
-        self.axes = normalize_axes("sum", axis, a.ndim)
+        self.axes = normalize_axes("sum", axis, a.ndim, a.shape)
         self.in_shape = a.shape
         return np.sum(a, axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):
         g = g.reshape(_keepdims_shape(self.in_shape, self.axes))
-        return np.broadcast_to(g, self.in_shape)
+        return np.broadcast_to(g, self.in_shape)  # a read-only view, no copy
 
 
 class Mean(Function):
-    # d mean(a) / da = 1/n for every element reduced
+    # d mean(a)/da_i = 1/n for every element reduced (n = number of elements reduced)
     def forward(self, a, axis=None, keepdims=False):
-        self.axes = normalize_axes("mean", axis, a.ndim)
+        self.axes = normalize_axes("mean", axis, a.ndim, a.shape)
         self.in_shape = a.shape
         self.count = int(np.prod([a.shape[i] for i in self.axes]))
         return np.mean(a, axis=self.axes, keepdims=keepdims)
@@ -57,27 +65,34 @@ class Mean(Function):
 
 
 class Max(Function):
-    # the gradient flows to the maximal elements; ties share it equally
+    # d max(a)/da_i = 1 at the maximal element, 0 elsewhere; k tied maxima get 1/k each
+    # (a NaN makes the maximum NaN: its slice's gradient is NaN, as 0/0)
+    fresh_grads = True
+
     def forward(self, a, axis=None, keepdims=False):
-        self.axes = normalize_axes("max", axis, a.ndim)
+        self.axes = normalize_axes("max", axis, a.ndim, a.shape)
         if a.size == 0:
             raise ValueError(f"max: cannot reduce an empty tensor of shape {a.shape}")
-        out = np.max(a, axis=self.axes, keepdims=True)
+        out = np.max(a, axis=self.axes, keepdims=True)  # keepdims shape
         if self.requires_grad:
             self.a, self.out_kept = a, out
         self.in_shape = a.shape
         return out if keepdims else out.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
 
     def backward(self, g):
-        is_max = self.a == self.out_kept
-        share = is_max / is_max.sum(axis=self.axes, keepdims=True)
-        return g.reshape(_keepdims_shape(self.in_shape, self.axes)) * share.astype(g.dtype)
+        share = (self.a == self.out_kept).astype(g.dtype)  # 1 at maxima, in g's dtype
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share /= share.sum(axis=self.axes, keepdims=True)
+        return g.reshape(_keepdims_shape(self.in_shape, self.axes)) * share
 
 
 class Var(Function):
-    # var = mean((a - mu)^2) (ddof=0); d var / da = 2 (a - mu) / n  (the mu term sums to zero)
+    # var = mean((a - mu)^2) (ddof=0); d var/da_i = 2 (a_i - mu) / n  (the terms through mu
+    # sum to zero because sum(a - mu) = 0)
+    fresh_grads = True
+
     def forward(self, a, axis=None, keepdims=False):
-        self.axes = normalize_axes("var", axis, a.ndim)
+        self.axes = normalize_axes("var", axis, a.ndim, a.shape)
         self.in_shape = a.shape
         self.count = int(np.prod([a.shape[i] for i in self.axes]))
         centered = a - a.mean(axis=self.axes, keepdims=True)

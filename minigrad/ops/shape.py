@@ -11,7 +11,7 @@ from .elementwise import broadcast_shape
 
 
 class Reshape(Function):
-    # the gradient is reshaped back
+    # a reshape keeps every value: the gradient is reshaped back (a view of g)
     def forward(self, a, shape):
         self.in_shape = a.shape
         try:
@@ -26,42 +26,63 @@ class Reshape(Function):
 
 
 class Transpose(Function):
-    # the gradient is permuted by the inverse permutation
+    # out = a.transpose(axes) moves input axis axes[i] to position i; the gradient goes
+    # back through the inverse permutation argsort(axes)
     def forward(self, a, axes):
         if axes is None:
             axes = tuple(reversed(range(a.ndim)))
-        if sorted(int(ax) % max(a.ndim, 1) for ax in axes) != list(range(a.ndim)) or any(
-            not -a.ndim <= ax < a.ndim for ax in axes
-        ):
-            raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {a.ndim} axes of {a.shape}")
-        self.axes = tuple(int(ax) % a.ndim for ax in axes)
+        self.axes = check_permutation("transpose", axes, a.shape)
         return a.transpose(self.axes)
 
     def backward(self, g):
         return g.transpose(np.argsort(self.axes))
 
 
+def check_permutation(op: str, axes, shape: tuple) -> tuple:
+    """`axes` (negative allowed) as non-negative ints, or a ValueError if it is not a
+    permutation of the axes of `shape` (NumPy's `transpose(*axes)` meaning, not PyTorch's
+    two-axis swap: use `swapaxes(i, j)` for that)."""
+    ndim = len(shape)
+    if not all(isinstance(ax, (int, np.integer)) and not isinstance(ax, bool) for ax in axes):
+        raise TypeError(f"{op}: axes must be ints, got {tuple(axes)}")
+    if len(axes) != ndim or any(not -ndim <= ax < ndim for ax in axes) or \
+            sorted(int(ax) % ndim for ax in axes) != list(range(ndim)):
+        raise ValueError(f"{op}: axes {tuple(axes)} are not a permutation of the {ndim} axes of {tuple(shape)}")
+    return tuple(int(ax) % ndim for ax in axes)
+
+
+def _index_parts(index) -> tuple:
+    return index if isinstance(index, tuple) else (index,)
+
+
 def _check_index(index, shape):
-    """Reject float index arrays with a TypeError that says so."""
-    parts = index if isinstance(index, tuple) else (index,)
-    for part in parts:
-        if isinstance(part, np.ndarray) and part.dtype.kind == "f":
-            raise TypeError(f"getitem: index arrays must be integer or boolean, got dtype {part.dtype} (tensor shape {shape})")
-        if isinstance(part, float):
-            raise TypeError(f"getitem: index must be an int, slice or integer array, got float {part} (tensor shape {shape})")
+    """Reject float index arrays and float indices with a TypeError that says so."""
+    for part in _index_parts(index):
+        if isinstance(part, np.ndarray) and part.dtype.kind not in "biu":
+            raise TypeError(
+                f"getitem: index arrays must be integer or boolean, got dtype {part.dtype} "
+                f"(tensor shape {shape})"
+            )
+        if isinstance(part, (float, np.floating)):
+            raise TypeError(
+                f"getitem: index must be an int, slice, None, Ellipsis or an integer/boolean "
+                f"array, got float {part} (tensor shape {shape})"
+            )
 
 
-def _is_basic(index) -> bool:
-    """True when the index uses only ints, slices, None and Ellipsis (a view, no repeats)."""
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(p, (int, np.integer, slice, type(None), type(Ellipsis))) for p in parts)
+def _has_integer_array(index) -> bool:
+    """True when the index holds an integer array: the only way one position is picked twice."""
+    return any(isinstance(p, np.ndarray) and p.dtype.kind in "iu" for p in _index_parts(index))
 
 
 class GetItem(Function):
-    # the gradient is scattered back to the selected positions (added, for repeated indices)
+    # out = a[index]: the gradient is scattered back to the selected positions, and added up
+    # where an integer array picks the same position more than once
+    fresh_grads = True
+
     def forward(self, a, index):
         _check_index(index, a.shape)
-        self.index, self.in_shape, self.dtype = index, a.shape, a.dtype
+        self.index, self.in_shape = index, a.shape
         try:
             return a[index]
         except IndexError as error:
@@ -69,15 +90,15 @@ class GetItem(Function):
 
     def backward(self, g):
         grad = np.zeros(self.in_shape, dtype=g.dtype)
-        if _is_basic(self.index):
-            grad[self.index] = g
+        if _has_integer_array(self.index):
+            np.add.at(grad, self.index, g)  # unbuffered: repeated positions accumulate
         else:
-            np.add.at(grad, self.index, g)
+            grad[self.index] = g  # slices, ints, None, Ellipsis, boolean masks: no repeats
         return grad
 
 
 class Concat(Function):
-    # the gradient is cut back into the pieces
+    # the gradient is cut back into the pieces (views of g)
     def forward(self, *arrays, axis=0):
         if not arrays:
             raise ValueError("concat: needs at least one tensor")
@@ -99,7 +120,7 @@ class Concat(Function):
 
 
 class Stack(Function):
-    # the gradient is unstacked along the new axis
+    # the gradient is unstacked along the new axis (views of g)
     def forward(self, *arrays, axis=0):
         if not arrays:
             raise ValueError("stack: needs at least one tensor")
@@ -118,6 +139,8 @@ class Stack(Function):
 
 class MaskedFill(Function):
     # filled positions are constants: their gradient is zero; the rest pass through
+    fresh_grads = True
+
     def forward(self, a, mask, value=0.0):
         if mask.dtype != np.bool_:
             raise TypeError(f"masked_fill: mask must be boolean, got dtype {mask.dtype}")
@@ -132,6 +155,8 @@ class MaskedFill(Function):
 
 class Where(Function):
     # d where(c, a, b)/da = c, /db = not c (then summed back over broadcast axes)
+    fresh_grads = True
+
     def forward(self, cond, a, b):
         if cond.dtype != np.bool_:
             raise TypeError(f"where: condition must be boolean, got dtype {cond.dtype}")
