@@ -121,7 +121,6 @@ class GPTModel(nn.Module):
         if dtype.kind != "f":
             raise TypeError(f"GPTModel: dtype must be a float type (float32 or float64), got {dtype}")
         self.cfg = cfg
-        self.dtype = dtype
         self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"], dtype=dtype, generator=generator)
         self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"], dtype=dtype, generator=generator)
         self.drop_emb = nn.Dropout(cfg["drop_rate"], generator=generator)
@@ -130,6 +129,11 @@ class GPTModel(nn.Module):
         )
         self.final_norm = LayerNorm(cfg["emb_dim"], dtype=dtype)
         self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False, dtype=dtype, generator=generator)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The float dtype of the weights (and of the logits)."""
+        return self.tok_emb.weight.dtype
 
     # ------------------------------------------------------------------ weight tying
     def tie_weights(self) -> "GPTModel":
