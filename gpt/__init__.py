@@ -11,5 +11,5 @@ from .utils import model_summary, print_model_summary, text_to_token_ids, token_
 from .tokenizer import ByteTokenizer, TiktokenTokenizer, Tokenizer, get_tokenizer, tokenizer_from_state
 from .tokenizer_files import TokenizerNotFoundError
 from .bpe import train_bpe
-from .corpus import default_corpus_text, list_text_files, load_text, tokenize_files
+from .corpus import default_corpus_text, list_text_files, load_text, prepare_corpus, tokenize_files
 from .data import DataLoader, SlidingWindowDataset, create_dataloader, train_val_split

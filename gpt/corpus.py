@@ -192,3 +192,30 @@ def tokenize_files(paths, tokenizer, cache_dir=None, errors: str = "strict") -> 
         return np.load(folder / name, mmap_mode="r")
     warnings.warn(f"could not write a token cache in {', '.join(map(str, candidates))}; keeping tokens in memory", stacklevel=2)
     return ids
+
+
+def prepare_corpus(data=None, tokenizer="bytes", tokenizer_path=None, cache_dir=None, errors: str = "strict"):
+    """(tokenizer, token ids (T,), description): everything `gpt train` needs from its data flags.
+
+    data: None for the default corpus, else a file, several files or a directory.
+    tokenizer: "bytes", "gpt2", "bpe:N" (trained here on the data's text), or a Tokenizer
+    (e.g. rebuilt from a checkpoint when resuming: it is used as is, never retrained).
+    """
+    from gpt.bpe import train_bpe
+
+    if isinstance(tokenizer, str) and tokenizer.strip().lower().startswith("bpe:") and tokenizer_path is None:
+        from gpt.tokenizer import _parse_bpe_size
+
+        size = _parse_bpe_size(tokenizer.strip().lower())
+        text = default_corpus_text() if data is None else load_text(data, errors)
+        tokenizer = train_bpe(text, size)
+    else:
+        tokenizer = get_tokenizer(tokenizer, tokenizer_path)
+    if data is None:
+        text = default_corpus_text()
+        description = f"the default corpus (Python Language Reference, {len(text):,} characters)"
+        return tokenizer, tokenizer.encode_array(text), description
+    files = list_text_files(data)
+    token_ids = tokenize_files(files, tokenizer, cache_dir, errors)
+    description = f"{files[0]}" + (f" and {len(files) - 1} more files" if len(files) > 1 else "")
+    return tokenizer, token_ids, description

@@ -145,3 +145,16 @@ def test_broken_cache_is_redone_with_a_warning(tmp_path, user_cache):
     with pytest.warns(UserWarning, match="unreadable token cache"):
         again = gpt.tokenize_files(path, "bytes")
     assert np.array_equal(again, ids)
+
+
+def test_prepare_corpus_for_the_command_line(tmp_path, user_cache):
+    from gpt.corpus import prepare_corpus
+
+    tokenizer, ids, description = prepare_corpus(None, "bytes")
+    assert tokenizer.name == "bytes" and len(ids) > 400_000 and "default corpus" in description
+    path = tmp_path / "t.txt"
+    path.write_text("a tiny corpus about cats and hats; cats sat on hats. " * 30, encoding="utf-8")
+    bpe, ids, description = prepare_corpus(path, "bpe:270")
+    assert bpe.n_vocab == 270 and ids.tolist() == bpe.encode(gpt.load_text(path))
+    again, ids_again, _ = prepare_corpus(path, bpe)  # resuming: the checkpoint's tokenizer, not retrained
+    assert again is bpe and np.array_equal(ids_again, ids)
