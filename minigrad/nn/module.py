@@ -115,13 +115,17 @@ class Module:
         self._non_persistent_buffers.discard(name)
 
     def __setattr__(self, name: str, value) -> None:
+        # replacing a registered parameter/submodule keeps its position (as PyTorch does), so
+        # swapping a layer inside a Sequential does not move it to the end
         if isinstance(value, Parameter):
             self._check_initialized(name)
-            self._discard(name)
+            if name not in self._parameters:
+                self._discard(name)
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._check_initialized(name)
-            self._discard(name)
+            if name not in self._modules:
+                self._discard(name)
             self._modules[name] = value
         elif "_parameters" in self.__dict__ and name in self._parameters:
             if value is not None:
