@@ -61,7 +61,10 @@ class Tokenizer:
         return np.asarray(self.encode(text), dtype=self.dtype)
 
     def decode(self, token_ids) -> str:
-        """Text of ids given as a list, a (T,) or (1, T) array, or a Tensor-like with `.data`."""
+        """Text of ids given as a list, a (T,) or (1, T) array, one int, or a Tensor-like with `.data`.
+
+        Ids outside 0..n_vocab-1 raise ValueError; byte sequences that are not valid UTF-8
+        decode to U+FFFD (errors="replace")."""
         raise NotImplementedError
 
     def to_state(self) -> dict:
@@ -83,6 +86,8 @@ class Tokenizer:
         if isinstance(data, memoryview):  # an ndarray's own .data is a buffer, not a Tensor's array
             data = token_ids
         ids = np.asarray(data)
+        if ids.ndim == 0:
+            ids = ids.reshape(1)  # one id (e.g. the token just sampled)
         if ids.ndim == 2 and ids.shape[0] == 1:
             ids = ids[0]  # (1, T) -> (T,), the book's batch of one
         if ids.ndim != 1:

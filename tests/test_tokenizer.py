@@ -57,6 +57,7 @@ def test_decode_accepts_arrays_tensors_and_batch_of_one():
         data = np.array([ids])
 
     assert tok.decode(TensorLike()) == "hi"
+    assert tok.decode(np.int64(104)) == tok.decode(104) == "h"
 
 
 @pytest.mark.parametrize("bad, named", [([-1], -1), ([257], 257), ([1, 2, 300], 300)])
