@@ -1,0 +1,109 @@
+"""Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), with PyTorch's update order.
+
+For each parameter p with gradient g, at its step t = 1, 2, ...:
+
+    p = p * (1 - lr * weight_decay)              AdamW: decoupled decay, applied first
+    g = g + weight_decay * p                     Adam: L2 decay folded into the gradient
+    m = m + (1 - beta1) * (g - m)                (= beta1 m + (1 - beta1) g, PyTorch's lerp)
+    v = beta2 * v + (1 - beta2) * g * g
+    denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+    p = p - lr / (1 - beta1^t) * m / denom
+
+Each parameter keeps its own step counter t (a parameter that had no gradient at some step
+does not advance), as in PyTorch.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .optimizer import Optimizer, _check_number, run_chunked
+
+
+def _adam_kernel(p, g, m, v, s1, s2, lr, beta1, beta2, eps, weight_decay, decoupled,
+                 bias_correction1, bias_correction2_sqrt):
+    """One Adam/AdamW update of one chunk, in place (s1, s2: scratch shaped like p)."""
+    if weight_decay != 0:
+        if decoupled:
+            p *= 1.0 - lr * weight_decay              # AdamW: p = p (1 - lr wd)
+        else:
+            np.multiply(p, weight_decay, out=s2)
+            s2 += g                                   # Adam: g = g + wd p
+            g = s2
+    np.subtract(g, m, out=s1)
+    s1 *= 1.0 - beta1
+    m += s1                                           # m = m + (1 - b1)(g - m)
+    np.multiply(g, g, out=s1)
+    s1 *= 1.0 - beta2
+    v *= beta2
+    v += s1                                           # v = b2 v + (1 - b2) g^2
+    np.sqrt(v, out=s1)
+    s1 /= bias_correction2_sqrt
+    s1 += eps                                         # denom = sqrt(v) / sqrt(bc2) + eps
+    np.divide(m, s1, out=s1)
+    s1 *= lr / bias_correction1
+    p -= s1                                           # p = p - lr / bc1 * m / denom
+
+
+class Adam(Optimizer):
+    """Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0).
+
+    weight_decay here is L2 regularization added to the gradient (PyTorch's Adam); use AdamW
+    for decoupled weight decay. State per parameter: "step" (int), "exp_avg" and
+    "exp_avg_sq" (arrays like the parameter).
+    """
+
+    decoupled_weight_decay = False
+    _state_keys = {"step": "int", "exp_avg": "array", "exp_avg_sq": "array"}
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def _check_group(self, group: dict) -> None:
+        name = type(self).__name__
+        _check_number(name, "lr", group["lr"])
+        _check_number(name, "eps", group["eps"])
+        _check_number(name, "weight_decay", group["weight_decay"])
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        _check_number(name, "beta1", betas[0], 0.0, 1.0, high_open=True)
+        _check_number(name, "beta2", betas[1], 0.0, 1.0, high_open=True)
+        group["betas"] = (float(betas[0]), float(betas[1]))
+
+    def _update_group(self, group: dict) -> None:
+        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        items = []
+        for param in group["params"]:
+            grad = self._gradient(param)
+            if grad is None:
+                continue
+            state = self.state.get(param)
+            if state is None:
+                state = self.state[param] = {
+                    "step": 0,
+                    "exp_avg": np.zeros_like(param.data, order="C"),
+                    "exp_avg_sq": np.zeros_like(param.data, order="C"),
+                }
+            state["step"] += 1
+            step = state["step"]
+            scalars = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                           decoupled=self.decoupled_weight_decay,
+                           bias_correction1=1.0 - beta1 ** step,
+                           bias_correction2_sqrt=math.sqrt(1.0 - beta2 ** step))
+            items.append(([param.data, grad, state["exp_avg"], state["exp_avg_sq"]], scalars))
+        run_chunked(_adam_kernel, items)
+
+
+class AdamW(Adam):
+    """AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01): Adam with
+    decoupled weight decay p = p (1 - lr wd) applied before the Adam step (PyTorch's AdamW)."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

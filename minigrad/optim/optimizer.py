@@ -1,0 +1,370 @@
+"""`Optimizer`: the base class of SGD, Adam and AdamW (PyTorch's `torch.optim.Optimizer`).
+
+    optimizer = AdamW([{"params": decay, "weight_decay": 0.1},
+                       {"params": no_decay, "weight_decay": 0.0}], lr=4e-4)
+    loss.backward(); optimizer.step(); optimizer.zero_grad()
+
+Parameter groups are dicts with "params" (a list of Parameters) and any hyperparameters that
+override the optimizer's defaults. Per-parameter state (momentum, Adam's moments, the step
+counter) lives in `optimizer.state[param]`. `state_dict()` refers to parameters by their index
+in the order of the groups (as PyTorch), so it can be saved with `minigrad.save` and loaded
+into a fresh optimizer over a freshly built model of the same shapes.
+
+How updates run: every update is in place and vectorized, with no temporary arrays. Each
+parameter (and its gradient and state) is viewed as one flat vector and cut into chunks of
+`CHUNK_SIZE` elements; the update kernel runs chunk by chunk using two small scratch buffers
+that stay in the CPU cache, and the chunks are shared between `get_num_threads()` threads
+(NumPy releases the GIL inside its loops). Every element sees exactly the same arithmetic, so
+the result is bit for bit the same for any chunk size or thread count. (A later "one flat
+buffer" fast path only needs the parameters to be views into one array: it becomes one item.)
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from numbers import Real
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..autograd import enable_grad
+from ..tensor import Tensor
+
+CHUNK_SIZE = 131072  # elements per chunk: 2 scratch buffers + 4 state slices fit in L2
+PARALLEL_MIN_ELEMENTS = 1 << 20  # below this a step is too short to be worth a thread pool
+
+_num_threads = None
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by optimizer updates (default: the cores available to this process)."""
+    global _num_threads, _pool
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    with _pool_lock:
+        _num_threads = int(n)
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+
+
+def get_num_threads() -> int:
+    return _num_threads if _num_threads is not None else _available_cores()
+
+
+def _get_pool(threads: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minigrad-optim")
+        return _pool
+
+
+def run_chunked(kernel: Callable, items: list) -> None:
+    """Run `kernel(*arrays, scratch1, scratch2, **scalars)` over every item, in chunks.
+
+    items: list of (arrays, scalars). The arrays of one item have one shape and dtype; they
+    are flattened (views when C-contiguous) and cut into chunks. An item whose first array
+    (the one written to, e.g. the parameter) is not C-contiguous runs whole, with fresh
+    scratch arrays of its shape, so the update still lands in the parameter itself.
+    """
+    jobs, total = [], 0
+    for arrays, scalars in items:
+        if not arrays[0].flags.c_contiguous:
+            jobs.append((None, arrays, scalars))
+            total += arrays[0].size
+            continue
+        flat = [a.reshape(-1) for a in arrays]  # views, except a non-contiguous grad (copied)
+        size = flat[0].size
+        for start in range(0, size, CHUNK_SIZE):
+            stop = min(size, start + CHUNK_SIZE)
+            jobs.append((stop - start, [a[start:stop] for a in flat], scalars))
+        total += size
+
+    def work(job_slice):
+        scratch = {}
+        for length, arrays, scalars in job_slice:
+            dtype = arrays[0].dtype
+            if length is None:  # non-contiguous parameter: whole-array update
+                s1, s2 = np.empty(arrays[0].shape, dtype), np.empty(arrays[0].shape, dtype)
+            else:
+                if dtype not in scratch:
+                    scratch[dtype] = (np.empty(CHUNK_SIZE, dtype), np.empty(CHUNK_SIZE, dtype))
+                s1, s2 = (buffer[:length] for buffer in scratch[dtype])
+            kernel(*arrays, s1, s2, **scalars)
+
+    threads = min(get_num_threads(), len(jobs))
+    if threads <= 1 or total < PARALLEL_MIN_ELEMENTS:
+        work(jobs)
+        return
+    # contiguous runs of jobs with about the same number of elements per thread
+    bounds, acc, target, index = [0], 0, total / threads, 0
+    for index, (length, arrays, _) in enumerate(jobs):
+        acc += arrays[0].size
+        if acc >= target * len(bounds) and len(bounds) < threads:
+            bounds.append(index + 1)
+    bounds.append(len(jobs))
+    pieces = [jobs[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    for future in [_get_pool(get_num_threads()).submit(work, piece) for piece in pieces]:
+        future.result()
+
+
+class _ParamState(dict):
+    """optimizer.state: per-parameter dicts, looked up by the parameter object's identity
+    (Tensors are not compared by value here). Keys are id(param); use state[param]."""
+
+    def __init__(self, owner):
+        super().__init__()
+        self._owner = owner
+
+    @staticmethod
+    def _key(param):
+        return id(param) if isinstance(param, Tensor) else param
+
+    def __getitem__(self, param):
+        return super().__getitem__(self._key(param))
+
+    def __setitem__(self, param, value):
+        super().__setitem__(self._key(param), value)
+
+    def __contains__(self, param):
+        return super().__contains__(self._key(param))
+
+    def __delitem__(self, param):
+        super().__delitem__(self._key(param))
+
+    def get(self, param, default=None):
+        return super().get(self._key(param), default)
+
+
+def _check_number(optimizer: str, name: str, value, low=0.0, high=None, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{optimizer}: {name} must be a number, got {type(value).__name__}")
+    if value < low or (high is not None and (value >= high if high_open else value > high)):
+        interval = f"[{low}, {high})" if high_open else f">= {low}"
+        raise ValueError(f"{optimizer}: invalid {name} {value} (must be {interval})")
+
+
+class Optimizer:
+    """Holds parameter groups and per-parameter state; subclasses implement `_update_group`.
+
+    Attributes:
+      param_groups: list of dicts {"params": [Parameter, ...], hyperparameter: value, ...}
+      state:        per-parameter state dicts, `optimizer.state[param]`
+      defaults:     the hyperparameters a group gets when it does not set them
+    """
+
+    # per-parameter state entries, name -> "array" (shaped like the parameter) or "int";
+    # every state dict entry must hold exactly these (checked by load_state_dict)
+    _state_keys: dict = {}
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.state = _ParamState(self)
+        self.param_groups: list[dict] = []
+        if isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters "
+                            f"or of dicts, got a single {type(params).__name__}; wrap it in a list")
+        if isinstance(params, dict) or not isinstance(params, Iterable):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters "
+                            f"or of dicts, got {type(params).__name__}")
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ------------------------------------------------------------ groups
+    def _check_group(self, group: dict) -> None:
+        """Validate a group's hyperparameters (subclasses check theirs)."""
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters with its own hyperparameters (others from defaults)."""
+        name = type(self).__name__
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{name}: a parameter group must be a dict, got "
+                            f"{type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError(f"{name}: a parameter group needs a 'params' entry")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError(f"{name}: the parameters of a group must be an ordered sequence, "
+                            f"got a set (its order changes between runs)")
+        params = list(params)
+        group_index = len(self.param_groups)
+        if not params:
+            raise ValueError(f"{name}: parameter group {group_index} is empty")
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        for index, param in enumerate(params):
+            where = f"parameter {index} of group {group_index}"
+            if not isinstance(param, Tensor):
+                raise TypeError(f"{name}: {where} is a {type(param).__name__}, not a "
+                                f"Parameter/Tensor")
+            if param.dtype.kind != "f":
+                raise TypeError(f"{name}: {where} has dtype {param.dtype}; only floating "
+                                f"tensors can be optimized")
+            if not param.is_leaf:
+                raise ValueError(f"{name}: {where} (shape {param.shape}) is not a leaf tensor "
+                                 f"(it was computed by an op), so it cannot be optimized")
+            if id(param) in seen:
+                raise ValueError(f"{name}: {where} (shape {param.shape}) is given more than "
+                                 f"once; each parameter may appear in one group only, once")
+            seen.add(id(param))
+        group = dict(param_group)
+        group["params"] = params
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    # ------------------------------------------------------------ steps
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drop every parameter's gradient (or zero it in place when set_to_none=False)."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                if set_to_none:
+                    param.grad = None
+                elif param.grad is not None:
+                    param.grad.fill(0)
+
+    def step(self, closure: Callable | None = None):
+        """Update every parameter that has a gradient (the others are skipped, their state
+        untouched). `closure`, when given, recomputes and returns the loss first."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._update_group(group)
+        return loss
+
+    def _update_group(self, group: dict) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def _gradient(param: Tensor) -> np.ndarray | None:
+        grad = param.grad
+        if grad is None:
+            return None
+        if grad.shape != param.shape:
+            raise ValueError(f"optimizer: a gradient has shape {grad.shape}, its parameter has "
+                             f"shape {param.shape}")
+        return grad
+
+    # ------------------------------------------------------------ state dict
+    def state_dict(self) -> dict:
+        """{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]}.
+
+        Indices count parameters across groups in order. The arrays are the live state
+        arrays (as in PyTorch); `minigrad.save` writes them at once.
+        """
+        state, groups, index = {}, [], 0
+        for group in self.param_groups:
+            indices = []
+            for param in group["params"]:
+                if param in self.state:
+                    state[index] = dict(self.state[param])
+                indices.append(index)
+                index += 1
+            saved = {key: value for key, value in group.items() if key != "params"}
+            saved["params"] = indices
+            groups.append(saved)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore state and hyperparameters saved by `state_dict()` (copied, not shared).
+
+        The state must come from an optimizer of the same kind over parameters of the same
+        number, order and shapes; otherwise one ValueError lists every mismatch and nothing
+        is changed.
+        """
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"{name}.load_state_dict: expected a dict with keys 'state' and "
+                             f"'param_groups' (from optimizer.state_dict()), got "
+                             f"{type(state_dict).__name__}"
+                             + (f" with keys {sorted(map(str, state_dict))}"
+                                if isinstance(state_dict, dict) else ""))
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        problems = []
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the optimizer has "
+                             f"{len(self.param_groups)} parameter groups, the state dict has "
+                             f"{len(saved_groups)} (was it saved for another model or setup?)")
+        params_by_index = {}
+        for group_index, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            count, saved_count = len(group["params"]), len(saved.get("params", ()))
+            if count != saved_count:
+                problems.append(f"  group {group_index}: the optimizer has {count} parameters, "
+                                f"the state dict has {saved_count}")
+                continue
+            absent = sorted(set(self.defaults) - set(saved))
+            if absent:
+                problems.append(f"  group {group_index}: the state dict lacks the "
+                                f"hyperparameters {absent} (saved by another optimizer type?)")
+            for param, index in zip(group["params"], saved["params"]):
+                params_by_index[index] = (group_index, param)
+        for index, entry in saved_state.items():
+            if index not in params_by_index:
+                problems.append(f"  state for parameter {index}, which the optimizer does not have")
+                continue
+            group_index, param = params_by_index[index]
+            where = f"parameter {index} (group {group_index}, shape {param.shape})"
+            if not isinstance(entry, dict):
+                problems.append(f"  {where}: state is a {type(entry).__name__}, not a dict")
+                continue
+            unknown = sorted(map(str, set(entry) - set(self._state_keys)))
+            absent = [key for key in self._state_keys if key not in entry]
+            if unknown or absent:
+                problems.append(f"  {where}: state has {sorted(map(str, entry))}, this optimizer "
+                                f"keeps {list(self._state_keys)} (saved by another optimizer type?)")
+                continue
+            for key, kind in self._state_keys.items():
+                value = entry[key]
+                if kind == "int":
+                    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                        problems.append(f"  {where}: {key} must be an int >= 0, got {value!r}")
+                elif not isinstance(value, np.ndarray):
+                    problems.append(f"  {where}: {key} is a {type(value).__name__}, not an array")
+                elif value.shape != param.shape:
+                    problems.append(f"  {where}: {key} has shape {value.shape}")
+                elif value.dtype != param.dtype:
+                    problems.append(f"  {where}: {key} has dtype {value.dtype}, the parameter "
+                                    f"{param.dtype}")
+        if problems:
+            raise ValueError(f"{name}.load_state_dict: the state does not fit this optimizer's "
+                             f"parameters, nothing was changed:\n" + "\n".join(problems))
+        # all checked: apply
+        for group, saved in zip(self.param_groups, saved_groups):
+            for key, value in saved.items():
+                if key != "params":
+                    group[key] = value
+        self.state.clear()
+        for index, entry in saved_state.items():
+            _, param = params_by_index[index]
+            self.state[param] = {key: (np.array(value, copy=True) if isinstance(value, np.ndarray)
+                                       else int(value)) for key, value in entry.items()}
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for index, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {index}")
+            for key in sorted(group):
+                if key != "params":
+                    lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
