@@ -280,7 +280,8 @@ def load_gpt2_tokenizer(path: str | os.PathLike | None = None) -> TiktokenTokeni
 TOKENIZER_NAMES = ("bytes", "gpt2", "bpe:N")
 
 
-def _parse_bpe_size(name: str) -> int:
+def parse_bpe_size(name: str) -> int:
+    """N of a "bpe:N" tokenizer name (ValueError when N is missing, not an int, or below 257)."""
     try:
         size = int(name.split(":", 1)[1])
     except ValueError:
@@ -288,6 +289,9 @@ def _parse_bpe_size(name: str) -> int:
     if size < 257:
         raise ValueError(f"tokenizer name {name!r}: N must be at least 257 (256 bytes + <|endoftext|>)")
     return size
+
+
+_parse_bpe_size = parse_bpe_size  # (older name)
 
 
 def get_tokenizer(name: str | Tokenizer, path: str | os.PathLike | None = None) -> Tokenizer:
