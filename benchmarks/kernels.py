@@ -1,0 +1,139 @@
+"""Forward+backward time of each fused kernel at GPT-2-small shapes, next to one matmul.
+
+    python -m benchmarks.kernels                 # all kernels, default threads
+    python -m benchmarks.kernels --threads 1     # one BLAS thread and no kernel threads
+    python -m benchmarks.kernels --only attention cross_entropy
+
+Shapes: B=8 sequences of T=256 tokens, width C=768, H=12 heads of D=64, MLP width 3072,
+vocabulary V=50,257. Each kernel is timed forward only and forward+backward (best of
+--repeat runs after one warm-up), and next to it one float32 matmul: the GEMM of equal FLOPs
+for attention and linear, otherwise the model's GEMM that produces (or consumes) an array of
+the kernel's size. The ratio says how many such matmuls the kernel's forward+backward costs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS threads and kernel threads (default: all cores)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per kernel (best is kept)")
+    parser.add_argument("--only", nargs="*", default=None, help="kernel names to run")
+    return parser.parse_args(argv)
+
+
+ARGS = parse_args() if __name__ == "__main__" else None
+if ARGS is not None and ARGS.threads:  # must be set before NumPy loads BLAS
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(ARGS.threads)
+
+import numpy as np  # noqa: E402
+
+import minigrad as mg  # noqa: E402
+import minigrad.nn.functional as F  # noqa: E402
+
+B, T, C, H, D, HIDDEN, VOCAB = 8, 256, 768, 12, 64, 3072, 50257
+N = B * T
+
+
+def best_time(fn, repeat: int) -> float:
+    """Best wall time of fn() in milliseconds, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times) * 1e3
+
+
+def param(rng, *shape, scale=1.0):
+    return mg.Tensor((rng.standard_normal(shape) * scale).astype(np.float32), requires_grad=True)
+
+
+def cases(rng):
+    """(name, shape text, forward callable returning a Tensor, reference GEMM (m, k, n), its label)."""
+    x_c = param(rng, N, C)
+    x_h = param(rng, N, HIDDEN)
+    w_ln, b_ln = param(rng, C), param(rng, C)
+    q, k, v = (param(rng, B, H, T, D) for _ in range(3))
+    logits = param(rng, N, VOCAB)
+    targets = rng.integers(0, VOCAB, N)
+    table = param(rng, VOCAB, C, scale=0.02)
+    ids = rng.integers(0, VOCAB, (B, T))
+    w_fc, b_fc = param(rng, HIDDEN, C, scale=0.02), param(rng, HIDDEN, scale=0.02)
+    scores = param(rng, B, H, T, T)
+    attention_flops = 2 * (2 * B * H * T * T * D)  # q k^T and P v
+    return [
+        ("attention", f"q,k,v ({B},{H},{T},{D}) causal",
+         lambda: F.scaled_dot_product_attention(q, k, v), (N, C, attention_flops // (2 * N * C)),
+         "equal FLOPs"),
+        ("attention+dropout", f"q,k,v ({B},{H},{T},{D}) p=0.1",
+         lambda: F.scaled_dot_product_attention(q, k, v, dropout_p=0.1),
+         (N, C, attention_flops // (2 * N * C)), "equal FLOPs"),
+        ("softmax", f"({B},{H},{T},{T})", lambda: F.softmax(scores), (N, C, C), "x @ W_attn_out"),
+        ("layer_norm", f"({N},{C})", lambda: F.layer_norm(x_c, w_ln, b_ln), (N, C, C), "x @ W_attn_out"),
+        ("gelu", f"({N},{C})", lambda: F.gelu(x_c), (N, C, C), "x @ W_attn_out"),
+        ("gelu", f"({N},{HIDDEN})", lambda: F.gelu(x_h), (N, C, HIDDEN), "x @ W_fc"),
+        ("dropout", f"({N},{C}) p=0.1", lambda: F.dropout(x_c, 0.1), (N, C, C), "x @ W_attn_out"),
+        ("cross_entropy", f"({N},{VOCAB})", lambda: F.cross_entropy(logits, targets),
+         (N, C, VOCAB), "x @ W_head"),
+        ("embedding", f"{VOCAB}x{C}, ids ({B},{T})", lambda: F.embedding(ids, table), (N, C, C),
+         "x @ W_attn_out"),
+        ("linear", f"({N},{C}) @ ({C},{HIDDEN})", lambda: F.linear(x_c, w_fc, b_fc), (N, C, HIDDEN),
+         "equal FLOPs"),
+    ]
+
+
+def forward_backward(fn, rng_out):
+    def run():
+        out = fn()
+        out.backward(rng_out(out))
+    return run
+
+
+def main(args) -> None:
+    if args.threads:
+        F.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    gemm_cache = {}
+
+    def gemm_ms(m, k, n):
+        if (m, k, n) not in gemm_cache:
+            a = rng.standard_normal((m, k), dtype=np.float32)
+            b = rng.standard_normal((k, n), dtype=np.float32)
+            gemm_cache[(m, k, n)] = best_time(lambda: a @ b, args.repeat)
+        return gemm_cache[(m, k, n)]
+
+    grads = {}
+
+    def grad_for(out):  # one fixed upstream gradient per output shape (not timed after warm-up)
+        if out.shape not in grads:
+            grads[out.shape] = rng.standard_normal(out.shape).astype(out.dtype) if out.ndim else None
+        return grads[out.shape]
+
+    peak_ms = gemm_ms(2048, 2048, 2048)
+    print(f"numpy {np.__version__}, kernel threads {F.get_num_threads()}, "
+          f"float32 GEMM 2048^3: {2 * 2048**3 / peak_ms / 1e6:.0f} GFLOP/s\n")
+    header = ("| kernel | shape | forward ms | fwd+bwd ms | matmul (m,k,n) | matmul ms | "
+              "fwd+bwd / matmul |")
+    print(header)
+    print("|" + "---|" * 7)
+    for name, shape, fn, (m, k, n), label in cases(rng):
+        if args.only and name not in args.only:
+            continue
+        with mg.no_grad():
+            forward_ms = best_time(fn, args.repeat)
+        both_ms = best_time(forward_backward(fn, grad_for), args.repeat)
+        ref_ms = gemm_ms(m, k, n)
+        print(f"| {name} | {shape} | {forward_ms:.1f} | {both_ms:.1f} | "
+              f"({m},{k},{n}) {label} | {ref_ms:.1f} | {both_ms / ref_ms:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(ARGS))

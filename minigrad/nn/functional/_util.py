@@ -1,0 +1,171 @@
+"""Helpers shared by the fused kernels: input coercion, axis checks, and cache-sized blocks
+run on a small thread pool.
+
+Why blocks and threads: a kernel such as GELU or softmax is a chain of 5-10 elementwise
+NumPy passes. Run over a whole (2048, 3072) array, every pass streams 25 MB through memory;
+run over blocks of ~64K elements, the chain stays in the L2 cache and only the first read and
+the last write touch memory. NumPy's elementwise ops use one core; they release the GIL, so
+two Python threads working on disjoint row ranges use two cores. BLAS calls are never made
+from the worker threads (OpenBLAS runs its own threads, and mixing the two was measured to be
+erratic); only elementwise work and row reductions are split.
+
+    set_num_threads(1)      # everything runs inline in the calling thread
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ...tensor import Tensor
+
+BLOCK_ELEMENTS = 1 << 16  # elements per block: 256 KB of float32, a fraction of L2
+PARALLEL_MIN_ELEMENTS = 1 << 17  # below this, waking a thread costs more than it saves
+
+
+def _default_threads() -> int:
+    env = os.environ.get("MINIGRAD_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+_num_threads = _default_threads()
+_pool: ThreadPoolExecutor | None = None
+_pool_key = None  # (pid, size): a forked child or a new thread count gets a fresh pool
+_local = threading.local()
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by the fused kernels' elementwise work (1 = no worker threads)."""
+    global _num_threads
+    if int(n) < 1:
+        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+    _num_threads = int(n)
+
+
+def get_num_threads() -> int:
+    return _num_threads
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool, _pool_key
+    key = (os.getpid(), _num_threads)
+    if _pool is None or _pool_key != key:
+        _pool = ThreadPoolExecutor(max_workers=max(1, _num_threads - 1),
+                                   thread_name_prefix="minigrad-kernel")
+        _pool_key = key
+    return _pool
+
+
+def _run_as_worker(body, lo, hi):
+    _local.busy = True
+    try:
+        body(lo, hi)
+    finally:
+        _local.busy = False
+
+
+def parallel_for(n: int, body, min_items: int = 1) -> None:
+    """Call `body(lo, hi)` on disjoint ranges covering [0, n), one range per thread.
+
+    Each range gets at least `min_items` items; the calling thread runs the first range.
+    Results do not depend on the thread count except for the order of partial sums that a
+    kernel adds up after the call (layer norm's weight gradient).
+    """
+    parts = min(_num_threads, n // max(1, min_items))
+    if parts <= 1 or getattr(_local, "busy", False):
+        if n > 0:
+            body(0, n)
+        return
+    bounds = [n * i // parts for i in range(parts + 1)]
+    pool = _get_pool()
+    futures = [pool.submit(_run_as_worker, body, bounds[i], bounds[i + 1]) for i in range(1, parts)]
+    try:
+        _run_as_worker(body, bounds[0], bounds[1])
+    finally:
+        for future in futures:
+            future.result()  # wait for all, re-raising a worker's error
+
+
+def block_rows(row_elements: int) -> int:
+    """Rows per cache-sized block for rows of `row_elements` elements."""
+    return max(1, BLOCK_ELEMENTS // max(1, row_elements))
+
+
+def for_row_blocks(n_rows: int, row_elements: int, body, rows: int | None = None) -> None:
+    """Call `body(lo, hi)` on blocks of `rows` rows covering [0, n_rows), split over threads."""
+    rows = rows or block_rows(row_elements)
+    min_rows = max(rows, PARALLEL_MIN_ELEMENTS // max(1, row_elements))
+
+    def run(lo, hi):
+        for start in range(lo, hi, rows):
+            body(start, min(start + rows, hi))
+
+    parallel_for(n_rows, run, min_rows)
+
+
+# ---------------------------------------------------------------- input coercion
+def as_tensor(x) -> Tensor:
+    """A Tensor as is; anything else (ndarray, list, number) wrapped in a new Tensor."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def as_float_tensor(x, op: str, name: str = "input") -> Tensor:
+    """A floating-point Tensor; integer or boolean data is converted to float32."""
+    tensor = as_tensor(x)
+    if not np.issubdtype(tensor.dtype, np.floating):
+        if not (np.issubdtype(tensor.dtype, np.integer) or tensor.dtype == np.bool_):
+            raise TypeError(f"{op}: {name} must be numeric, got dtype {tensor.dtype}")
+        tensor = Tensor(tensor.data.astype(np.float32))
+    return tensor
+
+
+def as_index_array(x, op: str, name: str) -> np.ndarray:
+    """An integer ndarray from an integer ndarray/Tensor/list; floats and bools -> TypeError."""
+    array = np.asarray(x.data if isinstance(x, Tensor) else x)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{op}: {name} must be integers, got dtype {array.dtype}")
+    return array
+
+
+def check_axis(axis, ndim: int, op: str, shape: tuple) -> int:
+    """`axis` as a non-negative int, or a ValueError naming the op and the shape."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    span = max(ndim, 1)
+    if not -span <= axis < span:
+        raise ValueError(f"{op}: axis {axis} is out of range for a tensor of shape {tuple(shape)}")
+    return int(axis) % span
+
+
+class RowLayout:
+    """View an array as contiguous rows (N, C) with `axis` last, and map results back.
+
+    For the usual axis=-1 on a contiguous array both directions are free reshapes.
+    """
+
+    def __init__(self, shape: tuple, axis: int):
+        self.shape, self.axis = tuple(shape), axis
+        self.moved = len(shape) > 0 and axis != len(shape) - 1
+
+    def to_rows(self, a: np.ndarray) -> np.ndarray:
+        if a.ndim == 0:
+            return a.reshape(1, 1)
+        if self.moved:
+            a = np.moveaxis(a, self.axis, -1)
+        return np.ascontiguousarray(a).reshape(-1, a.shape[-1])  # (N, C)
+
+    def from_rows(self, rows: np.ndarray) -> np.ndarray:
+        if not self.shape:
+            return rows.reshape(())
+        if self.moved:
+            moved_shape = self.shape[:self.axis] + self.shape[self.axis + 1:] + (self.shape[self.axis],)
+            return np.moveaxis(rows.reshape(moved_shape), -1, self.axis)
+        return rows.reshape(self.shape)

@@ -1,0 +1,217 @@
+"""Softmax, log-softmax, GELU and dropout: each one graph node with a hand-derived backward.
+
+Softmax and log-softmax subtract the row maximum first (exp never overflows, logits of +-1e4
+are fine, and a row that is -inf everywhere but one entry gives a one-hot row). GELU is the
+tanh approximation GPT-2 uses (Hendrycks & Gimpel 2016; the book's section 4.3):
+
+    gelu(x) = 0.5 x (1 + tanh(c (x + a x^3))),   c = sqrt(2 / pi),  a = 0.044715
+
+computed blockwise in a few in-place passes with Python-float constants (a NumPy float64
+constant would promote float32 arrays to float64, NEP 50) and x*x*x instead of x**3.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...autograd import Function
+from ...random import default_generator
+from ...tensor import Tensor
+from ._util import (BLOCK_ELEMENTS, RowLayout, as_float_tensor, check_axis, for_row_blocks,
+                    parallel_for, PARALLEL_MIN_ELEMENTS)
+
+GELU_C = 0.7978845608028654  # sqrt(2 / pi) as a Python float (keeps float32 float32)
+GELU_A = 0.044715
+
+
+# ---------------------------------------------------------------- softmax
+def _softmax_rows(x: np.ndarray, out: np.ndarray) -> None:
+    """out[n] = softmax(x[n]) for x, out of shape (N, C)."""
+    def block(lo, hi):
+        xs, ys = x[lo:hi], out[lo:hi]
+        np.subtract(xs, xs.max(axis=1, keepdims=True), out=ys)  # max entry becomes 0
+        np.exp(ys, out=ys)
+        total = ys.sum(axis=1, keepdims=True)  # (rows, 1), >= 1
+        ys *= np.reciprocal(total, out=total)
+
+    for_row_blocks(x.shape[0], x.shape[1], block)
+
+
+class Softmax(Function):
+    # y = exp(x) / sum(exp(x));  dy_i/dx_j = y_i (delta_ij - y_j)
+    # => dL/dx_j = y_j (g_j - sum_i g_i y_i)
+    def forward(self, x, axis=-1):
+        self.layout = RowLayout(x.shape, axis)
+        rows = self.layout.to_rows(x)  # (N, C)
+        y = np.empty_like(rows)
+        if y.size:
+            _softmax_rows(rows, y)
+        if self.requires_grad:
+            self.y = y
+        return self.layout.from_rows(y)
+
+    def backward(self, g):
+        g, y = self.layout.to_rows(g), self.y  # (N, C)
+        dx = np.empty_like(y)
+
+        def block(lo, hi):
+            gs, ys, ds = g[lo:hi], y[lo:hi], dx[lo:hi]
+            dot = np.einsum("ij,ij->i", gs, ys)[:, None]  # (rows, 1): sum_i g_i y_i
+            np.subtract(gs, dot, out=ds)
+            ds *= ys
+
+        if dx.size:
+            for_row_blocks(y.shape[0], y.shape[1], block)
+        return self.layout.from_rows(dx)
+
+
+class LogSoftmax(Function):
+    # y = x - max - log(sum(exp(x - max)));  dy_i/dx_j = delta_ij - softmax_j
+    # => dL/dx_j = g_j - softmax_j * sum_i g_i,  with softmax = exp(y)
+    def forward(self, x, axis=-1):
+        self.layout = RowLayout(x.shape, axis)
+        x2 = self.layout.to_rows(x)  # (N, C)
+        y = np.empty_like(x2)
+
+        def block(lo, hi):
+            xs, ys = x2[lo:hi], y[lo:hi]
+            np.subtract(xs, xs.max(axis=1, keepdims=True), out=ys)
+            log_total = np.log(np.exp(ys).sum(axis=1, keepdims=True))  # (rows, 1), >= 0
+            ys -= log_total
+
+        if y.size:
+            for_row_blocks(x2.shape[0], x2.shape[1], block)
+        if self.requires_grad:
+            self.y = y
+        return self.layout.from_rows(y)
+
+    def backward(self, g):
+        g, y = self.layout.to_rows(g), self.y  # (N, C)
+        dx = np.empty_like(y)
+
+        def block(lo, hi):
+            gs, ds = g[lo:hi], dx[lo:hi]
+            np.exp(y[lo:hi], out=ds)  # softmax
+            ds *= -gs.sum(axis=1, keepdims=True)
+            ds += gs
+
+        if dx.size:
+            for_row_blocks(y.shape[0], y.shape[1], block)
+        return self.layout.from_rows(dx)
+
+
+def softmax(x, axis: int = -1) -> Tensor:
+    """Softmax along `axis` (any shape; one node). float32 stays float32."""
+    x = as_float_tensor(x, "softmax")
+    axis = check_axis(axis, x.ndim, "softmax", x.shape)
+    return Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along `axis`, computed stably as x - max - log(sum(exp(x - max)))."""
+    x = as_float_tensor(x, "log_softmax")
+    axis = check_axis(axis, x.ndim, "log_softmax", x.shape)
+    return LogSoftmax.apply(x, axis=axis)
+
+
+# ---------------------------------------------------------------- GELU
+class GELU(Function):
+    # y = 0.5 x (1 + t),  t = tanh(u),  u = c (x + a x^3)
+    # dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)   (computed in forward, saved)
+    def forward(self, x):
+        x = np.ascontiguousarray(x)
+        flat = x.reshape(-1)
+        y = np.empty_like(flat)
+        slope = np.empty_like(flat) if self.requires_grad else None
+
+        def run(lo, hi):
+            size = min(BLOCK_ELEMENTS, hi - lo)
+            t_buf = np.empty(size, dtype=flat.dtype)
+            q_buf = np.empty(size, dtype=flat.dtype) if slope is not None else None
+            for start in range(lo, hi, BLOCK_ELEMENTS):
+                stop = min(start + BLOCK_ELEMENTS, hi)
+                xs, ys, t = flat[start:stop], y[start:stop], t_buf[: stop - start]
+                np.multiply(xs, xs, out=t)
+                t *= GELU_A * GELU_C
+                t += GELU_C
+                t *= xs                      # u = c x + c a x^3
+                np.tanh(t, out=t)            # t = tanh(u)
+                np.multiply(xs, t, out=ys)
+                ys += xs
+                ys *= 0.5                    # y = 0.5 (x + x t)
+                if slope is not None:
+                    q, d = q_buf[: stop - start], slope[start:stop]
+                    np.multiply(xs, xs, out=q)
+                    q *= 3.0 * GELU_A * GELU_C
+                    q += GELU_C
+                    q *= xs                  # q = c x (1 + 3 a x^2) = x du/dx
+                    np.multiply(t, t, out=d)
+                    np.subtract(1.0, d, out=d)
+                    d *= q
+                    d += t
+                    d += 1.0
+                    d *= 0.5                 # dy/dx = 0.5 (1 + t + (1 - t^2) q)
+
+        parallel_for(flat.size, run, PARALLEL_MIN_ELEMENTS)
+        if slope is not None:
+            self.slope = slope.reshape(x.shape)
+        return y.reshape(x.shape)
+
+    def backward(self, g):
+        return _multiply_parallel(g, self.slope)
+
+
+def _multiply_parallel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b for two arrays of one shape, split over threads (a fresh array)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    out = np.empty(a.shape, dtype=np.result_type(a, b))
+    fa, fb, fo = a.reshape(-1), b.reshape(-1), out.reshape(-1)
+    parallel_for(fo.size, lambda lo, hi: np.multiply(fa[lo:hi], fb[lo:hi], out=fo[lo:hi]),
+                 PARALLEL_MIN_ELEMENTS)
+    return out
+
+
+def gelu(x) -> Tensor:
+    """GELU, tanh approximation (GPT-2's): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return GELU.apply(as_float_tensor(x, "gelu"))
+
+
+def relu(x) -> Tensor:
+    """max(x, 0) (the core op; gradient 0 at x == 0)."""
+    return as_float_tensor(x, "relu").relu()
+
+
+# ---------------------------------------------------------------- dropout
+class Dropout(Function):
+    # y = x * m,  m = keep / (1 - p) with keep ~ Bernoulli(1 - p)  =>  dL/dx = g * m
+    def forward(self, x, p, generator):
+        mask_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
+        mask = generator.random(x.shape, dtype=mask_dtype)  # uniform [0, 1)
+        np.greater_equal(mask, p, out=mask)  # 1.0 where kept (probability 1 - p), else 0.0
+        mask *= 1.0 / (1.0 - p)
+        if self.requires_grad:
+            self.mask = mask
+        return _multiply_parallel(x, mask).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        return _multiply_parallel(g, self.mask)
+
+
+def check_probability(p, op: str) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{op}: p must be a number in [0, 1), got {p!r}")
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{op}: p must be in [0, 1), got {p}")
+    return float(p)
+
+
+def dropout(x, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
+
+    Returns `x` itself (no node) when not training or p == 0. The mask is drawn from
+    `generator` (a numpy Generator) or minigrad.random.default_generator().
+    """
+    p = check_probability(p, "dropout")
+    x = as_float_tensor(x, "dropout")
+    if not training or p == 0.0:
+        return x
+    return Dropout.apply(x, p=p, generator=generator or default_generator())

@@ -1,0 +1,165 @@
+"""Losses: cross-entropy fused with log-softmax over the classes, and mean squared error.
+
+Cross-entropy of logits z (N, C) and target classes t (N,):
+
+    loss_n = logsumexp(z_n) - z_n[t_n]          d loss_n / d z_n = softmax(z_n) - onehot(t_n)
+
+Over GPT-2's 50,257 classes the (N, C) arrays dominate a training step, so the kernel makes
+one pass over the logits in row blocks: the row max, exp, the row sum and, when a gradient
+will be needed, softmax - onehot written straight into the one (N, C) buffer that backward
+returns (already divided by the number of counted targets for reduction="mean", so the usual
+`loss.backward()` with grad 1 costs no extra pass).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...autograd import Function
+from ...tensor import Tensor
+from ._util import as_float_tensor, as_index_array, as_tensor, for_row_blocks
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class CrossEntropy(Function):
+    # loss_n = log sum_c exp(z_nc) - z_n,t_n  =>  d loss_n / d z_nc = softmax(z_n)_c - [c == t_n]
+    # (rows whose target is ignore_index contribute 0 and get gradient 0)
+    def forward(self, logits, targets, ignore_index=-100, reduction="mean"):
+        class_count = logits.shape[-1]
+        z = np.ascontiguousarray(logits).reshape(-1, class_count)  # (N, C)
+        t = targets.reshape(-1)  # (N,)
+        n_rows = z.shape[0]
+        counted = t != ignore_index  # (N,) rows that count
+        n_counted = int(np.count_nonzero(counted))
+        safe_t = np.where(counted, t, 0)  # (N,) a valid column even for ignored rows
+        row_loss = np.empty(n_rows, dtype=z.dtype)  # (N,)
+        # the gradient buffer is premultiplied by d loss / d loss_n for reduction "mean"
+        row_scale = 1.0 / n_counted if reduction == "mean" and n_counted else 1.0
+        grad = np.empty_like(z) if self.requires_grad else None  # (N, C), the only big buffer
+        rows_per_block = max(1, (1 << 18) // max(1, class_count))  # ~1 MB of float32
+
+        def block(lo, hi):
+            zs = z[lo:hi]  # (rows, C)
+            buf = grad[lo:hi] if grad is not None else np.empty_like(zs)
+            row_max = zs.max(axis=1, keepdims=True)  # (rows, 1)
+            np.subtract(zs, row_max, out=buf)
+            np.exp(buf, out=buf)
+            total = buf.sum(axis=1)  # (rows,)
+            rows = np.arange(hi - lo)
+            targets_logit = zs[rows, safe_t[lo:hi]]  # (rows,)
+            # logsumexp - z_t = log(total) + max - z_t
+            np.subtract(np.log(total) + row_max[:, 0], targets_logit, out=row_loss[lo:hi])
+            if grad is not None:
+                buf *= (row_scale / total)[:, None].astype(buf.dtype, copy=False)
+                buf[rows, safe_t[lo:hi]] -= row_scale  # softmax - onehot
+                skip = ~counted[lo:hi]
+                if skip.any():
+                    buf[skip] = 0.0
+
+        if z.size:
+            for_row_blocks(n_rows, class_count, block, rows=rows_per_block)
+        row_loss[~counted] = 0.0
+        self.reduction, self.out_shape = reduction, targets.shape
+        if grad is not None:
+            self.grad_buffer, self.applied = grad, 1.0  # grad_buffer = applied * d loss / d z
+            self.n_counted = n_counted
+        if reduction == "none":
+            return row_loss.reshape(targets.shape)
+        total_loss = row_loss.sum(dtype=np.float64)
+        if reduction == "mean":
+            total_loss = total_loss / n_counted if n_counted else np.nan  # PyTorch: nan
+        return np.asarray(total_loss, dtype=z.dtype)
+
+    def backward(self, g):
+        # d L / d z = g * d loss / d z (per row for reduction "none")
+        if self.reduction == "none":
+            factor = np.asarray(g, dtype=np.float64).reshape(-1, 1)  # (N, 1)
+        else:
+            factor = float(g)
+            if self.reduction == "mean" and self.n_counted == 0:
+                factor = 0.0  # no counted target: the loss is nan, its gradient zero
+        grad = self._scaled(factor)
+        return grad.reshape(self.parents[0].shape)
+
+    def _scaled(self, factor):
+        """grad_buffer rescaled to `factor`, in place when that loses nothing (a second
+        backward with retain_graph then rescales again from the recorded factor)."""
+        buf = self.grad_buffer
+        ratio = factor / self.applied
+        if np.all(ratio == 1.0):
+            return buf
+        if np.all(np.isfinite(ratio)) and np.all(ratio != 0.0):
+            ratio = ratio.astype(buf.dtype) if isinstance(ratio, np.ndarray) else ratio
+
+            def block(lo, hi):
+                buf[lo:hi] *= ratio[lo:hi] if isinstance(ratio, np.ndarray) else ratio
+
+            for_row_blocks(buf.shape[0], buf.shape[1], block)
+            self.applied = factor
+            return buf
+        return buf * (ratio.astype(buf.dtype) if isinstance(ratio, np.ndarray) else ratio)
+
+
+def cross_entropy(logits, targets, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """Cross-entropy between `logits` (..., C) and integer class `targets` (...).
+
+    reduction: "mean" (over targets != ignore_index; nan if there are none, as PyTorch),
+    "sum", or "none" (a loss per target, shape of `targets`, 0 where ignored).
+    float32 logits give a float32 loss. Classes are on the last axis (GPT's (B, T, V)
+    logits with (B, T) targets work as they are).
+    """
+    logits = as_float_tensor(logits, "cross_entropy", "logits")
+    targets = as_index_array(targets, "cross_entropy", "targets")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if logits.ndim == 0:
+        raise ValueError("cross_entropy: logits need a class axis, got a 0-d tensor")
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"cross_entropy: logits {logits.shape} need targets of shape {logits.shape[:-1]}, "
+            f"got targets {targets.shape}"
+        )
+    class_count = logits.shape[-1]
+    counted = targets != ignore_index
+    bad = counted & ((targets < 0) | (targets >= class_count))
+    if bad.any():
+        value = int(targets[bad].flat[0])
+        raise IndexError(
+            f"cross_entropy: target {value} is out of range for {class_count} classes "
+            f"(valid targets are 0..{class_count - 1}, or ignore_index={ignore_index})"
+        )
+    return CrossEntropy.apply(logits, targets=targets, ignore_index=ignore_index, reduction=reduction)
+
+
+class MSELoss(Function):
+    # L = reduce((a - b)^2)  =>  dL/da = 2 (a - b) * dL/dloss_i,  dL/db = -dL/da
+    def forward(self, a, b, reduction="mean"):
+        diff = a - b
+        self.reduction, self.a_shape, self.b_shape = reduction, a.shape, b.shape
+        if self.requires_grad:
+            self.diff = diff
+        squared = diff * diff
+        if reduction == "none":
+            return squared
+        total = squared.sum()
+        return np.asarray(total / max(diff.size, 1) if reduction == "mean" else total, dtype=diff.dtype)
+
+    def backward(self, g):
+        from ...autograd import unbroadcast
+
+        scale = 2.0 / max(self.diff.size, 1) if self.reduction == "mean" else 2.0
+        ga = self.diff * (g * scale if self.reduction == "none" else float(g) * scale)
+        gb = unbroadcast(-ga, self.b_shape) if self.needs_input_grad[1] else None
+        return (unbroadcast(ga, self.a_shape) if self.needs_input_grad[0] else None), gb
+
+
+def mse_loss(input, target, reduction: str = "mean") -> Tensor:
+    """Mean (or summed, or elementwise) squared error; the shapes broadcast like NumPy."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"mse_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    a, b = as_float_tensor(input, "mse_loss"), as_float_tensor(target, "mse_loss", "target")
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"mse_loss: cannot broadcast {a.shape} with {b.shape}") from None
+    return MSELoss.apply(a, b, reduction=reduction)

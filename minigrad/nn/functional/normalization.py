@@ -1,0 +1,124 @@
+"""Layer normalization over the last axis (Ba, Kiros & Hinton 2016; the book's section 4.2).
+
+    mean = mean(x),  var = mean((x - mean)^2)   (biased, as the book and PyTorch)
+    xhat = (x - mean) / sqrt(var + eps),        y = xhat * weight + bias
+
+One node computes y and, in backward, the gradients of x, weight and bias together.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...autograd import Function
+from ...tensor import Tensor
+from ._util import (PARALLEL_MIN_ELEMENTS, as_float_tensor, block_rows, for_row_blocks,
+                    parallel_for)
+
+
+class LayerNorm(Function):
+    # With gh = g * weight and r = 1 / sqrt(var + eps), the row-wise Jacobian of xhat gives
+    #   dL/dx = r (gh - mean(gh) - xhat mean(gh xhat)),  dL/dweight = sum_rows g xhat,
+    #   dL/dbias = sum_rows g
+    def forward(self, x, *params, eps=1e-5, has_weight=True, has_bias=True):
+        params = list(params)
+        weight = params.pop(0) if has_weight else None
+        bias = params.pop(0) if has_bias else None
+        self.x_shape, self.has_weight, self.has_bias = x.shape, has_weight, has_bias
+        width = x.shape[-1]
+        x2 = np.ascontiguousarray(x).reshape(-1, width)  # (N, C)
+        dtype = np.result_type(x2, *(p for p in (weight, bias) if p is not None))
+        xhat = np.empty(x2.shape, dtype=dtype)  # (N, C)
+        rstd = np.empty((x2.shape[0], 1), dtype=dtype)  # (N, 1)
+        y = np.empty(x2.shape, dtype=dtype) if (has_weight or has_bias) else xhat
+        inv_width = 1.0 / width
+
+        def block(lo, hi):
+            xs, xh, r = x2[lo:hi], xhat[lo:hi], rstd[lo:hi]
+            np.subtract(xs, xs.sum(axis=1, keepdims=True) * inv_width, out=xh)  # x - mean
+            np.einsum("ij,ij->i", xh, xh, out=r[:, 0])  # sum of squared deviations
+            r *= inv_width
+            r += eps
+            np.sqrt(r, out=r)
+            np.reciprocal(r, out=r)  # 1 / sqrt(var + eps)
+            xh *= r
+            if weight is not None:
+                np.multiply(xh, weight, out=y[lo:hi])
+            if bias is not None:
+                if weight is None:
+                    np.add(xh, bias, out=y[lo:hi])
+                else:
+                    y[lo:hi] += bias
+
+        if x2.size:
+            for_row_blocks(x2.shape[0], width, block)
+        if self.requires_grad:
+            self.xhat, self.rstd, self.weight = xhat, rstd, weight
+        return y.reshape(x.shape)
+
+    def backward(self, g):
+        xhat, rstd, weight = self.xhat, self.rstd, self.weight
+        n_rows, width = xhat.shape
+        g2 = np.ascontiguousarray(g).reshape(n_rows, width)  # (N, C)
+        need_x = self.needs_input_grad[0]
+        gx = np.empty_like(xhat) if need_x else None
+        rows = block_rows(width)
+        partials = {}  # first row of a thread's range -> its (sum of g xhat, sum of g), (C,) each
+        inv_width = 1.0 / width
+
+        def run(lo, hi):
+            tmp = np.empty((min(rows, hi - lo), width), dtype=xhat.dtype)
+            sum_w = np.zeros(width, dtype=xhat.dtype) if self.has_weight else None
+            sum_b = np.zeros(width, dtype=xhat.dtype) if self.has_bias else None
+            for start in range(lo, hi, rows):
+                stop = min(start + rows, hi)
+                gs, xh, t = g2[start:stop], xhat[start:stop], tmp[: stop - start]
+                if sum_b is not None:
+                    sum_b += gs.sum(axis=0)
+                if sum_w is not None:
+                    np.multiply(gs, xh, out=t)
+                    sum_w += t.sum(axis=0)
+                if gx is None:
+                    continue
+                gh = np.multiply(gs, weight, out=t) if weight is not None else gs  # dL/dxhat
+                mean_gh = gh.sum(axis=1, keepdims=True) * inv_width  # (rows, 1)
+                mean_ghx = np.einsum("ij,ij->i", gh, xh)[:, None] * inv_width  # (rows, 1)
+                d = gx[start:stop]
+                np.multiply(xh, mean_ghx, out=d)
+                np.subtract(gh, d, out=d)
+                d -= mean_gh
+                d *= rstd[start:stop]
+            partials[lo] = (sum_w, sum_b)
+
+        parallel_for(n_rows, run, max(rows, PARALLEL_MIN_ELEMENTS // max(1, width)))
+        grads = [gx.reshape(self.x_shape) if need_x else None]
+        ordered = [partials[lo] for lo in sorted(partials)]  # fixed order: same sums every run
+        for which, present in enumerate((self.has_weight, self.has_bias)):
+            if present:
+                parts = [p[which] for p in ordered]
+                grads.append(np.sum(parts, axis=0) if parts else np.zeros(width, xhat.dtype))
+        return tuple(grads)
+
+
+def layer_norm(x, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Normalize `x` (..., C) over its last axis, then scale by weight (C,) and add bias (C,).
+
+    weight and bias may be None (no scale / no shift). Biased variance, as in the book.
+    """
+    x = as_float_tensor(x, "layer_norm")
+    if x.ndim == 0:
+        raise ValueError("layer_norm: input needs at least 1 dimension, got a 0-d tensor")
+    width = x.shape[-1]
+    params = []
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is None:
+            continue
+        p = as_float_tensor(p, "layer_norm", name)
+        if p.shape != (width,):
+            raise ValueError(
+                f"layer_norm: {name} has shape {p.shape}, expected ({width},) for input {x.shape}"
+            )
+        params.append(p)
+    if not eps > 0:
+        raise ValueError(f"layer_norm: eps must be positive, got {eps}")
+    return LayerNorm.apply(x, *params, eps=float(eps), has_weight=weight is not None,
+                           has_bias=bias is not None)
