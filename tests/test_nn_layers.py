@@ -90,6 +90,8 @@ def test_dropout_train_and_eval():
     assert drop(x) is x
     with pytest.raises(ValueError, match="probability"):
         nn.Dropout(1.5)
+    with pytest.raises(ValueError, match="probability"):
+        nn.Dropout(1.0)
 
 
 def test_gelu_relu_tanh_identity():

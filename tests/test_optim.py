@@ -264,3 +264,35 @@ def test_set_num_threads_rejects_bad_values():
 def test_repr():
     text = repr(optim.AdamW([nn.Parameter(np.zeros(1))], lr=0.5))
     assert text.startswith("AdamW (\nParameter Group 0\n") and "lr: 0.5" in text
+
+
+def test_threaded_step_works_in_a_forked_child(monkeypatch):
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    monkeypatch.setattr(optimizer_module, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(optimizer_module, "CHUNK_SIZE", 256)
+    optim.set_num_threads(2)
+    params = [nn.Parameter(np.ones(4096, np.float32))]
+    opt = optim.SGD(params, lr=0.5)
+    params[0].grad = np.ones(4096, np.float32)
+    opt.step()  # the parent's pool now exists
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+
+    def child():
+        params[0].grad = np.ones(4096, np.float32)
+        opt.step()
+        queue.put(float(params[0].data.sum()))
+
+    process = context.Process(target=child)
+    process.start()
+    process.join(timeout=30)
+    try:
+        assert process.exitcode == 0, "the forked child hung or failed"
+        assert queue.get(timeout=5) == 0.0
+    finally:
+        if process.is_alive():
+            process.kill()
+        optim.set_num_threads(optimizer_module._available_cores())

@@ -36,6 +36,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 20  # below this a step is too short to be worth a 
 
 _num_threads = None
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = None  # the process that created the pool (a forked child must make its own)
 _pool_lock = threading.Lock()
 
 
@@ -53,9 +54,9 @@ def set_num_threads(n: int) -> None:
         raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
     with _pool_lock:
         _num_threads = int(n)
-        if _pool is not None:
+        if _pool is not None and _pool_pid == os.getpid():
             _pool.shutdown(wait=True)
-            _pool = None
+        _pool = None
 
 
 def get_num_threads() -> int:
@@ -63,10 +64,12 @@ def get_num_threads() -> int:
 
 
 def _get_pool(threads: int) -> ThreadPoolExecutor:
-    global _pool
+    global _pool, _pool_pid
     with _pool_lock:
-        if _pool is None:
+        if _pool is None or _pool_pid != os.getpid():
+            # after a fork the parent's worker threads do not exist in the child
             _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minigrad-optim")
+            _pool_pid = os.getpid()
         return _pool
 
 
