@@ -22,46 +22,6 @@ from .module import Module, Parameter
 from ..tensor import Tensor
 
 
-def _kernel(name: str):
-    """F.<name>, or a plain composition of core ops until the fused kernel exists."""
-    fused = getattr(F, name, None)
-    return fused if fused is not None else _FALLBACKS[name]
-
-
-def _linear(x, weight, bias=None):
-    y = x @ weight.T
-    return y if bias is None else y + bias
-
-
-def _embedding(ids, weight):
-    ids = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
-    return weight[ids]
-
-
-def _layer_norm(x, weight, bias, eps=1e-5):
-    mean = x.mean(axis=-1, keepdims=True)
-    var = x.var(axis=-1, keepdims=True)
-    y = (x - mean) / (var + eps).sqrt()
-    if weight is not None:
-        y = y * weight
-    return y if bias is None else y + bias
-
-
-def _gelu(x):
-    return 0.5 * x * (1.0 + ((2.0 / math.pi) ** 0.5 * (x + 0.044715 * x * x * x)).tanh())
-
-
-def _dropout(x, p, training, generator=None):
-    from .. import random as _random
-    generator = _random.default_generator() if generator is None else generator
-    keep = (generator.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1.0 - p)
-    return x * Tensor(keep)
-
-
-_FALLBACKS = {"linear": _linear, "embedding": _embedding, "layer_norm": _layer_norm,
-              "gelu": _gelu, "dropout": _dropout}
-
-
 def _check_positive_int(layer: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
@@ -103,7 +63,7 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound, generator=generator)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _kernel("linear")(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -128,7 +88,7 @@ class Embedding(Module):
         init.normal_(self.weight, 0.0, 1.0, generator=generator)
 
     def forward(self, token_ids) -> Tensor:
-        return _kernel("embedding")(token_ids, self.weight)
+        return F.embedding(token_ids, self.weight)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
@@ -168,7 +128,7 @@ class LayerNorm(Module):
             init.zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _kernel("layer_norm")(x, self.weight, self.bias, eps=self.eps)
+        return F.layer_norm(x, self.weight, self.bias, eps=self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
@@ -189,7 +149,7 @@ class Dropout(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        return _kernel("dropout")(x, self.p, self.training, generator=self.generator)
+        return F.dropout(x, self.p, self.training, generator=self.generator)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -200,7 +160,7 @@ class GELU(Module):
     0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return _kernel("gelu")(x)
+        return F.gelu(x)
 
     def extra_repr(self) -> str:
         return "approximate='tanh'"
@@ -208,7 +168,7 @@ class GELU(Module):
 
 class ReLU(Module):
     def forward(self, x: Tensor) -> Tensor:
-        return x.relu()
+        return F.relu(x)
 
 
 class Tanh(Module):
