@@ -11,7 +11,7 @@ Two implementations:
   linear over GF(2), so the buffer is cut into many equal lanes whose CRCs advance together,
   one byte column per NumPy step (~200 MB/s); the lane CRCs are then chained with the
   "combine" rule crc(A + B) = shift_{len(B)}(crc(A)) xor crc(B) (zlib's crc32_combine),
-  where the shift by n zero bytes is a fixed 32x32 bit matrix applied through four 256-entry byte tables.
+  where the shift by n zero bytes is a multiplication by x^(8n) modulo the polynomial.
 """
 from __future__ import annotations
 
@@ -55,51 +55,80 @@ def unmask(masked: int) -> int:
     return ((rotated >> 17) | (rotated << 15)) & 0xFFFFFFFF
 
 
+def _multiply_mod_p(a: int, b: int) -> int:
+    """a * b modulo the CRC polynomial, in the bit-reflected representation (zlib's multmodp)."""
+    product = 0
+    bit = 1 << 31  # x^0 in reflected order
+    while a:
+        if a & bit:
+            product ^= b
+            a ^= bit
+        bit >>= 1
+        b = (b >> 1) ^ POLY if b & 1 else b >> 1  # b * x
+    return product
+
+
+def _x_power_8n(n_bytes: int) -> int:
+    """x^(8 n) mod P (reflected): the operator that moves a CRC register past n zero bytes."""
+    result = 1 << 31  # x^0
+    square = 1 << 30  # x^1
+    exponent = 8 * n_bytes
+    while exponent:  # square-and-multiply
+        if exponent & 1:
+            result = _multiply_mod_p(square, result)
+        square = _multiply_mod_p(square, square)
+        exponent >>= 1
+    return result
+
+
+def crc32c_combine(crc_a: int, crc_b: int, length_b: int) -> int:
+    """CRC of A + B from crc(A), crc(B) and len(B) (zlib's crc32_combine)."""
+    return _multiply_mod_p(_x_power_8n(length_b), crc_a) ^ crc_b
+
+
 def _shift_tables(n_bytes: int) -> np.ndarray:
     """Four (256,) uint32 tables T with shift_n(c) = T0[c & 255] ^ T1[c>>8 & 255] ^ ...
 
-    shift_n(c) is what the raw CRC register c becomes after n zero bytes; it is linear in c,
-    so it is fixed by the images of the 32 unit registers, advanced together with NumPy.
+    shift_n(c) = c * x^(8n) mod P is linear in c, so it is fixed by the images of the 32
+    unit registers; the tables precompute it byte by byte for the many lane combines.
     """
-    register = np.left_shift(np.uint32(1), np.arange(32, dtype=np.uint32))  # (32,) unit vectors
-    for _ in range(n_bytes):
-        register = _TABLE_NP[register & 0xFF] ^ (register >> 8)
+    operator = _x_power_8n(n_bytes)
+    images = np.array([_multiply_mod_p(operator, 1 << bit) for bit in range(32)], dtype=np.uint32)
     bits = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(bool)  # (256, 8)
     tables = np.zeros((4, 256), dtype=np.uint32)
     for k in range(4):
-        images = register[8 * k: 8 * k + 8]  # (8,) images of the bits of byte k
-        tables[k] = np.bitwise_xor.reduce(np.where(bits, images[None, :], 0), axis=1)
+        tables[k] = np.bitwise_xor.reduce(np.where(bits, images[None, 8 * k:8 * k + 8], 0), axis=1)
     return tables
 
 
 def crc32c_numpy(data, lanes: int = 16384, chunk_bytes: int = 1 << 23) -> int:
     """CRC-32C of a large buffer (bytes, ndarray or memmap) at NumPy speed; equals `crc32c`.
 
-    The buffer is read in chunks of `chunk_bytes` so a memory-mapped file is never copied
-    whole; each chunk is split into `lanes` lanes advanced together one byte per step.
+    The buffer is read in chunks of at most `chunk_bytes` so a memory-mapped file is never
+    copied whole; each chunk is split into lanes (each at least 256 bytes long) advanced
+    together one byte per step. What is left over is done the same way with fewer lanes.
     """
     flat = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) \
         else data.reshape(-1).view(np.uint8)
     total = flat.size
-    lane_len = max(1, chunk_bytes // lanes)
+    if total < 4096:
+        return crc32c(flat.tobytes())
+    lanes = max(1, min(lanes, total // 256))
+    lane_len = max(1, min(chunk_bytes // lanes, total // lanes))
     block = lanes * lane_len
+    lane_tables = _shift_tables(lane_len)  # chains lane CRCs (each lane_len bytes long)
     crc = 0
-    if total >= block:
-        lane_tables = _shift_tables(lane_len)  # chains lane CRCs (each lane_len bytes long)
-        for start in range(0, total - block + 1, block):
-            chunk = np.ascontiguousarray(flat[start:start + block].reshape(lanes, lane_len).T)  # (L, lanes)
-            register = np.full(lanes, 0xFFFFFFFF, dtype=np.uint32)
-            for column in chunk:  # one byte of every lane per step
-                register = _TABLE_NP[(register ^ column) & 0xFF] ^ (register >> 8)
-            lane_crcs = (register ^ np.uint32(0xFFFFFFFF)).tolist()  # standard CRC of each lane
-            for lane_crc in lane_crcs:
-                crc = _apply(lane_tables, crc) ^ lane_crc  # crc(A+B) = shift(crc(A)) ^ crc(B)
-        done = (total // block) * block
-    else:
-        done = 0
+    done = 0
+    while done + block <= total:
+        chunk = np.ascontiguousarray(flat[done:done + block].reshape(lanes, lane_len).T)  # (L, lanes)
+        register = np.full(lanes, 0xFFFFFFFF, dtype=np.uint32)
+        for column in chunk:  # one byte of every lane per step
+            register = _TABLE_NP[(register ^ column) & 0xFF] ^ (register >> 8)
+        for lane_crc in (register ^ np.uint32(0xFFFFFFFF)).tolist():  # standard CRC of each lane
+            crc = _apply(lane_tables, crc) ^ lane_crc  # crc(A + B) = shift(crc(A)) ^ crc(B)
+        done += block
     if done < total:
-        tail = flat[done:].tobytes()
-        crc = _apply(_shift_tables(len(tail)), crc) ^ crc32c(tail) if done else crc32c(tail)
+        crc = crc32c_combine(crc, crc32c_numpy(flat[done:], lanes, chunk_bytes), total - done)
     return crc
 
 
