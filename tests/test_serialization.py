@@ -193,3 +193,34 @@ def test_structure_referring_to_absent_arrays(tmp_path):
     np.savez(path, **{"__minigrad__.json": np.frombuffer(header, np.uint8)})
     with pytest.raises(CheckpointError, match="a0"):
         mg.load(path)
+
+
+def _structures():
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    dtypes = st.sampled_from([np.float32, np.float64, np.int64, np.uint16, np.int8, bool])
+    arrays = dtypes.flatmap(lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=3,
+                                                                             min_side=0, max_side=4)))
+    leaves = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+              | st.text(max_size=8) | arrays)
+    keys = st.text(max_size=5) | st.integers(-5, 5)
+    return st.recursive(leaves, lambda children: st.lists(children, max_size=3)
+                        | st.dictionaries(keys, children, max_size=3)
+                        | st.tuples(children, children), max_leaves=12)
+
+
+def test_any_supported_structure_round_trips_exactly():
+    import tempfile
+
+    from hypothesis import given, settings
+
+    @settings(max_examples=40)
+    @given(_structures())
+    def check(obj):
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "c.npz")
+            mg.save(obj, path)
+            assert_same(mg.load(path), obj)
+
+    check()
