@@ -10,7 +10,19 @@ from .errors import WeightsError
 from .safetensors import SafeTensorsFile, load_file, save_file
 from .tf_checkpoint import TFCheckpoint, write_tf_checkpoint
 from .gpt2 import detect_layout, is_gpt2_folder, load_gpt2, read_gpt2_weights, save_gpt2
-from .download import add_download_parser, download_main
+
+
+def download_main(argv=None) -> int:
+    """`gpt download ...` as a program (see gpt.weights.download); returns the exit code."""
+    from .download import download_main as main  # imported on use: `python -m gpt.weights.download`
+    return main(argv)
+
+
+def add_download_parser(subparsers):
+    """Mount `download` on an argparse CLI; the handler is `args.func(args) -> exit code`."""
+    from .download import add_download_parser as add
+    return add(subparsers)
+
 
 __all__ = [
     "WeightsError", "SafeTensorsFile", "load_file", "save_file", "TFCheckpoint", "write_tf_checkpoint",

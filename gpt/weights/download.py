@@ -163,21 +163,24 @@ def run_download(model: str, directory: str | os.PathLike = "gpt2", base_url: st
     folder = Path(directory).expanduser() / size
     base_url = base_url.rstrip("/")
     report = _progress_printer(stream)
+    current = f"{base_url}/{size}/"
+    newline = "\n" if stream.isatty() else ""  # end a progress line
     try:
         folder.mkdir(parents=True, exist_ok=True)
         print(f"gpt download: {model} ({size}) from {base_url}/{size}/ into {folder}/", file=stream)
         for name in FILENAMES:
             url = f"{base_url}/{size}/{name}"
+            current = url
             status = download_file(url, folder / name, timeout=timeout, report=report)
             if stream.isatty():
-                stream.write("\r")
+                stream.write("\r" + " " * 79 + "\r")  # clear the progress line
             print(f"  {name:32s} {_human((folder / name).stat().st_size):>10s}  {status}", file=stream)
     except KeyboardInterrupt:
-        print(f"\ngpt download: interrupted; run the same command again to resume.", file=stream)
+        print(f"{newline}gpt download: interrupted; run the same command again to resume.", file=stream)
         return 130
     except (DownloadError, *NETWORK_ERRORS) as error:
         reason = getattr(error, "reason", None) or error
-        print(f"\ngpt download: could not download {model}: {reason}\n"
+        print(f"{newline}gpt download: could not download {model}: {reason}\n  (while fetching {current})\n"
               f"{offline_help(model, size, folder, base_url)}", file=stream)
         return 1
     from .errors import WeightsError
