@@ -13,3 +13,6 @@ from .tokenizer_files import TokenizerNotFoundError
 from .bpe import train_bpe
 from .corpus import default_corpus_text, list_text_files, load_text, prepare_corpus, tokenize_files
 from .data import DataLoader, SlidingWindowDataset, create_dataloader, train_val_split
+
+# pretrained weights (issue 7): OpenAI / Hugging Face GPT-2 folders <-> GPTModel
+from .weights import WeightsError, detect_layout, is_gpt2_folder, load_gpt2, save_gpt2
