@@ -118,7 +118,7 @@ class GELU(Function):
     # y = 0.5 x (1 + t),  t = tanh(u),  u = c (x + a x^3)
     # dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)   (computed in forward, saved)
     def forward(self, x):
-        x = np.ascontiguousarray(x)
+        x = np.asarray(x, order="C")  # (keeps 0-d arrays 0-d, unlike ascontiguousarray)
         flat = x.reshape(-1)
         y = np.empty_like(flat)
         slope = np.empty_like(flat) if self.requires_grad else None
@@ -162,7 +162,7 @@ class GELU(Function):
 
 def _multiply_parallel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a * b for two arrays of one shape, split over threads (a fresh array)."""
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    a, b = np.asarray(a, order="C"), np.asarray(b, order="C")
     out = np.empty(a.shape, dtype=np.result_type(a, b))
     fa, fb, fo = a.reshape(-1), b.reshape(-1), out.reshape(-1)
     parallel_for(fo.size, lambda lo, hi: np.multiply(fa[lo:hi], fb[lo:hi], out=fo[lo:hi]),

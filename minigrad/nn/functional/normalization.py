@@ -30,13 +30,12 @@ class LayerNorm(Function):
         xhat = np.empty(x2.shape, dtype=dtype)  # (N, C)
         rstd = np.empty((x2.shape[0], 1), dtype=dtype)  # (N, 1)
         y = np.empty(x2.shape, dtype=dtype) if (has_weight or has_bias) else xhat
-        inv_width = 1.0 / width
 
         def block(lo, hi):
             xs, xh, r = x2[lo:hi], xhat[lo:hi], rstd[lo:hi]
-            np.subtract(xs, xs.sum(axis=1, keepdims=True) * inv_width, out=xh)  # x - mean
+            np.subtract(xs, xs.sum(axis=1, keepdims=True) / width, out=xh)  # x - mean
             np.einsum("ij,ij->i", xh, xh, out=r[:, 0])  # sum of squared deviations
-            r *= inv_width
+            r /= width
             r += eps
             np.sqrt(r, out=r)
             np.reciprocal(r, out=r)  # 1 / sqrt(var + eps)

@@ -1,0 +1,530 @@
+"""Fused kernels of minigrad.nn.functional (except attention, see test_functional_attention.py).
+
+For each kernel: gradcheck in float64 on hypothesis-drawn shapes and values, forward equal to
+a plain NumPy computation of the formula, float32 in -> float32 out, extreme inputs, and
+every bad input's named error.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minigrad as mg
+from minigrad.nn import functional as F
+
+shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
+
+
+def values(shape, low=-3.0, high=3.0):
+    return hnp.arrays(np.float64, shape, elements=st.floats(low, high))
+
+
+def leaf(array, dtype=np.float64) -> mg.Tensor:
+    return mg.Tensor(np.array(array, dtype=dtype), requires_grad=True)
+
+
+def reference_log_softmax(x, axis=-1):
+    x = np.asarray(x, dtype=np.float64)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def reference_gelu(x):
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+
+
+# ---------------------------------------------------------------- softmax / log_softmax
+@given(data=st.data(), shape=shapes)
+def test_softmax_and_log_softmax_gradcheck_and_reference(data, shape):
+    x = data.draw(values(shape))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    expected_log = reference_log_softmax(x, axis)
+    np.testing.assert_allclose(F.softmax(x, axis=axis).data, np.exp(expected_log), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(F.log_softmax(x, axis=axis).data, expected_log, rtol=1e-12, atol=1e-12)
+    assert mg.gradcheck(lambda t: F.softmax(t, axis=axis), leaf(x))
+    assert mg.gradcheck(lambda t: F.log_softmax(t, axis=axis), leaf(x))
+
+
+def test_softmax_is_one_node_and_keeps_float32():
+    x = leaf(np.random.default_rng(0).standard_normal((3, 4)), np.float32)
+    for fn in (F.softmax, F.log_softmax):
+        out = fn(x)
+        assert out.dtype == np.float32
+        assert out._ctx.parents == (x,)
+        out.backward(np.ones((3, 4), np.float32))
+        assert x.grad.dtype == np.float32
+        x.grad = None
+
+
+def test_softmax_extreme_logits():
+    x = np.array([[1e4, -1e4, 0.0, 1e4 - 1.0],
+                  [-np.inf, -np.inf, 3.0, -np.inf],
+                  [-1e4, -1e4, -1e4, -1e4]])
+    for dtype in (np.float32, np.float64):
+        t = leaf(x, dtype)
+        y = F.softmax(t)
+        np.testing.assert_allclose(y.data, np.exp(reference_log_softmax(x)), atol=1e-6)
+        assert np.array_equal(y.data[1], [0, 0, 1, 0])
+        g = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
+        y.backward(g)
+        p = np.exp(reference_log_softmax(x))
+        expected = p * (g - (g * p).sum(axis=1, keepdims=True))
+        assert np.all(np.isfinite(t.grad))
+        np.testing.assert_allclose(t.grad, expected, atol=1e-5)
+        log_y = F.log_softmax(leaf(x, dtype))
+        np.testing.assert_allclose(log_y.data[[0, 2]], reference_log_softmax(x)[[0, 2]], atol=1e-3)
+        assert log_y.data[1, 2] == 0 and np.all(np.isneginf(log_y.data[1, [0, 1, 3]]))
+    finite = np.array([[1e4, -1e4, 0.0, 1e4 - 1.0], [-1e4, 1e4, 1e4, -3.0]])
+    assert mg.gradcheck(F.softmax, leaf(finite))
+    assert mg.gradcheck(F.log_softmax, leaf(finite))
+
+
+def test_log_softmax_gradient_with_a_minus_inf_entry():
+    x = leaf([[-np.inf, 1.0, 2.0]])
+    y = F.log_softmax(x)
+    y.backward(np.array([[0.0, 1.0, -1.0]]))
+    p = np.exp(reference_log_softmax([[-np.inf, 1.0, 2.0]]))
+    np.testing.assert_allclose(x.grad, [[0.0, 1.0, -1.0]] - p * 0.0, atol=1e-12)
+
+
+def test_softmax_large_rows_span_blocks_and_threads():
+    x = np.random.default_rng(2).standard_normal((300, 1000)).astype(np.float32) * 5
+    expected = np.exp(reference_log_softmax(x))
+    previous = F.get_num_threads()
+    try:
+        for threads in (1, 2):
+            F.set_num_threads(threads)
+            np.testing.assert_allclose(F.softmax(x).data, expected, rtol=1e-5, atol=1e-8)
+    finally:
+        F.set_num_threads(previous)
+
+
+def test_softmax_bad_input():
+    with pytest.raises(ValueError, match=r"softmax: axis 2 is out of range .*\(3, 4\)"):
+        F.softmax(np.ones((3, 4)), axis=2)
+    with pytest.raises(ValueError, match="log_softmax: axis -3"):
+        F.log_softmax(np.ones((3, 4)), axis=-3)
+    with pytest.raises(TypeError, match="softmax: axis must be an int"):
+        F.softmax(np.ones(3), axis=0.5)
+    assert F.softmax(np.float64(2.0)).item() == 1.0
+
+
+# ---------------------------------------------------------------- cross_entropy
+@settings(max_examples=25)
+@given(data=st.data(), n=st.integers(1, 5), classes=st.integers(1, 5),
+       reduction=st.sampled_from(["mean", "sum", "none"]))
+def test_cross_entropy_gradcheck_and_reference(data, n, classes, reduction):
+    logits = data.draw(values((n, classes), -4, 4))
+    targets = np.array(data.draw(st.lists(st.sampled_from(list(range(classes)) + [-100]),
+                                          min_size=n, max_size=n)))
+    counted = targets != -100
+    per_row = -reference_log_softmax(logits)[np.arange(n), np.where(counted, targets, 0)] * counted
+    expected = {"none": per_row, "sum": per_row.sum(),
+                "mean": per_row.sum() / counted.sum() if counted.any() else np.nan}[reduction]
+    out = F.cross_entropy(logits, targets, reduction=reduction)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+    if counted.any() or reduction != "mean":
+        assert mg.gradcheck(lambda z: F.cross_entropy(z, targets, reduction=reduction), leaf(logits))
+
+
+def test_cross_entropy_gradient_is_softmax_minus_onehot_over_counted():
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((6, 7))
+    targets = np.array([1, -100, 6, 0, -100, 3])
+    z = leaf(logits)
+    F.cross_entropy(z, targets).backward()
+    expected = np.exp(reference_log_softmax(logits))
+    expected[np.arange(6), np.maximum(targets, 0)] -= 1
+    expected[targets == -100] = 0
+    np.testing.assert_allclose(z.grad, expected / 4, atol=1e-12)
+
+
+def test_cross_entropy_custom_ignore_index_and_all_ignored():
+    logits = np.random.default_rng(4).standard_normal((3, 4))
+    z = leaf(logits)
+    loss = F.cross_entropy(z, np.array([2, 2, 1]), ignore_index=2)
+    np.testing.assert_allclose(loss.item(), -reference_log_softmax(logits)[2, 1])
+    z2 = leaf(logits)
+    loss = F.cross_entropy(z2, np.array([-100, -100, -100]))
+    assert np.isnan(loss.item())
+    loss.backward()
+    assert np.array_equal(z2.grad, np.zeros_like(logits))
+    assert F.cross_entropy(logits, np.array([-100, -100, -100]), reduction="sum").item() == 0.0
+
+
+def test_cross_entropy_batched_logits_match_flattened():
+    rng = np.random.default_rng(5)
+    logits, targets = rng.standard_normal((2, 3, 5)), rng.integers(0, 5, (2, 3))
+    a, b = leaf(logits), leaf(logits.reshape(6, 5))
+    loss_a, loss_b = F.cross_entropy(a, targets), F.cross_entropy(b, targets.reshape(6))
+    np.testing.assert_allclose(loss_a.item(), loss_b.item(), rtol=1e-14)
+    loss_a.backward()
+    loss_b.backward()
+    np.testing.assert_allclose(a.grad.reshape(6, 5), b.grad, rtol=1e-14)
+    none = F.cross_entropy(logits, targets, reduction="none")
+    assert none.shape == (2, 3)
+    assert mg.gradcheck(lambda z: F.cross_entropy(z, targets), leaf(logits))
+    single = F.cross_entropy(logits[0, 0], np.array(targets[0, 0]))  # (C,) with a 0-d target
+    np.testing.assert_allclose(single.item(), -reference_log_softmax(logits[0, 0])[targets[0, 0]])
+
+
+def test_cross_entropy_extreme_logits():
+    logits = np.array([[1e4, -1e4, 0.0], [-np.inf, 5.0, -np.inf], [-1e4, -1e4, 1e4]])
+    targets = np.array([1, 1, 2])
+    for dtype in (np.float32, np.float64):
+        z = leaf(logits, dtype)
+        per_row = F.cross_entropy(z, targets, reduction="none")
+        assert per_row.dtype == dtype
+        np.testing.assert_allclose(per_row.data, [2e4, 0.0, 0.0], rtol=1e-6)
+        per_row.backward(np.ones(3, dtype))
+        np.testing.assert_allclose(z.grad, [[1, -1, 0], [0, 0, 0], [0, 0, 0]], atol=1e-6)
+    finite = leaf([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4]])
+    assert mg.gradcheck(lambda t: F.cross_entropy(t, np.array([0, 2])), finite)
+
+
+def test_cross_entropy_float32_and_scaled_backward_twice():
+    rng = np.random.default_rng(6)
+    logits = rng.standard_normal((5, 9)).astype(np.float32)
+    targets = rng.integers(0, 9, 5)
+    z = leaf(logits, np.float32)
+    loss = F.cross_entropy(z, targets)
+    assert loss.dtype == np.float32 and loss.shape == ()
+    loss.backward(np.float32(2.0), retain_graph=True)
+    first = z.grad.copy()
+    assert first.dtype == np.float32
+    loss.backward(np.float32(0.5), retain_graph=True)
+    np.testing.assert_allclose(z.grad - first, first / 4, rtol=1e-5, atol=1e-7)
+    z.grad = None
+    loss.backward(np.float32(0.0), retain_graph=True)
+    assert np.array_equal(z.grad, np.zeros_like(logits))
+    z.grad = None
+    loss.backward(np.float32(1.0))
+    np.testing.assert_allclose(z.grad, first / 2, rtol=1e-5, atol=1e-7)
+
+
+def test_cross_entropy_none_backward_twice_with_zero_weights():
+    logits = np.random.default_rng(7).standard_normal((3, 4))
+    targets = np.array([0, 1, 2])
+    z = leaf(logits)
+    loss = F.cross_entropy(z, targets, reduction="none")
+    loss.backward(np.array([1.0, 0.0, 2.0]), retain_graph=True)
+    first = z.grad.copy()
+    z.grad = None
+    loss.backward(np.array([1.0, 1.0, 1.0]))
+    expected = np.exp(reference_log_softmax(logits))
+    expected[np.arange(3), targets] -= 1
+    np.testing.assert_allclose(z.grad, expected, atol=1e-12)
+    np.testing.assert_allclose(first, expected * [[1.0], [0.0], [2.0]], atol=1e-12)
+
+
+def test_cross_entropy_many_classes_blocks_and_threads():
+    rng = np.random.default_rng(8)
+    logits = (rng.standard_normal((200, 3000)) * 3).astype(np.float32)
+    targets = rng.integers(0, 3000, 200)
+    targets[::7] = -100
+    expected_rows = -reference_log_softmax(logits)[np.arange(200), np.maximum(targets, 0)]
+    expected = expected_rows[targets != -100].mean()
+    previous = F.get_num_threads()
+    try:
+        for threads in (1, 2):
+            F.set_num_threads(threads)
+            z = leaf(logits, np.float32)
+            loss = F.cross_entropy(z, targets)
+            np.testing.assert_allclose(loss.item(), expected, rtol=1e-5)
+            loss.backward()
+            grad = np.exp(reference_log_softmax(logits))
+            grad[np.arange(200), np.maximum(targets, 0)] -= 1
+            grad[targets == -100] = 0
+            np.testing.assert_allclose(z.grad, grad / (targets != -100).sum(), atol=1e-7)
+    finally:
+        F.set_num_threads(previous)
+
+
+def test_cross_entropy_no_graph_under_no_grad():
+    z = leaf(np.zeros((2, 3)))
+    with mg.no_grad():
+        loss = F.cross_entropy(z, np.array([0, 1]))
+    assert loss._ctx is None and not loss.requires_grad
+    np.testing.assert_allclose(loss.item(), np.log(3))
+
+
+def test_cross_entropy_bad_input():
+    logits = np.zeros((2, 5))
+    with pytest.raises(IndexError, match=r"target 7 is out of range for 5 classes"):
+        F.cross_entropy(logits, np.array([1, 7]))
+    with pytest.raises(IndexError, match=r"target -1 is out of range for 5 classes"):
+        F.cross_entropy(logits, np.array([-1, 0]))
+    with pytest.raises(TypeError, match="cross_entropy: targets must be integers, got dtype float64"):
+        F.cross_entropy(logits, np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match="targets must be integers"):
+        F.cross_entropy(logits, mg.Tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"logits \(2, 5\) need targets of shape \(2,\), got targets \(3,\)"):
+        F.cross_entropy(logits, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        F.cross_entropy(logits, np.array([0, 1]), reduction="avg")
+    with pytest.raises(ValueError, match="0-d"):
+        F.cross_entropy(np.float64(1.0), np.array(0))
+    assert F.cross_entropy(logits, mg.Tensor(np.array([0, 1]))).item() == pytest.approx(np.log(5))
+
+
+# ---------------------------------------------------------------- GELU
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4))
+def test_gelu_gradcheck_and_reference(data, shape):
+    x = data.draw(values(shape, -5, 5))
+    np.testing.assert_allclose(F.gelu(x).data, reference_gelu(x), rtol=1e-12, atol=1e-14)
+    assert mg.gradcheck(F.gelu, leaf(x))
+
+
+def test_gelu_float32_large_and_extreme():
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((300, 700)) * 3).astype(np.float32)  # several blocks, 2 threads
+    x[0, :4] = [1e4, -1e4, 0.0, -0.0]
+    t = leaf(x, np.float32)
+    y = F.gelu(t)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.data, reference_gelu(x.astype(np.float64)), rtol=1e-5, atol=1e-6)
+    assert y.data[0, 0] == 1e4 and y.data[0, 1] == 0
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    y.backward(g)
+    assert t.grad.dtype == np.float32 and np.all(np.isfinite(t.grad))
+    x64 = x.astype(np.float64)
+    u = np.sqrt(2 / np.pi) * (x64 + 0.044715 * x64**3)
+    slope = 0.5 * (1 + np.tanh(u)) + 0.5 * x64 * (1 - np.tanh(u) ** 2) * np.sqrt(2 / np.pi) * (
+        1 + 3 * 0.044715 * x64**2)
+    np.testing.assert_allclose(t.grad, g * slope, rtol=1e-4, atol=1e-5)
+    noncontiguous = leaf(np.random.default_rng(1).standard_normal((4, 6)))
+    assert mg.gradcheck(lambda a: F.gelu(a.T), noncontiguous)
+
+
+# ---------------------------------------------------------------- layer_norm
+@given(data=st.data(), shape=shapes, use_weight=st.booleans(), use_bias=st.booleans())
+def test_layer_norm_gradcheck_and_reference(data, shape, use_weight, use_bias):
+    x = data.draw(values(shape))
+    width = shape[-1]
+    weight = data.draw(values((width,))) if use_weight else None
+    bias = data.draw(values((width,))) if use_bias else None
+    mean = x.mean(-1, keepdims=True)
+    expected = (x - mean) / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + 1e-5)
+    if use_weight:
+        expected = expected * weight
+    if use_bias:
+        expected = expected + bias
+    np.testing.assert_allclose(F.layer_norm(x, weight, bias).data, expected, rtol=1e-10, atol=1e-10)
+    tensors = [leaf(x)] + [leaf(p) for p in (weight, bias) if p is not None]
+
+    def fn(x_, *params):
+        params = list(params)
+        w = params.pop(0) if use_weight else None
+        b = params.pop(0) if use_bias else None
+        return F.layer_norm(x_, w, b)
+
+    assert mg.gradcheck(fn, *tensors, atol=1e-5, rtol=1e-4)
+
+
+def test_layer_norm_float32_constant_rows_and_large():
+    rng = np.random.default_rng(10)
+    x = (rng.standard_normal((400, 500)) * 2 + 3).astype(np.float32)
+    x[0] = 7.0  # zero variance: xhat = 0, finite gradient
+    weight, bias = leaf(rng.standard_normal(500), np.float32), leaf(rng.standard_normal(500), np.float32)
+    t = leaf(x, np.float32)
+    y = F.layer_norm(t, weight, bias)
+    assert y.dtype == np.float32
+    x64 = x.astype(np.float64)
+    mean = x64.mean(-1, keepdims=True)
+    rstd = 1 / np.sqrt(((x64 - mean) ** 2).mean(-1, keepdims=True) + 1e-5)
+    xhat = (x64 - mean) * rstd
+    np.testing.assert_allclose(y.data, xhat * weight.data + bias.data, rtol=1e-4, atol=1e-4)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    y.backward(g)
+    gh = g * weight.data.astype(np.float64)
+    gx = rstd * (gh - gh.mean(-1, keepdims=True) - xhat * (gh * xhat).mean(-1, keepdims=True))
+    assert t.grad.dtype == weight.grad.dtype == bias.grad.dtype == np.float32
+    np.testing.assert_allclose(t.grad, gx, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(weight.grad, (g * xhat).sum(0), rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(bias.grad, g.sum(0), rtol=1e-4, atol=1e-3)
+    assert np.all(np.isfinite(t.grad[0]))
+
+
+def test_layer_norm_one_node_with_three_parents():
+    x, w, b = leaf(np.ones((2, 3))), leaf(np.ones(3)), leaf(np.zeros(3))
+    out = F.layer_norm(x, w, b)
+    assert out._ctx.parents == (x, w, b)
+
+
+def test_layer_norm_bad_input():
+    with pytest.raises(ValueError, match=r"layer_norm: weight has shape \(4,\), expected \(3,\) for input \(2, 3\)"):
+        F.layer_norm(np.ones((2, 3)), np.ones(4), None)
+    with pytest.raises(ValueError, match=r"layer_norm: bias has shape \(3, 1\)"):
+        F.layer_norm(np.ones((2, 3)), None, np.ones((3, 1)))
+    with pytest.raises(ValueError, match="0-d"):
+        F.layer_norm(np.float64(1.0))
+    with pytest.raises(ValueError, match="eps must be positive"):
+        F.layer_norm(np.ones((2, 3)), eps=0.0)
+
+
+# ---------------------------------------------------------------- dropout
+def test_dropout_reproducible_scaled_and_gradcheck():
+    x = np.ones((200, 50), np.float32)
+    a = F.dropout(x, 0.25, generator=np.random.default_rng(11))
+    b = F.dropout(x, 0.25, generator=np.random.default_rng(11))
+    c = F.dropout(x, 0.25, generator=np.random.default_rng(12))
+    assert a.dtype == np.float32
+    assert np.array_equal(a.data, b.data) and not np.array_equal(a.data, c.data)
+    assert set(np.unique(a.data)) <= {0.0, np.float32(1 / 0.75)}
+    assert abs((a.data == 0).mean() - 0.25) < 0.02
+    mg.manual_seed(5)
+    d = F.dropout(x, 0.25)
+    mg.manual_seed(5)
+    assert np.array_equal(d.data, F.dropout(x, 0.25).data)
+    t = leaf(np.random.default_rng(0).standard_normal((3, 4)))
+    assert mg.gradcheck(lambda v: F.dropout(v, 0.5, generator=np.random.default_rng(3)), t)
+    t.grad = None
+    out = F.dropout(t, 0.5, generator=np.random.default_rng(3))
+    out.backward(np.ones((3, 4)))
+    assert np.array_equal(t.grad, (out.data != 0) * 2.0)
+
+
+def test_dropout_identity_in_eval_and_at_zero():
+    x = leaf(np.ones((2, 3)))
+    assert F.dropout(x, 0.5, training=False) is x
+    assert F.dropout(x, 0.0) is x
+    assert isinstance(F.dropout(np.ones(3), 0.5, training=False), mg.Tensor)
+
+
+def test_dropout_bad_probability():
+    for p in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\)"):
+            F.dropout(np.ones(3), p)
+    with pytest.raises(TypeError, match="dropout: p must be a number"):
+        F.dropout(np.ones(3), "0.1")
+
+
+# ---------------------------------------------------------------- embedding
+@given(data=st.data(), ids_shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4),
+       vocab=st.integers(1, 5), width=st.integers(1, 3))
+def test_embedding_gradcheck_reference_and_repeats(data, ids_shape, vocab, width):
+    ids = data.draw(hnp.arrays(np.int64, ids_shape, elements=st.integers(0, vocab - 1)))
+    table = data.draw(values((vocab, width)))
+    out = F.embedding(ids, table)
+    assert out.shape == ids.shape + (width,)
+    np.testing.assert_array_equal(out.data, table[ids])
+    weight = leaf(table)
+    out = F.embedding(ids, weight)
+    g = np.random.default_rng(0).standard_normal(out.shape)
+    out.backward(g)
+    expected = np.zeros_like(table)
+    np.add.at(expected, ids.reshape(-1), g.reshape(-1, width))
+    np.testing.assert_allclose(weight.grad, expected, rtol=1e-12, atol=1e-12)
+    assert mg.gradcheck(lambda w: F.embedding(ids, w), leaf(table))
+
+
+def test_embedding_float32_tensor_ids_and_many_repeats():
+    rng = np.random.default_rng(13)
+    table = leaf(rng.standard_normal((50, 8)), np.float32)
+    ids = rng.integers(0, 5, (30, 40))  # many repeats of five ids
+    out = F.embedding(mg.Tensor(ids), table)
+    assert out.dtype == np.float32 and out._ctx.parents == (table,)
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    out.backward(g)
+    expected = np.zeros((50, 8))
+    np.add.at(expected, ids.reshape(-1), g.reshape(-1, 8).astype(np.float64))
+    assert table.grad.dtype == np.float32
+    np.testing.assert_allclose(table.grad, expected, rtol=1e-4, atol=1e-4)
+    assert np.all(table.grad[5:] == 0)
+
+
+def test_embedding_bad_input():
+    table = np.zeros((10, 3))
+    with pytest.raises(IndexError, match=r"embedding: id 10 is out of range for a table of 10 rows"):
+        F.embedding(np.array([1, 10]), table)
+    with pytest.raises(IndexError, match=r"id -2 is out of range for a table of 10 rows"):
+        F.embedding(np.array([[-2, 3]]), table)
+    with pytest.raises(TypeError, match="embedding: ids must be integers, got dtype float64"):
+        F.embedding(np.array([1.0]), table)
+    with pytest.raises(TypeError, match="ids must be integers, got dtype bool"):
+        F.embedding(np.array([True]), table)
+    with pytest.raises(ValueError, match=r"weight must be 2-D .* got shape \(10,\)"):
+        F.embedding(np.array([1]), np.zeros(10))
+    assert F.embedding(np.zeros((0, 2), np.int64), table).shape == (0, 2, 3)
+
+
+# ---------------------------------------------------------------- linear
+@given(data=st.data(), batch=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3),
+       n_in=st.integers(1, 4), n_out=st.integers(1, 4), use_bias=st.booleans())
+def test_linear_gradcheck_and_reference(data, batch, n_in, n_out, use_bias):
+    x = data.draw(values(batch + (n_in,)))
+    weight = data.draw(values((n_out, n_in)))
+    bias = data.draw(values((n_out,))) if use_bias else None
+    expected = x @ weight.T + (bias if use_bias else 0)
+    np.testing.assert_allclose(F.linear(x, weight, bias).data, expected, rtol=1e-12, atol=1e-12)
+    if use_bias:
+        assert mg.gradcheck(F.linear, leaf(x), leaf(weight), leaf(bias))
+    else:
+        assert mg.gradcheck(F.linear, leaf(x), leaf(weight))
+
+
+def test_linear_float32_one_node_and_noncontiguous_input():
+    rng = np.random.default_rng(14)
+    x, w, b = leaf(rng.standard_normal((2, 3, 4)), np.float32), leaf(rng.standard_normal((5, 4)), np.float32), \
+        leaf(rng.standard_normal(5), np.float32)
+    y = F.linear(x, w, b)
+    assert y.dtype == np.float32 and y.shape == (2, 3, 5) and y._ctx.parents == (x, w, b)
+    y.backward(np.ones(y.shape, np.float32))
+    assert x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
+    np.testing.assert_allclose(b.grad, np.full(5, 6.0))
+    xt = leaf(rng.standard_normal((4, 3)))
+    assert mg.gradcheck(lambda a, w_: F.linear(a.T, w_), xt, leaf(rng.standard_normal((2, 4))))
+    x_only = leaf(rng.standard_normal((3, 4)))
+    F.linear(x_only, mg.Tensor(rng.standard_normal((5, 4)))).sum().backward()  # weight frozen
+    assert x_only.grad.shape == (3, 4)
+
+
+def test_linear_bad_input():
+    with pytest.raises(ValueError, match=r"linear: input \(2, 3\) does not match weight \(5, 4\)"):
+        F.linear(np.ones((2, 3)), np.ones((5, 4)))
+    with pytest.raises(ValueError, match=r"linear: weight must be 2-D \(out, in\), got shape \(4,\)"):
+        F.linear(np.ones((2, 4)), np.ones(4))
+    with pytest.raises(ValueError, match=r"linear: bias has shape \(4,\), expected \(5,\)"):
+        F.linear(np.ones((2, 4)), np.ones((5, 4)), np.ones(4))
+
+
+# ---------------------------------------------------------------- mse_loss, relu, threads
+@given(data=st.data(), shape=shapes, reduction=st.sampled_from(["mean", "sum", "none"]))
+def test_mse_loss_gradcheck_and_reference(data, shape, reduction):
+    a, b = data.draw(values(shape)), data.draw(values(shape[1:]))  # b broadcasts
+    squared = (a - b) ** 2
+    expected = {"mean": squared.mean(), "sum": squared.sum(), "none": squared}[reduction]
+    np.testing.assert_allclose(F.mse_loss(a, b, reduction).data, expected, rtol=1e-12)
+    assert mg.gradcheck(lambda x, y: F.mse_loss(x, y, reduction), leaf(a), leaf(b))
+
+
+def test_mse_loss_and_relu_misc():
+    assert F.mse_loss(np.ones(3, np.float32), np.zeros(3, np.float32)).dtype == np.float32
+    with pytest.raises(ValueError, match=r"mse_loss: cannot broadcast \(3,\) with \(2,\)"):
+        F.mse_loss(np.ones(3), np.ones(2))
+    np.testing.assert_array_equal(F.relu(np.array([-1.0, 2.0])).data, [0.0, 2.0])
+
+
+def test_set_num_threads_and_worker_errors():
+    from minigrad.nn.functional._util import parallel_for
+
+    previous = F.get_num_threads()
+    with pytest.raises(ValueError, match="at least 1 thread"):
+        F.set_num_threads(0)
+    try:
+        F.set_num_threads(2)
+        seen = []
+
+        def body(lo, hi):
+            seen.append((lo, hi))
+            if lo > 0:
+                raise RuntimeError("worker failed")
+
+        with pytest.raises(RuntimeError, match="worker failed"):
+            parallel_for(10, body, 1)
+        assert sorted(seen) == [(0, 5), (5, 10)]
+    finally:
+        F.set_num_threads(previous)

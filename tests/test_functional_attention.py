@@ -1,0 +1,182 @@
+"""scaled_dot_product_attention: gradcheck, a NumPy reference, the bottom-right causal mask
+(KV-cache rows), dropout, float32, extreme scores and bad shapes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minigrad as mg
+from minigrad.nn import functional as F
+from minigrad.nn.functional.attention import causal_bias
+
+sdpa = F.scaled_dot_product_attention
+
+
+def leaf(array, dtype=np.float64) -> mg.Tensor:
+    return mg.Tensor(np.array(array, dtype=dtype), requires_grad=True)
+
+
+def reference_attention(q, k, v, causal=True, scale=None, keep=None):
+    """Plain NumPy: softmax(q k^T * scale + mask) (times an optional dropout multiplier) v."""
+    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
+    n_queries, n_keys = q.shape[-2], k.shape[-2]
+    scale = 1 / np.sqrt(q.shape[-1]) if scale is None else scale
+    scores = q @ np.swapaxes(k, -1, -2) * scale
+    if causal:
+        i, j = np.arange(n_queries)[:, None], np.arange(n_keys)[None, :]
+        scores = np.where(j <= i + n_keys - n_queries, scores, -np.inf)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    if keep is not None:
+        weights = weights * keep
+    return weights @ v
+
+
+@settings(max_examples=20)
+@given(data=st.data(), lead=hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=2),
+       n_keys=st.integers(1, 4), head_dim=st.integers(1, 3), value_dim=st.integers(1, 3),
+       causal=st.booleans())
+def test_attention_gradcheck_and_reference(data, lead, n_keys, head_dim, value_dim, causal):
+    n_queries = data.draw(st.integers(1, n_keys))
+    elements = st.floats(-2, 2)
+    q = data.draw(hnp.arrays(np.float64, lead + (n_queries, head_dim), elements=elements))
+    k = data.draw(hnp.arrays(np.float64, lead + (n_keys, head_dim), elements=elements))
+    v = data.draw(hnp.arrays(np.float64, lead + (n_keys, value_dim), elements=elements))
+    out = sdpa(q, k, v, causal=causal)
+    assert out.shape == lead + (n_queries, value_dim)
+    np.testing.assert_allclose(out.data, reference_attention(q, k, v, causal), rtol=1e-10, atol=1e-12)
+    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c, causal=causal), leaf(q), leaf(k), leaf(v))
+
+
+def test_attention_is_one_node_and_keeps_float32():
+    rng = np.random.default_rng(0)
+    q, k, v = (leaf(rng.standard_normal((2, 3, 5, 4)), np.float32) for _ in range(3))
+    out = sdpa(q, k, v)
+    assert out.dtype == np.float32 and out._ctx.parents == (q, k, v)
+    out.backward(np.ones(out.shape, np.float32))
+    assert q.grad.dtype == k.grad.dtype == v.grad.dtype == np.float32
+    np.testing.assert_allclose(out.data, reference_attention(q.data, k.data, v.data), rtol=1e-5, atol=1e-6)
+
+
+def test_attention_gradients_match_float64_at_gpt_like_shape():
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal((2, 4, 64, 16)) for _ in range(3)]
+    g = rng.standard_normal((2, 4, 64, 16))
+    grads = {}
+    for dtype in (np.float32, np.float64):
+        tensors = [leaf(a, dtype) for a in arrays]
+        sdpa(*tensors).backward(g.astype(dtype))
+        grads[dtype] = [t.grad for t in tensors]
+    for g32, g64 in zip(grads[np.float32], grads[np.float64]):
+        np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-4)
+
+
+def test_attention_kv_cache_rows_match_full_causal_attention():
+    rng = np.random.default_rng(2)
+    q, k, v = (rng.standard_normal((2, 3, 7, 4)) for _ in range(3))
+    full = sdpa(q, k, v).data
+    for new in (1, 3, 7):
+        last = sdpa(q[:, :, -new:], k, v).data  # the newest queries against all keys
+        np.testing.assert_allclose(last, full[:, :, -new:], rtol=1e-12, atol=1e-12)
+    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c), leaf(q[:1, :1, -3:]), leaf(k[:1, :1]), leaf(v[:1, :1]))
+
+
+def test_attention_first_query_sees_only_first_key():
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal((1, 1, 4, 2)) for _ in range(3))
+    out = sdpa(q, k, v).data
+    np.testing.assert_allclose(out[0, 0, 0], v[0, 0, 0], rtol=1e-12)
+    non_causal = sdpa(q, k, v, causal=False).data
+    np.testing.assert_allclose(non_causal, reference_attention(q, k, v, causal=False), rtol=1e-12)
+
+
+def test_attention_causal_bias_is_cached_and_read_only():
+    bias = causal_bias(3, 5, "float32")
+    assert bias is causal_bias(3, 5, "float32")
+    assert not bias.flags.writeable
+    np.testing.assert_array_equal(np.isinf(bias), np.triu(np.ones((3, 5), bool), k=3))
+    rng = np.random.default_rng(4)
+    q, k, v = (rng.standard_normal((2, 2, 3, 2)).astype(np.float32) for _ in range(3))
+    sdpa(q, k[:, :, :3], v[:, :, :3])  # uses the cached (3, 3) bias
+    np.testing.assert_array_equal(causal_bias(3, 3, "float32"), np.where(np.triu(np.ones((3, 3)), 1), -np.inf, 0))
+
+
+def test_attention_explicit_scale():
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.standard_normal((2, 3, 2)) for _ in range(3))
+    np.testing.assert_allclose(sdpa(q, k, v, scale=0.3).data, reference_attention(q, k, v, scale=0.3), rtol=1e-12)
+    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c, scale=-0.7), leaf(q), leaf(k), leaf(v))
+
+
+def test_attention_extreme_scores_stay_finite():
+    q = np.zeros((1, 1, 3, 2))
+    q[..., 0] = [100.0, -100.0, 100.0]
+    k = np.zeros((1, 1, 3, 2))
+    k[..., 0] = [100.0, 100.0, -100.0]  # scores of +-1e4 / sqrt(2)
+    v = np.arange(6.0).reshape(1, 1, 3, 2)
+    for dtype in (np.float32, np.float64):
+        tensors = [leaf(a, dtype) for a in (q, k, v)]
+        out = sdpa(*tensors)
+        np.testing.assert_allclose(out.data, reference_attention(q, k, v), atol=1e-5)
+        out.backward(np.ones(out.shape, dtype))
+        assert all(np.all(np.isfinite(t.grad)) for t in tensors)
+    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c), leaf(q), leaf(k), leaf(v))
+
+
+def test_attention_dropout_reproducible_and_gradcheck():
+    rng = np.random.default_rng(6)
+    q, k, v = (rng.standard_normal((2, 2, 6, 3)) for _ in range(3))
+    a = sdpa(q, k, v, dropout_p=0.3, generator=np.random.default_rng(7)).data
+    b = sdpa(q, k, v, dropout_p=0.3, generator=np.random.default_rng(7)).data
+    c = sdpa(q, k, v, dropout_p=0.3, generator=np.random.default_rng(8)).data
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    keep = np.random.default_rng(7).random((2, 2, 6, 6)) >= 0.3
+    np.testing.assert_allclose(a, reference_attention(q, k, v, keep=keep / 0.7), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(sdpa(q, k, v, dropout_p=0.0).data, sdpa(q, k, v).data)
+    assert mg.gradcheck(lambda x, y, z: sdpa(x, y, z, dropout_p=0.3, generator=np.random.default_rng(7)),
+                        leaf(q), leaf(k), leaf(v))
+    mg.manual_seed(9)
+    first = sdpa(q, k, v, dropout_p=0.5).data
+    mg.manual_seed(9)
+    assert np.array_equal(first, sdpa(q, k, v, dropout_p=0.5).data)
+
+
+def test_attention_only_some_inputs_require_grad():
+    rng = np.random.default_rng(10)
+    q, k, v = (rng.standard_normal((1, 2, 4, 3)) for _ in range(3))
+    assert mg.gradcheck(lambda x: sdpa(x, k, v), leaf(q))
+    assert mg.gradcheck(lambda z: sdpa(q, k, z), leaf(v))
+    assert mg.gradcheck(lambda z: sdpa(q, k, z, dropout_p=0.2, generator=np.random.default_rng(1)), leaf(v))
+    with mg.no_grad():
+        out = sdpa(leaf(q), leaf(k), leaf(v))
+    assert out._ctx is None
+
+
+def test_attention_noncontiguous_head_views():
+    # the model passes (B, T, H, D) arrays transposed to (B, H, T, D) views
+    rng = np.random.default_rng(11)
+    raw = [rng.standard_normal((2, 5, 3, 4)) for _ in range(3)]
+    tensors = [leaf(a) for a in raw]
+    assert mg.gradcheck(lambda *t: sdpa(*(x.transpose(0, 2, 1, 3) for x in t)), *tensors)
+    out = sdpa(*(a.transpose(0, 2, 1, 3) for a in raw)).data
+    np.testing.assert_allclose(out, reference_attention(*(a.transpose(0, 2, 1, 3) for a in raw)), rtol=1e-12)
+
+
+def test_attention_bad_shapes():
+    ones = np.ones
+    with pytest.raises(ValueError, match=r"shapes do not match: q \(1, 2, 3, 4\), k \(1, 2, 3, 5\)"):
+        sdpa(ones((1, 2, 3, 4)), ones((1, 2, 3, 5)), ones((1, 2, 3, 5)))
+    with pytest.raises(ValueError, match=r"q \(1, 2, 3, 4\), k \(1, 3, 3, 4\)"):
+        sdpa(ones((1, 2, 3, 4)), ones((1, 3, 3, 4)), ones((1, 3, 3, 4)))
+    with pytest.raises(ValueError, match=r"v \(1, 2, 4, 4\)"):
+        sdpa(ones((1, 2, 3, 4)), ones((1, 2, 3, 4)), ones((1, 2, 4, 4)))
+    with pytest.raises(ValueError, match=r"causal mask needs Tq <= Tk, got q \(1, 1, 5, 4\) and k \(1, 1, 3, 4\)"):
+        sdpa(ones((1, 1, 5, 4)), ones((1, 1, 3, 4)), ones((1, 1, 3, 4)))
+    assert sdpa(ones((1, 1, 5, 4)), ones((1, 1, 3, 4)), ones((1, 1, 3, 4)), causal=False).shape == (1, 1, 5, 4)
+    with pytest.raises(ValueError, match=r"need shape \(\.\.\., T, D\)"):
+        sdpa(ones(4), ones(4), ones(4))
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
+        sdpa(ones((2, 2)), ones((2, 2)), ones((2, 2)), dropout_p=1.0)
