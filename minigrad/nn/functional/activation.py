@@ -39,6 +39,8 @@ def _softmax_rows(x: np.ndarray, out: np.ndarray) -> None:
 class Softmax(Function):
     # y = exp(x) / sum(exp(x));  dy_i/dx_j = y_i (delta_ij - y_j)
     # => dL/dx_j = y_j (g_j - sum_i g_i y_i)
+    fresh_grads = True  # backward returns new arrays only
+
     def forward(self, x, axis=-1):
         self.layout = RowLayout(x.shape, axis)
         rows = self.layout.to_rows(x)  # (N, C)
@@ -67,6 +69,8 @@ class Softmax(Function):
 class LogSoftmax(Function):
     # y = x - max - log(sum(exp(x - max)));  dy_i/dx_j = delta_ij - softmax_j
     # => dL/dx_j = g_j - softmax_j * sum_i g_i,  with softmax = exp(y)
+    fresh_grads = True  # backward returns new arrays only
+
     def forward(self, x, axis=-1):
         self.layout = RowLayout(x.shape, axis)
         x2 = self.layout.to_rows(x)  # (N, C)
@@ -117,6 +121,8 @@ def log_softmax(x, axis: int = -1) -> Tensor:
 class GELU(Function):
     # y = 0.5 x (1 + t),  t = tanh(u),  u = c (x + a x^3)
     # dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)   (computed in forward, saved)
+    fresh_grads = True  # backward returns new arrays only
+
     def forward(self, x):
         x = np.asarray(x, order="C")  # (keeps 0-d arrays 0-d, unlike ascontiguousarray)
         flat = x.reshape(-1)
@@ -183,6 +189,8 @@ def relu(x) -> Tensor:
 # ---------------------------------------------------------------- dropout
 class Dropout(Function):
     # y = x * m,  m = keep / (1 - p) with keep ~ Bernoulli(1 - p)  =>  dL/dx = g * m
+    fresh_grads = True  # backward returns new arrays only
+
     def forward(self, x, p, generator):
         mask_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
         mask = generator.random(x.shape, dtype=mask_dtype)  # uniform [0, 1)

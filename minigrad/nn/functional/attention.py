@@ -45,6 +45,8 @@ def causal_bias(n_queries: int, n_keys: int, dtype_name: str) -> np.ndarray:
 
 class ScaledDotProductAttention(Function):
     # see the module docstring for the derivation of dQ, dK, dV
+    fresh_grads = True  # backward returns new arrays only
+
     def forward(self, q, k, v, causal=True, dropout_p=0.0, generator=None, scale=None):
         dtype = np.result_type(q, k, v)
         n_queries, n_keys = q.shape[-2], k.shape[-2]

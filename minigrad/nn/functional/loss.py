@@ -21,48 +21,58 @@ from ._util import as_float_tensor, as_index_array, as_tensor, for_row_blocks
 REDUCTIONS = ("mean", "sum", "none")
 
 
+def _cross_entropy_rows(z, safe_targets, counted, row_scale, row_loss=None, grad=None):
+    """One pass over logits z (N, C) in row blocks (threads split the rows).
+
+    Writes row_loss[n] = logsumexp(z_n) - z_n[t_n] when row_loss is given, and
+    grad[n] = row_scale * (softmax(z_n) - onehot(t_n)) (0 for rows not counted) when grad is
+    given; without grad, each block uses a small scratch buffer instead.
+    """
+    n_rows, class_count = z.shape
+    rows_per_block = max(1, (1 << 18) // max(1, class_count))  # ~1 MB of float32
+
+    def block(lo, hi):
+        zs = z[lo:hi]  # (rows, C)
+        buf = grad[lo:hi] if grad is not None else np.empty_like(zs)
+        row_max = zs.max(axis=1, keepdims=True)  # (rows, 1)
+        np.subtract(zs, row_max, out=buf)
+        np.exp(buf, out=buf)
+        total = buf.sum(axis=1)  # (rows,), >= 1
+        rows, cols = np.arange(hi - lo), safe_targets[lo:hi]
+        if row_loss is not None:  # logsumexp - z_t = log(total) + max - z_t
+            np.subtract(np.log(total) + row_max[:, 0], zs[rows, cols], out=row_loss[lo:hi])
+        if grad is not None:
+            buf *= (row_scale / total)[:, None].astype(buf.dtype, copy=False)  # softmax
+            buf[rows, cols] -= row_scale  # - onehot
+            skip = ~counted[lo:hi]
+            if skip.any():
+                buf[skip] = 0.0
+
+    if z.size:
+        for_row_blocks(n_rows, class_count, block, rows=rows_per_block)
+
+
 class CrossEntropy(Function):
     # loss_n = log sum_c exp(z_nc) - z_n,t_n  =>  d loss_n / d z_nc = softmax(z_n)_c - [c == t_n]
     # (rows whose target is ignore_index contribute 0 and get gradient 0)
+    fresh_grads = True  # backward hands over its (N, C) buffer and keeps no reference
+
     def forward(self, logits, targets, ignore_index=-100, reduction="mean"):
         class_count = logits.shape[-1]
         z = np.ascontiguousarray(logits).reshape(-1, class_count)  # (N, C)
         t = targets.reshape(-1)  # (N,)
-        n_rows = z.shape[0]
         counted = t != ignore_index  # (N,) rows that count
         n_counted = int(np.count_nonzero(counted))
         safe_t = np.where(counted, t, 0)  # (N,) a valid column even for ignored rows
-        row_loss = np.empty(n_rows, dtype=z.dtype)  # (N,)
-        # the gradient buffer is premultiplied by d loss / d loss_n for reduction "mean"
+        # d loss / d loss_n, folded into the buffer so that backward(1.0) is free
         row_scale = 1.0 / n_counted if reduction == "mean" and n_counted else 1.0
+        row_loss = np.empty(z.shape[0], dtype=z.dtype)  # (N,)
         grad = np.empty_like(z) if self.requires_grad else None  # (N, C), the only big buffer
-        rows_per_block = max(1, (1 << 18) // max(1, class_count))  # ~1 MB of float32
-
-        def block(lo, hi):
-            zs = z[lo:hi]  # (rows, C)
-            buf = grad[lo:hi] if grad is not None else np.empty_like(zs)
-            row_max = zs.max(axis=1, keepdims=True)  # (rows, 1)
-            np.subtract(zs, row_max, out=buf)
-            np.exp(buf, out=buf)
-            total = buf.sum(axis=1)  # (rows,)
-            rows = np.arange(hi - lo)
-            targets_logit = zs[rows, safe_t[lo:hi]]  # (rows,)
-            # logsumexp - z_t = log(total) + max - z_t
-            np.subtract(np.log(total) + row_max[:, 0], targets_logit, out=row_loss[lo:hi])
-            if grad is not None:
-                buf *= (row_scale / total)[:, None].astype(buf.dtype, copy=False)
-                buf[rows, safe_t[lo:hi]] -= row_scale  # softmax - onehot
-                skip = ~counted[lo:hi]
-                if skip.any():
-                    buf[skip] = 0.0
-
-        if z.size:
-            for_row_blocks(n_rows, class_count, block, rows=rows_per_block)
+        _cross_entropy_rows(z, safe_t, counted, row_scale, row_loss, grad)
         row_loss[~counted] = 0.0
-        self.reduction, self.out_shape = reduction, targets.shape
         if grad is not None:
-            self.grad_buffer, self.applied = grad, 1.0  # grad_buffer = applied * d loss / d z
-            self.n_counted = n_counted
+            self.grad_buffer = grad  # = row_scale * d loss_n / d z, until backward takes it
+            self.saved = (safe_t, counted, row_scale, reduction, n_counted)
         if reduction == "none":
             return row_loss.reshape(targets.shape)
         total_loss = row_loss.sum(dtype=np.float64)
@@ -71,33 +81,27 @@ class CrossEntropy(Function):
         return np.asarray(total_loss, dtype=z.dtype)
 
     def backward(self, g):
-        # d L / d z = g * d loss / d z (per row for reduction "none")
-        if self.reduction == "none":
-            factor = np.asarray(g, dtype=np.float64).reshape(-1, 1)  # (N, 1)
+        # dL/dz = g * d loss / d z: the buffer times g (per row for reduction "none")
+        safe_t, counted, row_scale, reduction, n_counted = self.saved
+        grad, self.grad_buffer = self.grad_buffer, None
+        if grad is None:  # a second backward (retain_graph=True): recompute from the logits
+            logits = self.parents[0].data
+            z = np.ascontiguousarray(logits).reshape(-1, logits.shape[-1])  # (N, C)
+            grad = np.empty_like(z)
+            _cross_entropy_rows(z, safe_t, counted, row_scale, grad=grad)
+        if reduction == "none":
+            factor = np.asarray(g, dtype=grad.dtype).reshape(-1, 1)  # (N, 1)
+        elif reduction == "mean" and n_counted == 0:
+            factor = 0.0  # no counted target: the loss is nan, its gradient zero
         else:
             factor = float(g)
-            if self.reduction == "mean" and self.n_counted == 0:
-                factor = 0.0  # no counted target: the loss is nan, its gradient zero
-        grad = self._scaled(factor)
-        return grad.reshape(self.parents[0].shape)
-
-    def _scaled(self, factor):
-        """grad_buffer rescaled to `factor`, in place when that loses nothing (a second
-        backward with retain_graph then rescales again from the recorded factor)."""
-        buf = self.grad_buffer
-        ratio = factor / self.applied
-        if np.all(ratio == 1.0):
-            return buf
-        if np.all(np.isfinite(ratio)) and np.all(ratio != 0.0):
-            ratio = ratio.astype(buf.dtype) if isinstance(ratio, np.ndarray) else ratio
+        if not (isinstance(factor, float) and factor == 1.0):  # the usual loss.backward(): free
 
             def block(lo, hi):
-                buf[lo:hi] *= ratio[lo:hi] if isinstance(ratio, np.ndarray) else ratio
+                grad[lo:hi] *= factor[lo:hi] if isinstance(factor, np.ndarray) else factor
 
-            for_row_blocks(buf.shape[0], buf.shape[1], block)
-            self.applied = factor
-            return buf
-        return buf * (ratio.astype(buf.dtype) if isinstance(ratio, np.ndarray) else ratio)
+            for_row_blocks(grad.shape[0], grad.shape[1], block)
+        return grad.reshape(self.parents[0].shape)
 
 
 def cross_entropy(logits, targets, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
@@ -133,6 +137,8 @@ def cross_entropy(logits, targets, ignore_index: int = -100, reduction: str = "m
 
 class MSELoss(Function):
     # L = reduce((a - b)^2)  =>  dL/da = 2 (a - b) * dL/dloss_i,  dL/db = -dL/da
+    fresh_grads = True  # backward returns new arrays only
+
     def forward(self, a, b, reduction="mean"):
         diff = a - b
         self.reduction, self.a_shape, self.b_shape = reduction, a.shape, b.shape
