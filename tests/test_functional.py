@@ -528,3 +528,18 @@ def test_set_num_threads_and_worker_errors():
         assert sorted(seen) == [(0, 5), (5, 10)]
     finally:
         F.set_num_threads(previous)
+
+
+def test_dropout_multiplier_rate_and_generators():
+    from minigrad.nn.functional.activation import dropout_multiplier
+
+    for bit_generator in (np.random.PCG64(1), np.random.MT19937(1), np.random.Philox(1)):
+        mask = dropout_multiplier(np.random.Generator(bit_generator), (400, 500), 0.3)
+        assert mask.dtype == np.float32 and mask.shape == (400, 500)
+        assert set(np.unique(mask)) == {0.0, np.float32(1 / 0.7)}
+        assert abs((mask == 0).mean() - 0.3) < 0.005
+    odd = dropout_multiplier(np.random.default_rng(2), (3, 5), 0.5, np.float64)
+    assert odd.dtype == np.float64 and odd.shape == (3, 5)
+    assert np.all(dropout_multiplier(np.random.default_rng(2), (1000,), 0.0) == 1.0)
+    tiny = dropout_multiplier(np.random.default_rng(2), (1000,), 1e-12)
+    assert np.all(tiny == np.float32(1 / (1 - 1e-12)))

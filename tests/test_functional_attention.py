@@ -10,6 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 from minigrad.nn import functional as F
+from minigrad.nn.functional.activation import dropout_multiplier
 from minigrad.nn.functional.attention import causal_bias
 
 sdpa = F.scaled_dot_product_attention
@@ -133,8 +134,8 @@ def test_attention_dropout_reproducible_and_gradcheck():
     b = sdpa(q, k, v, dropout_p=0.3, generator=np.random.default_rng(7)).data
     c = sdpa(q, k, v, dropout_p=0.3, generator=np.random.default_rng(8)).data
     assert np.array_equal(a, b) and not np.array_equal(a, c)
-    keep = np.random.default_rng(7).random((2, 2, 6, 6)) >= 0.3
-    np.testing.assert_allclose(a, reference_attention(q, k, v, keep=keep / 0.7), rtol=1e-12, atol=1e-12)
+    keep = dropout_multiplier(np.random.default_rng(7), (2, 2, 6, 6), 0.3, np.float64)
+    np.testing.assert_allclose(a, reference_attention(q, k, v, keep=keep), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(sdpa(q, k, v, dropout_p=0.0).data, sdpa(q, k, v).data)
     assert mg.gradcheck(lambda x, y, z: sdpa(x, y, z, dropout_p=0.3, generator=np.random.default_rng(7)),
                         leaf(q), leaf(k), leaf(v))

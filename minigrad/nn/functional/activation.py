@@ -11,6 +11,8 @@ constant would promote float32 arrays to float64, NEP 50) and x*x*x instead of x
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...autograd import Function
@@ -187,15 +189,39 @@ def relu(x) -> Tensor:
 
 
 # ---------------------------------------------------------------- dropout
+_BITS64 = (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64)
+
+
+def dropout_multiplier(generator, shape, p: float, dtype=np.float32) -> np.ndarray:
+    """keep / (1 - p) with keep ~ Bernoulli(1 - p) independently per element, as `dtype`.
+
+    Each element compares 32 random bits with p * 2^32 (twice as fast as generator.random,
+    finer than float32's 24 bits). The same generator state gives the same mask.
+    """
+    n = math.prod(shape)
+    if isinstance(generator.bit_generator, _BITS64):  # each raw draw is 64 random bits
+        bits = generator.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
+    else:  # e.g. MT19937, whose raw draws hold 32 bits
+        bits = generator.integers(0, 2**32, n, dtype=np.uint32)
+    threshold = np.uint32(min(math.ceil(p * 2**32), 2**32 - 1))  # P(bits >= threshold) = 1 - p
+    scale = 1.0 / (1.0 - p)
+    mask = np.empty(n, dtype=dtype)
+
+    def block(lo, hi):
+        np.greater_equal(bits[lo:hi], threshold, out=mask[lo:hi])  # 1.0 kept, 0.0 dropped
+        mask[lo:hi] *= scale
+
+    for_row_blocks(n, 1, block, rows=BLOCK_ELEMENTS)
+    return mask.reshape(shape)
+
+
 class Dropout(Function):
     # y = x * m,  m = keep / (1 - p) with keep ~ Bernoulli(1 - p)  =>  dL/dx = g * m
     fresh_grads = True  # backward returns new arrays only
 
     def forward(self, x, p, generator):
         mask_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
-        mask = generator.random(x.shape, dtype=mask_dtype)  # uniform [0, 1)
-        np.greater_equal(mask, p, out=mask)  # 1.0 where kept (probability 1 - p), else 0.0
-        mask *= 1.0 / (1.0 - p)
+        mask = dropout_multiplier(generator, x.shape, p, mask_dtype)
         if self.requires_grad:
             self.mask = mask
         return _multiply_parallel(x, mask).astype(x.dtype, copy=False)

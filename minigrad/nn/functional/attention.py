@@ -27,7 +27,7 @@ from ...autograd import Function
 from ...random import default_generator
 from ...tensor import Tensor
 from ._util import as_float_tensor, for_row_blocks
-from .activation import check_probability
+from .activation import check_probability, dropout_multiplier
 
 
 @functools.lru_cache(maxsize=64)
@@ -71,9 +71,7 @@ class ScaledDotProductAttention(Function):
             for_row_blocks(scores.shape[0], n_queries * n_keys, block)
         mask = None
         if dropout_p > 0.0:
-            mask = generator.random(probs.shape, dtype=probs.dtype)  # uniform [0, 1)
-            np.greater_equal(mask, dropout_p, out=mask)  # 1.0 kept (probability 1 - p)
-            mask *= 1.0 / (1.0 - dropout_p)
+            mask = dropout_multiplier(generator, probs.shape, dropout_p, probs.dtype)
             weights = probs * mask  # (..., Tq, Tk)
         else:
             weights = probs
