@@ -111,6 +111,16 @@ def for_row_blocks(n_rows: int, row_elements: int, body, rows: int | None = None
     parallel_for(n_rows, run, min_rows)
 
 
+def parallel_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a * b for two arrays of one shape, split over threads (a fresh array)."""
+    a, b = np.asarray(a, order="C"), np.asarray(b, order="C")
+    out = np.empty(a.shape, dtype=np.result_type(a, b))
+    fa, fb, fo = a.reshape(-1), b.reshape(-1), out.reshape(-1)
+    parallel_for(fo.size, lambda lo, hi: np.multiply(fa[lo:hi], fb[lo:hi], out=fo[lo:hi]),
+                 PARALLEL_MIN_ELEMENTS)
+    return out
+
+
 # ---------------------------------------------------------------- input coercion
 def as_tensor(x) -> Tensor:
     """A Tensor as is; anything else (ndarray, list, number) wrapped in a new Tensor."""

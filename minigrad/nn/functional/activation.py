@@ -18,8 +18,8 @@ import numpy as np
 from ...autograd import Function
 from ...random import default_generator
 from ...tensor import Tensor
-from ._util import (BLOCK_ELEMENTS, RowLayout, as_float_tensor, check_axis, for_row_blocks,
-                    parallel_for, PARALLEL_MIN_ELEMENTS)
+from ._util import (BLOCK_ELEMENTS, PARALLEL_MIN_ELEMENTS, RowLayout, as_float_tensor, check_axis,
+                    for_row_blocks, parallel_for, parallel_multiply)
 
 GELU_C = 0.7978845608028654  # sqrt(2 / pi) as a Python float (keeps float32 float32)
 GELU_A = 0.044715
@@ -165,17 +165,7 @@ class GELU(Function):
         return y.reshape(x.shape)
 
     def backward(self, g):
-        return _multiply_parallel(g, self.slope)
-
-
-def _multiply_parallel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a * b for two arrays of one shape, split over threads (a fresh array)."""
-    a, b = np.asarray(a, order="C"), np.asarray(b, order="C")
-    out = np.empty(a.shape, dtype=np.result_type(a, b))
-    fa, fb, fo = a.reshape(-1), b.reshape(-1), out.reshape(-1)
-    parallel_for(fo.size, lambda lo, hi: np.multiply(fa[lo:hi], fb[lo:hi], out=fo[lo:hi]),
-                 PARALLEL_MIN_ELEMENTS)
-    return out
+        return parallel_multiply(g, self.slope)
 
 
 def gelu(x) -> Tensor:
@@ -224,10 +214,10 @@ class Dropout(Function):
         mask = dropout_multiplier(generator, x.shape, p, mask_dtype)
         if self.requires_grad:
             self.mask = mask
-        return _multiply_parallel(x, mask).astype(x.dtype, copy=False)
+        return parallel_multiply(x, mask).astype(x.dtype, copy=False)
 
     def backward(self, g):
-        return _multiply_parallel(g, self.mask)
+        return parallel_multiply(g, self.mask)
 
 
 def check_probability(p, op: str) -> float:

@@ -26,7 +26,7 @@ import numpy as np
 from ...autograd import Function
 from ...random import default_generator
 from ...tensor import Tensor
-from ._util import as_float_tensor, for_row_blocks
+from ._util import as_float_tensor, for_row_blocks, parallel_multiply
 from .activation import check_probability, dropout_multiplier
 
 
@@ -72,7 +72,7 @@ class ScaledDotProductAttention(Function):
         mask = None
         if dropout_p > 0.0:
             mask = dropout_multiplier(generator, probs.shape, dropout_p, probs.dtype)
-            weights = probs * mask  # (..., Tq, Tk)
+            weights = parallel_multiply(probs, mask)  # (..., Tq, Tk)
         else:
             weights = probs
         out = np.matmul(weights, v)  # (..., Tq, Dv)
@@ -85,27 +85,33 @@ class ScaledDotProductAttention(Function):
         q_scaled, k, v, probs, mask, out = self.saved
         need_q, need_k, need_v = self.needs_input_grad
         grad_v = None
-        if mask is not None:
-            weights = probs * mask  # recompute the dropped weights into one (..., Tq, Tk) buffer
-            if need_v:
-                grad_v = np.matmul(np.swapaxes(weights, -1, -2), g)  # (..., Tk, Dv)
-            d_scores = np.matmul(g, np.swapaxes(v, -1, -2), out=weights)  # reuse: dPd
-            d_scores *= mask  # dP
-        else:
-            if need_v:
-                grad_v = np.matmul(np.swapaxes(probs, -1, -2), g)  # (..., Tk, Dv)
-            d_scores = np.matmul(g, np.swapaxes(v, -1, -2))  # dP (..., Tq, Tk)
+        if need_v:
+            weights = probs if mask is None else parallel_multiply(probs, mask)  # P or Pd
+            grad_v = np.matmul(np.swapaxes(weights, -1, -2), g)  # (..., Tk, Dv) = Pd^T dO
         if not (need_q or need_k):
             return None, None, grad_v
-        r = np.einsum("...id,...id->...i", g, out)[..., None]  # (..., Tq, 1) rowsum(dO * O)
-        d_scores -= r
-        d_scores *= probs  # dS / scale, i.e. dL/d(q_scaled k^T)
+        d_scores = np.matmul(g, np.swapaxes(v, -1, -2))  # (..., Tq, Tk) = dPd
+        r = np.einsum("...id,...id->...i", g, out)  # (..., Tq): rowsum(dO * O)
+        n_queries, n_keys = probs.shape[-2:]
+        d3, p3 = d_scores.reshape(-1, n_queries, n_keys), probs.reshape(-1, n_queries, n_keys)
+        m3 = None if mask is None else mask.reshape(-1, n_queries, n_keys)
+        r3 = r.reshape(-1, n_queries, 1)
+
+        def block(lo, hi):  # heads lo..hi: dS = P * (dPd * M - r), without the scale
+            d = d3[lo:hi]
+            if m3 is not None:
+                d *= m3[lo:hi]
+            d -= r3[lo:hi]
+            d *= p3[lo:hi]
+
+        if d3.size:
+            for_row_blocks(d3.shape[0], n_queries * n_keys, block)
         grad_q = grad_k = None
         if need_q:
             grad_q = np.matmul(d_scores, k)  # (..., Tq, D)
             grad_q *= self.scale
         if need_k:
-            grad_k = np.matmul(np.swapaxes(d_scores, -1, -2), q_scaled)  # (..., Tk, D)
+            grad_k = np.matmul(np.swapaxes(d_scores, -1, -2), q_scaled)  # (..., Tk, D), scale in q
         return grad_q, grad_k, grad_v
 
 
