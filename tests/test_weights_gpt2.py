@@ -334,3 +334,15 @@ def test_no_tokenizer_files_warns_and_returns_none(tmp_path):
 def test_tf_checkpoint_sees_the_conv1d_leading_one():
     checkpoint = TFCheckpoint(shared_path("tiny-gpt2", "openai"))
     assert checkpoint["model/h1/mlp/c_proj/w"].shape == (1, 32, 8)
+
+
+def test_loaded_model_has_working_dropout_and_no_stand_in_generator():
+    model, _ = load_gpt2(shared_path("tiny-gpt2", "hf"), drop_rate=0.2, load_tokenizer=False)
+    for module in model.modules():
+        assert all(type(value).__name__ != "_NoDrawGenerator" for value in vars(module).values())
+    ids = np.arange(12)[None]
+    model.train()
+    first, second = model(ids).data, model(ids).data
+    assert not np.array_equal(first, second)  # dropout draws real masks
+    model.eval()
+    assert np.array_equal(model(ids).data, model(ids).data)

@@ -154,9 +154,9 @@ def read_gpt2_weights(path: str | os.PathLike, drop_rate: float = 0.0, verify_cr
     if layout is None:
         raise _no_layout_error(folder)
     if layout == "hf":
-        cfg = config_from_hf(_read_json(folder / "config.json"), str(folder / "config.json"), drop_rate)
-        tensors = read_hf_tensors(folder)
         config = _read_json(folder / "config.json")
+        cfg = config_from_hf(config, str(folder / "config.json"), drop_rate)
+        tensors = read_hf_tensors(folder)
         if "lm_head.weight" in tensors and config.get("tie_word_embeddings", True):
             del tensors["lm_head.weight"]  # tied: the head is the embedding
     else:
