@@ -16,3 +16,8 @@ from .data import DataLoader, SlidingWindowDataset, create_dataloader, train_val
 
 # pretrained weights (issue 7): OpenAI / Hugging Face GPT-2 folders <-> GPTModel
 from .weights import WeightsError, detect_layout, is_gpt2_folder, load_gpt2, save_gpt2
+
+# finetuning (issue 8): classification (ch. 6), instructions (ch. 7), LoRA (appendix E)
+from .finetune import (ClassificationDataset, InstructionDataset, LoRALinear, add_classification_head,
+                       custom_collate_fn, format_input, freeze_for_classification, load_lora_state_dict,
+                       lora_state_dict, merge_lora, replace_linear_with_lora)

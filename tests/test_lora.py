@@ -11,7 +11,7 @@ from minigrad import nn
 from minigrad.optim import AdamW
 
 from gpt import GPT2_CONFIGS, GPTModel
-from gpt.finetune import (LoRALinear, add_classification_head, count_parameters,
+from gpt.finetune import (LoRALinear, add_classification_head,
                           load_lora_state_dict, lora_layers, lora_state_dict, merge_lora,
                           replace_linear_with_lora)
 
@@ -102,7 +102,7 @@ def test_replace_swaps_every_linear_and_keeps_outputs():
     assert trainable and all(name.endswith((".A", ".B")) for name in trainable)
     assert len(trainable) == 2 * len(layers)
     expected_count = sum(4 * (layer.in_features + layer.out_features) for layer in layers.values())
-    assert count_parameters(model, trainable_only=True) == expected_count
+    assert model.num_parameters(trainable_only=True) == expected_count
 
 
 def test_only_A_and_B_change_in_training():
@@ -209,7 +209,7 @@ def test_book_appendix_e_parameter_counts():
     # the book prints 124,441,346 total and 2,666,528 trainable LoRA parameters.
     model = GPTModel(GPT2_CONFIGS["gpt2-small (124M)"], generator=np.random.default_rng(0))
     add_classification_head(model, num_classes=2)
-    assert count_parameters(model) == 124_441_346
+    assert model.num_parameters() == 124_441_346
     replace_linear_with_lora(model, rank=16, alpha=16)
-    assert count_parameters(model, trainable_only=True) == 2_666_528
-    assert count_parameters(model) == 124_441_346 + 2_666_528
+    assert model.num_parameters(trainable_only=True) == 2_666_528
+    assert model.num_parameters() == 124_441_346 + 2_666_528

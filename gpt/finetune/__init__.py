@@ -11,8 +11,8 @@ from .classify import (ClassificationDataset, add_classification_head, calc_accu
 from .instruct import (InstructionDataset, custom_collate_fn, format_input, format_response,
                        generate_response, generate_test_responses, load_instruction_data,
                        split_instruction_data, train_instruct, validate_records)
-from .lora import (LoRALinear, count_parameters, load_lora_state_dict, lora_layers,
-                   lora_state_dict, merge_lora, replace_linear_with_lora)
+from .lora import (LoRALinear, load_lora_state_dict, lora_layers, lora_state_dict, merge_lora,
+                   replace_linear_with_lora)
 
 __all__ = [
     "ClassificationDataset", "add_classification_head", "calc_accuracy", "calc_loss",
@@ -22,6 +22,6 @@ __all__ = [
     "InstructionDataset", "custom_collate_fn", "format_input", "format_response",
     "generate_response", "generate_test_responses", "load_instruction_data",
     "split_instruction_data", "train_instruct", "validate_records",
-    "LoRALinear", "count_parameters", "load_lora_state_dict", "lora_layers", "lora_state_dict",
+    "LoRALinear", "load_lora_state_dict", "lora_layers", "lora_state_dict",
     "merge_lora", "replace_linear_with_lora",
 ]

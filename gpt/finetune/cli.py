@@ -25,7 +25,7 @@ from .classify import (ClassificationDataset, add_classification_head, calc_accu
 from .instruct import (InstructionDataset, calc_loss as calc_instruct_loss, format_input,
                        generate_test_responses, load_instruction_data, split_instruction_data,
                        train_instruct)
-from .lora import count_parameters, replace_linear_with_lora
+from .lora import replace_linear_with_lora
 from .runs import (CLASSIFICATION_TASK, INSTRUCTION_TASK, load_base_model, load_classifier,
                    prepare_output_folder, save_finetuned)
 
@@ -168,7 +168,7 @@ def _optimizer(model, args):
 
 
 def _report_parameters(model) -> None:
-    total, trainable = count_parameters(model), count_parameters(model, trainable_only=True)
+    total, trainable = model.num_parameters(), model.num_parameters(trainable_only=True)
     print(f"parameters: {trainable:,} trainable of {total:,} ({100 * trainable / total:.2f}%)")
 
 

@@ -193,8 +193,3 @@ def merge_lora(model):
         else:
             merge_lora(child)
     return model
-
-
-def count_parameters(model, trainable_only: bool = False) -> int:
-    """The number of (distinct) parameters, or only those with requires_grad."""
-    return sum(p.size for _, p in model.named_parameters() if p.requires_grad or not trainable_only)
