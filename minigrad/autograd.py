@@ -121,11 +121,10 @@ class Function:
         ctx.parents = parents
         ctx.needs_input_grad = tuple(p.requires_grad for p in parents)
         ctx.requires_grad = is_grad_enabled() and any(ctx.needs_input_grad)
-        out_data = ctx.forward(*(p.data for p in parents), **options)
+        out = Tensor._wrap(ctx.forward(*(p.data for p in parents), **options), False)
         # only floating outputs are differentiable (a cast to int, a comparison: no graph)
-        requires_grad = ctx.requires_grad and out_data.dtype.kind == "f"
-        out = Tensor._wrap(out_data, requires_grad)
-        if requires_grad:
+        if ctx.requires_grad and out.data.dtype.kind == "f":
+            out._requires_grad = True
             out._ctx = ctx
         return out
 
@@ -225,6 +224,9 @@ def _send_to_parents(ctx, parent_grads, pending) -> None:
         total, total_owned = previous
         if total_owned:
             total += pg  # our own buffer: add in place
+        elif owned:
+            pg += total  # the new one is ours: add into it instead of allocating
+            pending[id(parent)] = (pg, True)
         else:
             pending[id(parent)] = (total + pg, True)
 

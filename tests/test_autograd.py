@@ -86,6 +86,11 @@ def test_shared_gradient_arrays_are_never_modified():
     assert y.grad is not g
     y.grad += 1.0
     np.testing.assert_array_equal(g, [1.0, 2.0, 3.0])
+    for build in (lambda t: (t + 0.0) + t * 2.0, lambda t: t * 2.0 + (t + 0.0)):
+        w = Tensor(np.ones(3), requires_grad=True)  # one borrowed and one fresh gradient
+        build(w).backward(g)
+        np.testing.assert_array_equal(g, [1.0, 2.0, 3.0])
+        np.testing.assert_array_equal(w.grad, 3 * g)
     z = Tensor(np.ones((2, 3)), requires_grad=True)
     z.sum().backward()  # Sum returns a read-only broadcast view: the leaf gets a copy
     z.sum().backward()
