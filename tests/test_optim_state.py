@@ -162,3 +162,16 @@ def test_scheduler_state_dict():
         optim.LRScheduler(opt, lambda step: -1)
     with pytest.raises(TypeError, match="callable"):
         optim.LRScheduler(opt, 0.1)
+
+
+def test_invalid_saved_hyperparameters_are_refused():
+    params = [nn.Parameter(np.ones(2))]
+    opt = optim.AdamW(params)
+    state = opt.state_dict()
+    state["param_groups"][0]["betas"] = (0.9, 1.5)
+    with pytest.raises(ValueError, match="beta2"):
+        opt.load_state_dict(state)
+    assert opt.param_groups[0]["betas"] == (0.9, 0.999)
+    state["param_groups"][0]["betas"] = [0.8, 0.99]  # a list is fine, stored as a tuple
+    opt.load_state_dict(state)
+    assert opt.param_groups[0]["betas"] == (0.8, 0.99)

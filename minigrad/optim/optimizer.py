@@ -308,7 +308,7 @@ class Optimizer:
             raise ValueError(f"{name}.load_state_dict: the optimizer has "
                              f"{len(self.param_groups)} parameter groups, the state dict has "
                              f"{len(saved_groups)} (was it saved for another model or setup?)")
-        params_by_index = {}
+        params_by_index, merged_groups = {}, []
         for group_index, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             count, saved_count = len(group["params"]), len(saved.get("params", ()))
             if count != saved_count:
@@ -319,6 +319,13 @@ class Optimizer:
             if absent:
                 problems.append(f"  group {group_index}: the state dict lacks the "
                                 f"hyperparameters {absent} (saved by another optimizer type?)")
+            merged = dict(group)
+            merged.update((key, value) for key, value in saved.items() if key != "params")
+            try:
+                self._check_group(merged)
+            except (TypeError, ValueError) as error:
+                problems.append(f"  group {group_index}: {error}")
+            merged_groups.append(merged)
             for param, index in zip(group["params"], saved["params"]):
                 params_by_index[index] = (group_index, param)
         for index, entry in saved_state.items():
@@ -349,13 +356,13 @@ class Optimizer:
                     problems.append(f"  {where}: {key} has dtype {value.dtype}, the parameter "
                                     f"{param.dtype}")
         if problems:
+            shown = problems[:20] + ([f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else [])
             raise ValueError(f"{name}.load_state_dict: the state does not fit this optimizer's "
-                             f"parameters, nothing was changed:\n" + "\n".join(problems))
+                             f"parameters, nothing was changed ({len(problems)} problems):\n"
+                             + "\n".join(shown))
         # all checked: apply
-        for group, saved in zip(self.param_groups, saved_groups):
-            for key, value in saved.items():
-                if key != "params":
-                    group[key] = value
+        for group, merged in zip(self.param_groups, merged_groups):
+            group.update(merged)
         self.state.clear()
         for index, entry in saved_state.items():
             _, param = params_by_index[index]
