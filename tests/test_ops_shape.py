@@ -102,6 +102,13 @@ def test_getitem_repeated_indices_accumulate():
     np.testing.assert_array_equal(x.grad, [1, 0, 3])
 
 
+def test_getitem_apply_called_directly_normalizes_lists():
+    from minigrad.ops import GetItem
+    x = Tensor(np.zeros(3), requires_grad=True)
+    GetItem.apply(x, index=([0, 0, 2],)).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2, 0, 1])
+
+
 def test_getitem_with_tensor_indices():
     x = Tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
     ids = Tensor(np.array([2, 0]))

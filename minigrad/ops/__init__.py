@@ -8,8 +8,7 @@ from .elementwise import (Abs, Add, Cast, Div, Exp, Log, Maximum, Mul, Neg, Pow,
                           Relu, Sigmoid, Sqrt, Sub, Tanh, broadcast_shape)
 from .matmul import MatMul
 from .reduce import Max, Mean, Sum, Var, normalize_axes
-from .shape import (Concat, GetItem, MaskedFill, Reshape, Stack, Transpose, Where,
-                    check_permutation)
+from .shape import Concat, GetItem, MaskedFill, Reshape, Stack, Transpose, Where
 
 
 def as_operand(x, like: Tensor | None = None) -> Tensor:
@@ -52,23 +51,6 @@ def maximum(a, b) -> Tensor:
     """Elementwise maximum with broadcasting; ties split the gradient evenly."""
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
     return Maximum.apply(as_operand(a, like), as_operand(b, like))
-
-
-def _index_part(part):
-    """One part of an index with Tensors and lists turned into arrays (`[]` is an empty
-    integer array, as in NumPy)."""
-    if isinstance(part, Tensor):
-        return part.data
-    if isinstance(part, list):
-        return np.asarray(part) if part else np.zeros(0, dtype=np.intp)
-    return part
-
-
-def _index(index):
-    """An index with every Tensor and list inside it unwrapped into a plain array."""
-    if isinstance(index, tuple):
-        return tuple(_index_part(part) for part in index)
-    return _index_part(index)
 
 
 def _reshape(self, *shape):
@@ -145,7 +127,7 @@ Tensor.__rpow__ = _binary(Pow, swap=True)
 Tensor.__matmul__ = _binary(MatMul)
 Tensor.__rmatmul__ = _binary(MatMul, swap=True)
 Tensor.__neg__ = lambda self: Neg.apply(self)
-Tensor.__getitem__ = lambda self, index: GetItem.apply(self, index=_index(index))
+Tensor.__getitem__ = lambda self, index: GetItem.apply(self, index=index)
 Tensor.exp = lambda self: Exp.apply(self)
 Tensor.log = lambda self: Log.apply(self)
 Tensor.sqrt = lambda self: Sqrt.apply(self)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function, unbroadcast
+from ..tensor import Tensor
 from .elementwise import broadcast_shape
 
 
@@ -51,6 +52,23 @@ def check_permutation(op: str, axes, shape: tuple) -> tuple:
     return tuple(int(ax) % ndim for ax in axes)
 
 
+def _index_part(part):
+    """One part of an index with a Tensor or list turned into an array (`[]` is an empty
+    integer array, as in NumPy)."""
+    if isinstance(part, Tensor):
+        return part.data
+    if isinstance(part, list):
+        return np.asarray(part) if part else np.zeros(0, dtype=np.intp)
+    return part
+
+
+def normalize_index(index):
+    """`index` with every Tensor and list inside it unwrapped into a plain array."""
+    if isinstance(index, tuple):
+        return tuple(_index_part(part) for part in index)
+    return _index_part(index)
+
+
 def _index_parts(index) -> tuple:
     return index if isinstance(index, tuple) else (index,)
 
@@ -81,6 +99,7 @@ class GetItem(Function):
     fresh_grads = True
 
     def forward(self, a, index):
+        index = normalize_index(index)
         _check_index(index, a.shape)
         self.index, self.in_shape = index, a.shape
         try:
