@@ -18,7 +18,6 @@ the tests to make tiny checkpoints; the index matches TensorFlow's byte for byte
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
