@@ -9,8 +9,8 @@ from .autograd import Function, enable_grad, is_grad_enabled, no_grad, unbroadca
 from .tensor import Tensor
 from . import ops as _ops  # binds the operators onto Tensor
 from .ops import concat, maximum, stack, where
-from .gradcheck import gradcheck
-from . import random
+from .gradcheck import GradcheckError, gradcheck
+from . import nn, optim, random
 from .random import manual_seed
 from .serialization import CheckpointError, load, save
 
@@ -22,6 +22,6 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
 
 __all__ = [
     "Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled",
-    "unbroadcast", "where", "concat", "stack", "maximum", "gradcheck", "random", "manual_seed",
+    "unbroadcast", "where", "concat", "stack", "maximum", "gradcheck", "GradcheckError", "nn", "optim", "random", "manual_seed",
     "save", "load", "CheckpointError",
 ]
