@@ -304,3 +304,20 @@ def test_tiny_gpt2_book_state_dict_reproduces_transformers_logits():
         logits = model(expected["input_ids"]).data
     assert logits.dtype == np.float32
     np.testing.assert_allclose(logits, expected["logits"], rtol=0, atol=1e-4)
+
+
+def test_output_head_can_be_swapped_for_classification():
+    # the book's chapter 6: freeze the model, replace out_head by a small classifier head
+    model = tiny_model().tie_weights()
+    model.requires_grad_(False)
+    model.out_head = mg.nn.Linear(TINY["emb_dim"], 2, generator=np.random.default_rng(1))
+    for param in list(model.trf_blocks[-1].parameters()) + list(model.final_norm.parameters()):
+        param.requires_grad = True
+    assert not model.weights_tied
+    assert list(model.state_dict())[-2:] == ["out_head.weight", "out_head.bias"]
+    logits = model(random_ids((3, 5)))
+    assert logits.shape == (3, 5, 2)
+    F.cross_entropy(logits[:, -1, :], np.array([0, 1, 1])).backward()  # last token classifies
+    assert model.out_head.weight.grad.shape == (2, TINY["emb_dim"])
+    assert model.trf_blocks[-1].att.W_query.weight.grad is not None
+    assert model.trf_blocks[0].att.W_query.weight.grad is None and model.tok_emb.weight.grad is None
