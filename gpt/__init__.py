@@ -21,3 +21,8 @@ from .weights import WeightsError, detect_layout, is_gpt2_folder, load_gpt2, sav
 from .finetune import (ClassificationDataset, InstructionDataset, LoRALinear, add_classification_head,
                        custom_collate_fn, format_input, freeze_for_classification, load_lora_state_dict,
                        lora_state_dict, merge_lora, replace_linear_with_lora)
+
+# pretraining, checkpoints, the command line (issue 6)
+from .train_config import PRESETS, TrainConfig
+from .train import TrainingError, TrainResult, train
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint

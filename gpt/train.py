@@ -1,0 +1,478 @@
+"""Pretraining a GPT (the book's chapter 5, section 5.2) with what nanoGPT users expect.
+
+    from gpt import train, TrainConfig
+    result = train(TrainConfig(out="runs/default"))        # the main job: `gpt train --out runs/default`
+    result.model, result.tokenizer, result.val_loss
+
+One optimizer step (`Trainer.train_step`):
+
+    for each of grad_accum_steps micro-batches:        inputs, targets (B, T) from the loader
+        logits = model(inputs)                           (B, T, V)
+        loss = cross_entropy(logits, targets) / grad_accum_steps;  loss.backward()
+    world.average_gradients(params)                      one hook for data-parallel training (MPI)
+    clip the global gradient norm; lr from the schedule (linear warmup, then cosine decay)
+    AdamW step (decoupled weight decay on matrices only); zero the gradients
+
+Every `eval_every` steps the train and validation losses are estimated in eval mode (no
+dropout) on fixed batches, with the perplexity exp(val_loss), and a sample is printed.
+Checkpoints (gpt.checkpoint) hold everything the next step depends on: weights, AdamW
+moments, the step, the loader's position and shuffling state, and the RNG state of dropout,
+so `--resume` continues bit for bit as if never stopped. Ctrl-C finishes the current step,
+saves, and returns with `interrupted=True` (the command line exits with code 130).
+
+Data-parallel hooks: `world` (default `SingleProcess`) shards each global batch, averages
+gradients and losses, and tells whether this process is rank 0, which alone logs and writes.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import minigrad
+from minigrad import nn, optim
+from minigrad.nn import functional as F
+
+from . import checkpoint as ckpt
+from .data_setup import build_data, build_tokenizer, model_config_for
+from .flops import estimate_mfu, peak_flops
+from .progress import MetricsLog, Progress, format_step_line
+from .train_config import PRESETS, TrainConfig, config_differences
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, a run folder conflict, ...): the message says why."""
+
+
+class SingleProcess:
+    """The data-parallel hooks of a one-process run (an MPI world provides the same methods)."""
+
+    rank = 0
+    size = 1
+    is_main = True
+
+    def shard(self, inputs: np.ndarray, targets: np.ndarray):
+        """This rank's rows of the global batch (B, T) -> (B / size, T)."""
+        return inputs, targets
+
+    def average_gradients(self, parameters: list) -> None:
+        """Average `.grad` over the ranks, in place (nothing to do in one process)."""
+
+    def average(self, value: float) -> float:
+        """Average a number (a loss) over the ranks."""
+        return value
+
+    def check_same(self, what: str, value) -> None:
+        """Fail clearly when ranks disagree on `value` (configs, data sizes)."""
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns."""
+
+    model: object                      # the GPTModel (train mode left off: eval())
+    tokenizer: object
+    step: int                          # optimizer steps done in total
+    train_loss: float | None           # the last evaluated (eval-mode) train loss
+    val_loss: float | None             # the last evaluated validation loss
+    metrics: list = field(default_factory=list)  # every metrics.jsonl record
+    interrupted: bool = False          # stopped by Ctrl-C (a checkpoint was saved when `out` is set)
+    checkpoint: Path | None = None     # the checkpoint folder written last
+    elapsed: float = 0.0               # training seconds (over all resumed sessions)
+    sample: str | None = None          # the last sample text
+
+
+# ------------------------------------------------------------------------------ the schedule
+def learning_rate(step: int, config: TrainConfig, max_steps: int) -> float:
+    """lr of optimizer step `step` (0-based): linear warmup to lr, then cosine decay to min_lr.
+
+    nanoGPT's schedule: warmup over min(warmup_steps, max_steps // 10) steps (so a short run
+    is not all warmup), then min_lr + (lr - min_lr) * (1 + cos(pi * progress)) / 2.
+    """
+    if config.schedule == "constant":
+        return config.lr
+    min_lr = config.lr / 10 if config.min_lr is None else config.min_lr
+    warmup = min(config.warmup_steps, max_steps // 10)
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    decay_steps = max(max_steps - warmup, 1)
+    progress = min((step - warmup) / decay_steps, 1.0)
+    return min_lr + (config.lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def parameter_groups(model, weight_decay: float) -> list:
+    """AdamW groups as in nanoGPT: decay matrices (Linear weights, embeddings), not biases or norms."""
+    decay, no_decay = [], []
+    for _name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (decay if param.ndim >= 2 else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+# ------------------------------------------------------------------------------ Ctrl-C
+class StopFlag:
+    """SIGINT handler: the first Ctrl-C asks to stop after the current step (and save), the
+    second stops at once (KeyboardInterrupt; the last checkpoint on disk stays intact)."""
+
+    def __init__(self, progress: Progress):
+        self.requested = False
+        self.progress = progress
+        self.previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.progress.line("Ctrl-C: stopping after this step and saving a checkpoint "
+                           "(press Ctrl-C again to stop at once without saving)")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+# ------------------------------------------------------------------------------ the trainer
+class Trainer:
+    """Holds one run's model, optimizer, data and counters; `run()` trains to the end."""
+
+    def __init__(self, config: TrainConfig, world=None, progress: Progress | None = None,
+                 explicit: set | None = None):
+        self.world = world or SingleProcess()
+        self.progress = progress or Progress(enabled=self.world.is_main and not config.quiet)
+        config.validate()
+        self.config = config
+        self.run_dir = Path(config.out) if config.out else None
+        checkpoint = self._prepare_run_dir(explicit)
+        if checkpoint is not None:  # resume: the stored config, with run-control fields from the caller
+            config = self._resumed_config(checkpoint, config, explicit)
+            self.config = config
+
+        if config.threads is not None:
+            from .threads import set_threads
+
+            set_threads(config.threads)
+        minigrad.random.manual_seed(config.seed)  # init and dropout draw from this generator
+
+        # text -> tokenizer -> token ids -> windows -> loaders
+        self.tokenizer = (ckpt.build_tokenizer(checkpoint) if checkpoint is not None else None)
+        self.data = build_data(config, self.tokenizer, self.progress)
+        self.tokenizer = self.data.tokenizer
+        self.model_config = model_config_for(config, self.tokenizer)
+        if checkpoint is not None and checkpoint.model_config != self.model_config:
+            raise ckpt.CheckpointError(
+                f"checkpoint {checkpoint.path} holds a model with config {checkpoint.model_config}, "
+                f"the run asks for {self.model_config}")
+
+        from .model import GPTModel
+
+        self.model = GPTModel(self.model_config)
+        self.model.train()
+        self.parameters = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = optim.AdamW(
+            parameter_groups(self.model, config.weight_decay), lr=config.lr,
+            betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
+
+        # counters (restored on resume)
+        self.step = 0
+        self.elapsed_before = 0.0  # training seconds of earlier sessions of this run
+        self.metrics = MetricsLog(self.run_dir, enabled=self.world.is_main)
+        self.last_train_loss = self.last_val_loss = None
+        self.last_sample = None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self.max_steps = self._max_steps()
+        self.tokens_per_step = self.data.batch_size * config.grad_accum_steps * self.model_config["context_length"]
+        self.peak = peak_flops()
+
+    # ---------------------------------------------------------------- run folder
+    def _prepare_run_dir(self, explicit):
+        """Refuse a folder holding another run unless resume/overwrite; returns the checkpoint to resume."""
+        config, run_dir = self.config, self.run_dir
+        if run_dir is None:
+            if config.resume:
+                raise TrainingError("resume needs the run folder (--out DIR) holding the checkpoint")
+            return None
+        if run_dir.exists() and not run_dir.is_dir():
+            raise TrainingError(f"--out {run_dir} is a file, not a folder")
+        holds_run = run_dir.is_dir() and (ckpt.is_checkpoint(run_dir) or (run_dir / "metrics.jsonl").exists())
+        if config.resume:
+            if not ckpt.is_checkpoint(run_dir):
+                raise TrainingError(f"nothing to resume in {run_dir}: it holds no checkpoint "
+                                    f"(start a new run without --resume)")
+            return ckpt.read_checkpoint(run_dir)
+        if holds_run:
+            if not config.overwrite:
+                raise TrainingError(f"{run_dir} already holds a training run; pass --resume to "
+                                    f"continue it or --overwrite to replace it (or choose another --out)")
+            if self.world.is_main:
+                for name in (ckpt.CHECKPOINT_DIR, ckpt.OLD_DIR):
+                    shutil.rmtree(run_dir / name, ignore_errors=True)
+                for name in ("metrics.jsonl", "loss.png"):
+                    (run_dir / name).unlink(missing_ok=True)
+        return None
+
+    def _resumed_config(self, checkpoint, given: TrainConfig, explicit) -> TrainConfig:
+        stored = checkpoint.config.get("train_config")
+        if not isinstance(stored, dict):
+            raise ckpt.CheckpointError(f"checkpoint {checkpoint.path} has no training config to resume from")
+        saved = TrainConfig.from_dict(stored)
+        differences = config_differences(saved, given, explicit)
+        if differences:
+            listed = "; ".join(f"{name}: {old!r} in the checkpoint, {new!r} now" for name, old, new in differences)
+            raise TrainingError(f"cannot resume {checkpoint.path} with different settings ({listed}); "
+                                f"a resumed run keeps its data, model and optimizer settings")
+        from .train_config import RUN_CONTROL_FIELDS
+
+        values = saved.to_dict()
+        for name in RUN_CONTROL_FIELDS:
+            if explicit is None or name in explicit or name in ("out", "resume", "overwrite", "stop_at", "quiet"):
+                values[name] = getattr(given, name)
+        resumed = TrainConfig.from_dict(values)
+        resumed.validate()
+        return resumed
+
+    def _restore(self, checkpoint) -> None:
+        ckpt.check_model_state(self.model, checkpoint.model_state, f"checkpoint {checkpoint.path}")
+        self.model.load_state_dict(checkpoint.model_state)
+        if checkpoint.optimizer_state is None:
+            raise ckpt.CheckpointError(f"checkpoint {checkpoint.path} has no optimizer state: it "
+                                       f"can be used for generate/eval but not resumed")
+        self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        state = checkpoint.state
+        self.step = int(state["step"])
+        self.elapsed_before = float(state.get("elapsed", 0.0))
+        self.data.train_loader.load_state_dict(state["loader"])
+        minigrad.random.set_state(state["rng"])
+        self.metrics.records = [r for r in (state.get("metrics") or []) if r.get("step", 0) <= self.step]
+        self.metrics.rewrite()  # drop lines logged after this checkpoint
+        evals = [r for r in self.metrics.records if "val_loss" in r]
+        if evals:
+            self.last_train_loss = evals[-1].get("train_loss")
+            self.last_val_loss = evals[-1]["val_loss"]
+
+    def _max_steps(self) -> int:
+        """Steps of the whole run: --max-steps, or --epochs worth, whichever is smaller."""
+        config = self.config
+        steps_per_epoch = max(self.data.batches_per_epoch // config.grad_accum_steps, 1)
+        candidates = []
+        if config.max_steps is not None:
+            candidates.append(config.max_steps)
+        if config.epochs is not None:
+            candidates.append(max(int(math.ceil(config.epochs * steps_per_epoch)), 1))
+        if not candidates:
+            preset_steps = PRESETS.get(config.preset, {}).get("max_steps")
+            candidates.append(preset_steps if preset_steps else steps_per_epoch)
+        return min(candidates)
+
+    # ---------------------------------------------------------------- one step
+    def train_step(self) -> float:
+        """One optimizer step on grad_accum_steps micro-batches; returns the mean loss."""
+        config = self.config
+        lr = learning_rate(self.step, config, self.max_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is caught below
+            total_loss = self._accumulate_gradients()
+            self.world.average_gradients(self.parameters)  # the data-parallel hook (MPI)
+            if config.grad_clip:
+                norm = nn.utils.clip_grad_norm(self.parameters, config.grad_clip)
+            else:
+                norm = nn.utils.grad_norm(self.parameters)
+        if not math.isfinite(norm):
+            self._diverged(f"the gradient norm is {norm}")
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.step += 1
+        return self.world.average(total_loss)
+
+    def _accumulate_gradients(self) -> float:
+        """Forward and backward of grad_accum_steps micro-batches; returns their mean loss."""
+        accum = self.config.grad_accum_steps
+        total_loss = 0.0
+        for _ in range(accum):
+            inputs, targets = self.world.shard(*self.data.next_train_batch())  # (B, T) each
+            logits = self.model(inputs)  # (B, T, V)
+            loss = F.cross_entropy(logits, targets)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                self._diverged(f"the loss is {value}")
+            if accum > 1:
+                loss = loss / accum  # the step's gradient is the mean over the micro-batches
+            loss.backward()
+            total_loss += value / accum
+        return total_loss
+
+    def _diverged(self, what: str):
+        self.optimizer.zero_grad()
+        saved = (f"the last good checkpoint (step {self._saved_step}) is kept in "
+                 f"{self.run_dir / ckpt.CHECKPOINT_DIR}" if self._saved_step is not None
+                 else "no checkpoint had been written yet")
+        raise TrainingError(f"training diverged at step {self.step + 1}: {what}; stopped, {saved}. "
+                            f"Try a lower --lr (now {self.config.lr:g}) or --grad-clip.")
+
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(self) -> tuple[float, float]:
+        """(train loss, val loss) in eval mode on fixed batches (no dropout, no RNG used)."""
+        from .evaluate import mean_loss
+
+        self.model.eval()
+        try:
+            train_loss = mean_loss(self.model, self.data.eval_train_batches(self.config.eval_batches))
+            val_loss = mean_loss(self.model, self.data.eval_val_batches(self.config.eval_batches))
+        finally:
+            self.model.train()
+        return self.world.average(train_loss), self.world.average(val_loss)
+
+    def sample(self) -> str | None:
+        """A continuation of sample_prompt (seeded: the same at the same step, no RNG disturbed)."""
+        config = self.config
+        if not config.sample_tokens or not self.world.is_main:
+            return None
+        from .generate import generate
+
+        prompt_ids = self.tokenizer.encode(config.sample_prompt) or [self.tokenizer.eot_id]
+        prompt_ids = prompt_ids[-self.model_config["context_length"]:]
+        ids = generate(self.model, np.asarray([prompt_ids], dtype=np.int64), config.sample_tokens,
+                       temperature=config.sample_temperature, top_k=config.sample_top_k,
+                       seed=config.seed + self.step)
+        return self.tokenizer.decode(ids[0].tolist())
+
+    # ---------------------------------------------------------------- checkpoint
+    _saved_step = None
+
+    def save(self) -> Path | None:
+        if self.run_dir is None or not self.world.is_main:
+            return None
+        state = {
+            "step": self.step,
+            "epoch": self.data.epoch,
+            "loader": self.data.train_loader.state_dict(),
+            "rng": minigrad.random.get_state(),
+            "elapsed": self.elapsed(),
+            "metrics": self.metrics.records,
+        }
+        path = ckpt.save_checkpoint(self.run_dir, self.model, self.tokenizer, optimizer=self.optimizer,
+                                    model_config=self.model_config, train_config=self.config.to_dict(),
+                                    state=state)
+        self._saved_step = self.step
+        return path
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.perf_counter() - self._session_start)
+
+    # ---------------------------------------------------------------- the loop
+    def run(self) -> TrainResult:
+        config, progress = self.config, self.progress
+        self._session_start = time.perf_counter()
+        self._saved_step = self.step if config.resume else None
+        start_step = self.step
+        stop_at = min(self.max_steps, config.stop_at) if config.stop_at else self.max_steps
+        self._announce(start_step)
+        if self.step >= stop_at:
+            progress.line(f"nothing to do: the run is at step {self.step} of {self.max_steps} "
+                          f"(give a larger --max-steps or --epochs to train further)")
+        interrupted = False
+        checkpoint_path = None
+        with StopFlag(progress) as stop:
+            if start_step == 0 and not config.resume:
+                self._evaluate_and_log(with_sample=False)
+            interval_seconds, interval_steps, interval_loss = 0.0, 0, 0.0
+            while self.step < stop_at:
+                step_start = time.perf_counter()
+                loss = self.train_step()
+                interval_seconds += time.perf_counter() - step_start  # step time only: no eval/save
+                interval_steps += 1
+                interval_loss += loss
+                done = self.step
+                if done % config.log_every == 0 or done == stop_at or stop.requested:
+                    self._log_progress(done, stop_at, start_step, interval_loss / interval_steps,
+                                       interval_steps * self.tokens_per_step / max(interval_seconds, 1e-9))
+                    interval_seconds, interval_steps, interval_loss = 0.0, 0, 0.0
+                if stop.requested:
+                    interrupted = True
+                    break
+                if done % config.eval_every == 0 or done == self.max_steps:
+                    self._evaluate_and_log(with_sample=done < self.max_steps)  # the end has its own
+                if done % config.save_every == 0 or done == stop_at:
+                    checkpoint_path = self.save() or checkpoint_path
+            if interrupted:
+                checkpoint_path = self.save() or checkpoint_path
+                where = f"; checkpoint saved in {checkpoint_path}" if checkpoint_path else ""
+                progress.line(f"interrupted at step {self.step}{where}")
+        if self.step >= self.max_steps and not interrupted:
+            final = self.sample()
+            if final is not None:
+                self.last_sample = final
+                progress.line(f"final sample (step {self.step}):\n{final}")
+        progress.close()
+        self.model.eval()
+        return TrainResult(self.model, self.tokenizer, self.step, self.last_train_loss,
+                           self.last_val_loss, self.metrics.records, interrupted, checkpoint_path,
+                           self.elapsed(), self.last_sample)
+
+    def _log_progress(self, done: int, stop_at: int, start_step: int, mean_loss: float,
+                      tokens_per_s: float) -> None:
+        """One progress line and one metrics.jsonl record."""
+        config = self.config
+        mfu = estimate_mfu(self.model_config, tokens_per_s, self.peak)
+        session = time.perf_counter() - self._session_start
+        eta = session / max(done - start_step, 1) * (stop_at - done)
+        lr = learning_rate(done - 1, config, self.max_steps)  # the lr the last step used
+        self.progress.step(format_step_line(done, self.max_steps, self.data.epoch, mean_loss, lr,
+                                            tokens_per_s, mfu, self.elapsed(), eta))
+        self.metrics.write(step=done, epoch=self.data.epoch, train_loss=mean_loss, lr=lr,
+                           tokens_per_s=tokens_per_s, mfu=mfu, elapsed=self.elapsed())
+
+    def _announce(self, start_step: int) -> None:
+        config, data, progress = self.config, self.data, self.progress
+        n_params = sum(p.size for p in self.model.parameters())
+        cfg = self.model_config
+        verb = f"resuming at step {start_step}" if config.resume else "training"
+        progress.line(f"{verb}: {n_params:,} parameters (emb {cfg['emb_dim']}, {cfg['n_layers']} layers, "
+                      f"{cfg['n_heads']} heads, context {cfg['context_length']}, vocab {cfg['vocab_size']:,})")
+        progress.line(f"data: {data.description}; {data.n_train_tokens:,} train / {data.n_val_tokens:,} val "
+                      f"tokens, {data.batches_per_epoch:,} batches of {data.batch_size} per epoch; "
+                      f"{self.max_steps:,} steps of {self.tokens_per_step:,} tokens")
+        progress.line(f"peak matmul {self.peak / 1e9:.0f} GFLOP/s (measured); out: "
+                      f"{self.run_dir if self.run_dir else '(nothing written)'}")
+
+    def _evaluate_and_log(self, with_sample: bool) -> None:
+        train_loss, val_loss = self.evaluate()
+        self.last_train_loss, self.last_val_loss = train_loss, val_loss
+        perplexity = math.exp(min(val_loss, 700.0))
+        self.metrics.write(step=self.step, epoch=self.data.epoch, train_loss=train_loss,
+                           val_loss=val_loss, val_ppl=perplexity, elapsed=self.elapsed())
+        self.progress.line(f"step {self.step}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
+                           f"val perplexity {perplexity:.2f}")
+        if with_sample:
+            text = self.sample()
+            if text is not None:
+                self.last_sample = text
+                self.progress.line("sample: " + text.replace("\n", " "))  # on one line, as the book prints it
+
+
+def train(config: TrainConfig | None = None, *, world=None, progress: Progress | None = None,
+          explicit: set | None = None, **overrides) -> TrainResult:
+    """Train a GPT as `config` says (keyword overrides change fields: `train(max_steps=100)`).
+
+    world: data-parallel hooks (default: one process). explicit: the field names the user set
+    (the command line passes them, so a resume compares only those with the checkpoint).
+    """
+    config = TrainConfig() if config is None else config
+    if overrides:
+        config = TrainConfig.from_dict({**config.to_dict(), **overrides})
+    return Trainer(config, world=world, progress=progress, explicit=explicit).run()

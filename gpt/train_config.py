@@ -1,0 +1,175 @@
+"""`TrainConfig`: every setting of a training run, with model presets.
+
+One dataclass, one comment per field; the command line (`gpt train --help`) sets the same
+fields. A run's config is stored in its checkpoint, so `--resume` continues with it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .config import GPT2_CONFIGS, GPT_CONFIG_124M
+
+# Model presets: width, depth, heads and context (the vocabulary comes from the tokenizer).
+# "default" is the main job's model: trained by `gpt train` with no options in a few minutes
+# on 2 CPU cores; `max_steps` is its step budget when neither --max-steps nor --epochs is given.
+PRESETS = {
+    "tiny": {"emb_dim": 32, "n_layers": 2, "n_heads": 2, "context_length": 16},  # tests, seconds
+    "default": {"emb_dim": 192, "n_layers": 4, "n_heads": 6, "context_length": 128,
+                "max_steps": 1500, "batch_size": 16},
+    "small": {"emb_dim": 256, "n_layers": 4, "n_heads": 4, "context_length": 256},  # issue 9's "small"
+    "124M": {key: GPT_CONFIG_124M[key] for key in ("emb_dim", "n_layers", "n_heads")}
+    | {"context_length": 256},  # the book's chapter-5 setting (GPT_CONFIG_124M, context 256)
+}
+for _name, _cfg in GPT2_CONFIGS.items():  # "gpt2-small", "gpt2-medium", ... (from scratch)
+    PRESETS[_name.split(" ")[0]] = {key: _cfg[key] for key in ("emb_dim", "n_layers", "n_heads",
+                                                                 "context_length")}
+del _name, _cfg
+
+MODEL_FIELDS = ("emb_dim", "n_layers", "n_heads", "context_length", "dropout", "qkv_bias")
+
+# Fields that may differ when a run is resumed: they steer the run, not what it computes
+# (changing max_steps or epochs changes the schedule from there on; that is allowed).
+RUN_CONTROL_FIELDS = ("out", "resume", "overwrite", "max_steps", "epochs", "stop_at", "log_every",
+                      "eval_every", "eval_batches", "save_every", "sample_prompt", "sample_tokens",
+                      "sample_temperature", "sample_top_k", "threads", "quiet")
+
+
+@dataclass
+class TrainConfig:
+    # ---- data
+    data: list[str] | None = None        # text files or folders to train on; None: the embedded default corpus
+    tokenizer: str = "bpe:2048"          # "bytes", "gpt2" or "bpe:N" (a BPE of N tokens trained on the data)
+    val_fraction: float = 0.1            # share of the text held out for validation (the book: 0.1)
+    stride: int | None = None            # step between training windows; None: the context length (no overlap)
+
+    # ---- model (None: from the preset)
+    preset: str = "default"              # a name in PRESETS; the fields below override it
+    emb_dim: int | None = None           # embedding width
+    n_layers: int | None = None          # transformer blocks
+    n_heads: int | None = None           # attention heads (must divide emb_dim)
+    context_length: int | None = None    # tokens per window and positions of the model
+    dropout: float = 0.0                 # drop_rate of the model (the book: 0.1; small data runs: 0)
+    qkv_bias: bool = False               # biases on the query/key/value projections
+
+    # ---- optimization
+    batch_size: int | None = None        # windows per step (global batch; the preset's, else 8)
+    grad_accum_steps: int = 1            # micro-batches summed into one optimizer step
+    lr: float = 1e-3                     # peak learning rate of AdamW
+    min_lr: float | None = None          # floor of the cosine decay; None: lr / 10
+    warmup_steps: int = 100              # linear warmup from 0 to lr (capped at a tenth of the run)
+    schedule: str = "cosine"             # "cosine" (warmup, then cosine to min_lr) or "constant"
+    weight_decay: float = 0.1            # AdamW decoupled weight decay, on matrices only (not biases/norms)
+    beta1: float = 0.9                   # AdamW first-moment decay
+    beta2: float = 0.95                  # AdamW second-moment decay (nanoGPT; the book uses 0.999)
+    grad_clip: float | None = 1.0        # clip the global gradient norm to this; None or 0: no clipping
+    max_steps: int | None = None         # optimizer steps; None: from epochs, else the preset's budget
+    epochs: float | None = None          # passes over the training windows (stops at whichever comes first)
+    seed: int = 123                      # seeds init, dropout and shuffling: same seed, same run
+
+    # ---- evaluation, logging, checkpoints
+    eval_every: int = 250                # evaluate train/val loss (and print a sample) every N steps
+    eval_batches: int = 20               # batches per loss estimate (val: at most the whole split)
+    log_every: int = 10                  # one progress line every N steps
+    save_every: int = 500                # write a checkpoint every N steps (and at the end, and on Ctrl-C)
+    sample_prompt: str = "The "          # prompt of the samples printed at each evaluation
+    sample_tokens: int = 60              # new tokens per sample
+    sample_temperature: float = 0.8      # sampling temperature (0: greedy)
+    sample_top_k: int | None = 40        # top-k filtering of samples
+
+    # ---- the run
+    out: str | None = None               # run folder (checkpoint/, metrics.jsonl); None: write nothing
+    resume: bool = False                 # continue the run in `out` from its checkpoint
+    overwrite: bool = False              # replace a run already in `out`
+    stop_at: int | None = None           # stop (and save) after this step, keeping max_steps' schedule
+    threads: int | None = None           # BLAS threads; None: the library's default
+    quiet: bool = False                  # print nothing (metrics.jsonl is still written)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from a stored dict, ignoring keys this version does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def resolved_model_dims(self) -> dict:
+        """emb_dim, n_layers, n_heads and context_length from the preset and the overrides."""
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        preset = PRESETS[self.preset]
+        dims = {}
+        for key in ("emb_dim", "n_layers", "n_heads", "context_length"):
+            value = getattr(self, key)
+            dims[key] = preset[key] if value is None else value
+        return dims
+
+    def resolved_batch_size(self) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        return PRESETS.get(self.preset, {}).get("batch_size", 8)
+
+    def model_config(self, vocab_size: int) -> dict:
+        """The GPTModel config dict (the book's seven keys)."""
+        dims = self.resolved_model_dims()
+        return {"vocab_size": int(vocab_size), "context_length": dims["context_length"],
+                "emb_dim": dims["emb_dim"], "n_heads": dims["n_heads"], "n_layers": dims["n_layers"],
+                "drop_rate": float(self.dropout), "qkv_bias": bool(self.qkv_bias)}
+
+    def validate(self) -> None:
+        """Clear errors for values that cannot work (before anything is loaded)."""
+        self.resolved_model_dims()
+        positive = ["grad_accum_steps", "eval_every", "eval_batches", "log_every", "save_every"]
+        positive += [key for key in ("emb_dim", "n_layers", "n_heads", "context_length", "batch_size",
+                                     "max_steps", "stride", "threads", "stop_at")
+                     if getattr(self, key) is not None]
+        for key in positive:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if self.epochs is not None and not self.epochs > 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be between 0 and 1, got {self.val_fraction!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"min_lr must be between 0 and lr={self.lr}, got {self.min_lr!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.grad_clip is not None and self.grad_clip < 0:
+            raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.sample_tokens < 0:
+            raise ValueError(f"sample_tokens must be >= 0, got {self.sample_tokens!r}")
+        if self.sample_temperature < 0:
+            raise ValueError(f"sample_temperature must be >= 0, got {self.sample_temperature!r}")
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite exclude each other: resume continues the run in "
+                             "the folder, overwrite replaces it")
+        dims = self.resolved_model_dims()
+        if dims["emb_dim"] % dims["n_heads"]:
+            raise ValueError(f"emb_dim {dims['emb_dim']} is not divisible by n_heads {dims['n_heads']}")
+
+
+def config_differences(saved: TrainConfig, given: TrainConfig, explicit: set | None = None) -> list:
+    """Fields (outside RUN_CONTROL_FIELDS) where `given` differs from `saved`.
+
+    explicit: when given, only these field names are compared (what the user actually set).
+    """
+    differences = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in RUN_CONTROL_FIELDS or (explicit is not None and f.name not in explicit):
+            continue
+        if getattr(saved, f.name) != getattr(given, f.name):
+            differences.append((f.name, getattr(saved, f.name), getattr(given, f.name)))
+    return differences
+
+
+__all__ = ["TrainConfig", "PRESETS", "config_differences"]
