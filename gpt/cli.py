@@ -199,7 +199,9 @@ def run_train(args) -> int:
     result = train(config, explicit=set(given))
     if result.interrupted:
         return EXIT_INTERRUPTED
-    if not config.quiet:
+    from .distributed import is_main_process  # [mpi hook] only rank 0 prints
+
+    if not config.quiet and is_main_process():
         parts = [f"done: {result.step} steps in {_duration(result.elapsed)}"]
         if result.val_loss is not None:
             parts.append(f"val loss {result.val_loss:.4f}")

@@ -25,6 +25,7 @@ gradients and losses, and tells whether this process is rank 0, which alone logs
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import signal
@@ -70,6 +71,18 @@ class SingleProcess:
 
     def check_same(self, what: str, value) -> None:
         """Fail clearly when ranks disagree on `value` (configs, data sizes)."""
+
+    # [mpi hooks] gpt.distributed.MPIWorld gives these their meaning (issue 10)
+    def any(self, flag: bool) -> bool:
+        """True on every rank when `flag` is True on any (so all ranks stop at the same step)."""
+        return flag
+
+    def setup(self, trainer) -> None:
+        """Called once the trainer is built: checks across ranks, the gradient buffer."""
+
+    def guard(self):
+        """Context around a run: an error on one rank ends them all (nothing in one process)."""
+        return contextlib.nullcontext(self)
 
 
 @dataclass
@@ -197,6 +210,7 @@ class Trainer:
         self.max_steps = self._max_steps()
         self.tokens_per_step = self.data.batch_size * config.grad_accum_steps * self.model_config["context_length"]
         self.peak = peak_flops()
+        self.world.setup(self)  # [mpi hook] ranks agree on config/data/weights; gradient buffer
 
     # ---------------------------------------------------------------- run folder
     def _prepare_run_dir(self, explicit):
@@ -394,6 +408,7 @@ class Trainer:
             while self.step < stop_at:
                 step_start = time.perf_counter()
                 loss = self.train_step()
+                stop.requested = self.world.any(stop.requested)  # [mpi hook] every rank stops at the same step
                 interval_seconds += time.perf_counter() - step_start  # step time only: no eval/save
                 interval_steps += 1
                 interval_loss += loss
@@ -475,4 +490,9 @@ def train(config: TrainConfig | None = None, *, world=None, progress: Progress |
     config = TrainConfig() if config is None else config
     if overrides:
         config = TrainConfig.from_dict({**config.to_dict(), **overrides})
-    return Trainer(config, world=world, progress=progress, explicit=explicit).run()
+    if world is None:  # [mpi hook] under `mpiexec -n N` (N > 1) an MPI world, else SingleProcess
+        from .distributed import world_from_env
+
+        world = world_from_env()
+    with world.guard():  # [mpi hook] an exception on any rank ends every rank (no hang)
+        return Trainer(config, world=world, progress=progress, explicit=explicit).run()
