@@ -9,7 +9,7 @@ import numpy as np
 
 from ...autograd import Function
 from ...tensor import Tensor
-from ._util import as_float_tensor
+from ._util import as_float_tensor, for_row_blocks
 
 
 class Linear(Function):
@@ -21,7 +21,8 @@ class Linear(Function):
         x2 = x.reshape(-1, in_features)  # (N, in); a view when x is contiguous
         y2 = x2 @ weight.T  # (N, out): one GEMM
         if bias:
-            y2 += bias[0]
+            b = bias[0]
+            for_row_blocks(y2.shape[0], y2.shape[1], lambda lo, hi: np.add(y2[lo:hi], b, out=y2[lo:hi]))
         if self.requires_grad:
             self.x2, self.weight = x2, weight
         return y2.reshape(*x.shape[:-1], weight.shape[0])  # (..., out)
