@@ -15,8 +15,9 @@ attention's QK^T and attention-times-V products.
 
 The peak is not a datasheet number: it is measured here, once, as the best float32 GEMM
 (2048 x 2048 x 2048) NumPy's BLAS reaches with the current thread count, and cached in the
-user cache directory (`$XDG_CACHE_HOME/minigrad-gpt/gemm_flops.json`, or
-`~/.cache/minigrad-gpt/`). Set `GPT_PEAK_FLOPS` (FLOP/s, e.g. `2e11`) to skip the measurement.
+user cache directory (`gemm_flops.json` in $GPT_CACHE_DIR, else $XDG_CACHE_HOME/minigrad-gpt,
+else ~/.cache/minigrad-gpt; delete it to measure again). Set `GPT_PEAK_FLOPS` (FLOP/s, e.g.
+`2e11`) to skip the measurement.
 """
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ import numpy as np
 
 
 def cache_dir() -> Path:
-    """The user cache directory of this package (not created here)."""
+    """The package's cache folder (not created here): $GPT_CACHE_DIR, else
+    $XDG_CACHE_HOME/minigrad-gpt, else ~/.cache/minigrad-gpt (as gpt.corpus's token cache)."""
+    if os.environ.get("GPT_CACHE_DIR"):
+        return Path(os.environ["GPT_CACHE_DIR"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "minigrad-gpt"
 
