@@ -26,3 +26,6 @@ from .finetune import (ClassificationDataset, InstructionDataset, LoRALinear, ad
 from .train_config import PRESETS, TrainConfig
 from .train import TrainingError, TrainResult, train
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+# data-parallel training over MPI (issue 10): `mpiexec -n N gpt train ...`; mpi4py imported only then
+from .distributed import DistributedError, MPIWorld, world_from_env
