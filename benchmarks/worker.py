@@ -55,17 +55,23 @@ def timed_steps(step, warmup: int, budget: float, min_steps: int = 3, max_steps:
     returns the timed durations in seconds."""
     for _ in range(warmup):
         step()
-    times = []
+    times, cpu_times = [], []
     start = time.perf_counter()
     while len(times) < max_steps and (len(times) < min_steps or time.perf_counter() - start < budget):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
+    timed_steps.cpu_times = cpu_times  # CPU seconds of the process (all threads) per run
     return times
 
 
 def summary(times: list) -> dict:
-    return {"best": min(times), "median": statistics.median(times), "count": len(times)}
+    """Best and median wall time of the timed runs, and the median CPU time of the process
+    (all its threads: on a loaded machine it tells how much work a run was)."""
+    cpu = getattr(timed_steps, "cpu_times", None) or [float("nan")]
+    return {"best": min(times), "median": statistics.median(times), "count": len(times),
+            "cpu_median": statistics.median(cpu)}
 
 
 def main(argv=None) -> None:
