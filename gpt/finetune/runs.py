@@ -84,7 +84,11 @@ def load_classifier(path):
     if config.get("task") != CLASSIFICATION_TASK:
         raise CheckpointError(f"{checkpoint.path} is not a classifier (train_config task is "
                               f"{config.get('task')!r}); train one with `gpt classify-train`")
-    model = GPTModel(checkpoint.model_config)
+    try:  # skip drawing random weights that the checkpoint overwrites (seconds for GPT-2)
+        from ..weights.gpt2 import _model_without_random_init
+        model = _model_without_random_init(GPTModel, checkpoint.model_config, np.float32)
+    except ImportError:
+        model = GPTModel(checkpoint.model_config)
     add_classification_head(model, len(config["label_names"]))
     check_model_state(model, checkpoint.model_state, f"classifier {checkpoint.path}")
     model.load_state_dict({name: np.asarray(value) for name, value in checkpoint.model_state.items()})
