@@ -100,6 +100,15 @@ class TransformerBlock(nn.Module):
         return x
 
 
+class _NoDraws:
+    """A stand-in generator whose "random" draws are zeros (read-only broadcasts, no work)."""
+
+    def _zeros(self, *args, size=None, **kwargs):
+        return np.broadcast_to(np.float64(0.0), () if size is None else size)
+
+    uniform = normal = standard_normal = random = _zeros
+
+
 class GPTModel(nn.Module):
     """The book's GPT: `GPTModel(cfg, dtype=np.float32, generator=None)`.
 
@@ -109,18 +118,24 @@ class GPTModel(nn.Module):
       (default: minigrad.random's generator). Weights start as PyTorch's defaults do:
       Linear U(-1/sqrt(in), 1/sqrt(in)), Embedding N(0, 1), LayerNorm ones/zeros.
 
+    init_weights: False leaves the Linear and Embedding weights at zero without drawing any
+      random numbers (seconds saved for GPT-2 sizes), for a model whose weights are loaded next.
+
     model(idx) with idx an integer array (B, T), T <= context_length, returns the logits
     (B, T, vocab_size) as a Tensor of the model's dtype. model(idx, cache=KVCache) runs the
     tokens at the cache's next absolute positions (inference, no graph).
     """
 
-    def __init__(self, cfg: dict, dtype=np.float32, generator=None):
+    def __init__(self, cfg: dict, dtype=np.float32, generator=None, init_weights: bool = True):
         super().__init__()
         cfg = validate_config(cfg)
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"GPTModel: dtype must be a float type (float32 or float64), got {dtype}")
         self.cfg = cfg
+        dropout_generator = generator
+        if not init_weights:
+            generator = _NoDraws()
         self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"], dtype=dtype, generator=generator)
         self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"], dtype=dtype, generator=generator)
         self.drop_emb = nn.Dropout(cfg["drop_rate"], generator=generator)
@@ -129,6 +144,10 @@ class GPTModel(nn.Module):
         )
         self.final_norm = LayerNorm(cfg["emb_dim"], dtype=dtype)
         self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False, dtype=dtype, generator=generator)
+        if not init_weights:  # the dropout layers draw their masks from the caller's generator
+            for module in self.modules():
+                if isinstance(module, nn.Dropout):
+                    module.generator = dropout_generator
 
     @property
     def dtype(self) -> np.dtype:

@@ -98,7 +98,7 @@ def test_missing_config_key_is_named():
 def test_parameter_counts_of_gpt_config_124m():
     assert count_parameters(GPT_CONFIG_124M) == 163_009_536
     assert count_parameters(GPT_CONFIG_124M, tied=True) == 124_412_160
-    model = GPTModel(GPT_CONFIG_124M, generator=np.random.default_rng(0))  # one real instance
+    model = GPTModel(GPT_CONFIG_124M, init_weights=False)  # one real instance (no random draws: fast)
     assert model.num_parameters() == 163_009_536
     shapes = {key: value.shape for key, value in model.state_dict().items()}
     assert shapes == book_state_dict_shapes(GPT_CONFIG_124M)
@@ -150,6 +150,21 @@ def test_init_follows_pytorch_defaults_and_the_generator():
     assert np.array_equal(a.final_norm.scale.data, np.ones(TINY["emb_dim"], np.float32))
     assert np.array_equal(a.final_norm.shift.data, np.zeros(TINY["emb_dim"], np.float32))
     assert a.out_head.bias is None
+
+
+def test_init_weights_false_draws_nothing_and_keeps_dropout_random():
+    generator = np.random.default_rng(0)
+    state = generator.bit_generator.state
+    model = GPTModel({**TINY, "drop_rate": 0.5}, generator=generator, init_weights=False)
+    assert generator.bit_generator.state == state  # no draws
+    assert all(not np.any(model.state_dict()[key]) for key in ("tok_emb.weight", "out_head.weight"))
+    assert np.array_equal(model.final_norm.scale.data, np.ones(TINY["emb_dim"], np.float32))
+    dropouts = [m for m in model.modules() if isinstance(m, mg.nn.Dropout)]
+    assert len(dropouts) == 1 + 2 * TINY["n_layers"] and all(d.generator is generator for d in dropouts)
+    model.load_state_dict(tiny_model(seed=2).state_dict())
+    with mg.no_grad():
+        np.testing.assert_array_equal(model.eval()(random_ids((1, 4))).data,
+                                      tiny_model(seed=2).eval()(random_ids((1, 4))).data)
 
 
 # ---------------------------------------------------------------------- forward
