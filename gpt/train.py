@@ -228,22 +228,30 @@ class Trainer:
                 raise TrainingError(f"nothing to resume in {run_dir}: it holds no checkpoint "
                                     f"(start a new run without --resume)")
             return ckpt.read_checkpoint(run_dir)
-        if holds_run:
-            if not config.overwrite:
-                raise TrainingError(f"{run_dir} already holds a training run; pass --resume to "
-                                    f"continue it or --overwrite to replace it (or choose another --out)")
-            if self.world.is_main:
-                for name in (ckpt.CHECKPOINT_DIR, ckpt.OLD_DIR):
-                    shutil.rmtree(run_dir / name, ignore_errors=True)
-                for name in ("metrics.jsonl", "loss.png"):
-                    (run_dir / name).unlink(missing_ok=True)
+        if holds_run and not config.overwrite:
+            raise TrainingError(f"{run_dir} already holds a training run; pass --resume to "
+                                f"continue it or --overwrite to replace it (or choose another --out)")
+        self._replace_old_run = holds_run  # removed only once the new run has started
         return None
+
+    def _remove_old_run(self) -> None:
+        """--overwrite: delete the previous run's checkpoint and metrics (only ours, not the folder)."""
+        if not getattr(self, "_replace_old_run", False) or not self.world.is_main:
+            return
+        for name in (ckpt.CHECKPOINT_DIR, ckpt.OLD_DIR):
+            shutil.rmtree(self.run_dir / name, ignore_errors=True)
+        for name in ("metrics.jsonl", "loss.png"):
+            (self.run_dir / name).unlink(missing_ok=True)
+        self._replace_old_run = False
 
     def _resumed_config(self, checkpoint, given: TrainConfig, explicit) -> TrainConfig:
         stored = checkpoint.config.get("train_config")
         if not isinstance(stored, dict):
             raise ckpt.CheckpointError(f"checkpoint {checkpoint.path} has no training config to resume from")
         saved = TrainConfig.from_dict(stored)
+        if explicit is None:  # called from Python: what the caller changed from the defaults
+            defaults = TrainConfig()
+            explicit = {name for name, value in given.to_dict().items() if getattr(defaults, name) != value}
         differences = config_differences(saved, given, explicit)
         if differences:
             listed = "; ".join(f"{name}: {old!r} in the checkpoint, {new!r} now" for name, old, new in differences)
@@ -253,7 +261,7 @@ class Trainer:
 
         values = saved.to_dict()
         for name in RUN_CONTROL_FIELDS:
-            if explicit is None or name in explicit or name in ("out", "resume", "overwrite", "stop_at", "quiet"):
+            if name in explicit or name in ("out", "resume", "overwrite", "stop_at", "quiet"):
                 values[name] = getattr(given, name)
         resumed = TrainConfig.from_dict(values)
         resumed.validate()
@@ -395,6 +403,7 @@ class Trainer:
         self._saved_step = self.step if config.resume else None
         start_step = self.step
         stop_at = min(self.max_steps, config.stop_at) if config.stop_at else self.max_steps
+        self._remove_old_run()
         self._announce(start_step)
         if self.step >= stop_at:
             progress.line(f"nothing to do: the run is at step {self.step} of {self.max_steps} "

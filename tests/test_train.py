@@ -99,6 +99,21 @@ def test_resume_extends_max_steps(text_file, tmp_path):
     assert result.step == 6
 
 
+def test_resume_from_python_needs_only_the_folder(text_file, tmp_path):
+    out = str(tmp_path / "run")
+    train(tiny(text_file, out=out, max_steps=6, stop_at=3))
+    result = train(TrainConfig(out=out, resume=True, quiet=True))
+    assert result.step == 6
+
+
+def test_overwrite_keeps_the_old_run_when_the_new_one_cannot_start(text_file, tmp_path):
+    out = str(tmp_path / "run")
+    train(tiny(text_file, out=out, max_steps=2))
+    with pytest.raises(DataError):
+        train(tiny(text_file, out=out, overwrite=True, batch_size=4096))
+    assert ckpt.read_checkpoint(out).step == 2
+
+
 def test_occupied_folder_is_refused_then_overwritten(text_file, tmp_path):
     out = str(tmp_path / "run")
     train(tiny(text_file, out=out, max_steps=2))
