@@ -9,6 +9,8 @@ vocabulary V=50,257. Each kernel is timed forward only and forward+backward (bes
 --repeat runs after one warm-up), and next to it one float32 matmul: the GEMM of equal FLOPs
 for attention and linear, otherwise the model's GEMM that produces (or consumes) an array of
 the kernel's size. The ratio says how many such matmuls the kernel's forward+backward costs.
+The last column gives process CPU times (all threads), which other processes on a shared
+machine do not inflate; with --threads 1 they are the idle-machine wall times.
 """
 from __future__ import annotations
 
@@ -41,15 +43,20 @@ B, T, C, H, D, HIDDEN, VOCAB = 8, 256, 768, 12, 64, 3072, 50257
 N = B * T
 
 
-def best_time(fn, repeat: int) -> float:
-    """Best wall time of fn() in milliseconds, after one warm-up call."""
+def best_time(fn, repeat: int) -> tuple[float, float]:
+    """Best wall time and best process CPU time of fn() in milliseconds, after one warm-up.
+
+    CPU time sums all threads of this process; with --threads 1 it is what the wall time
+    would be on an otherwise idle machine (other processes do not inflate it).
+    """
     fn()
-    times = []
+    walls, cpus = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times) * 1e3
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return min(walls) * 1e3, min(cpus) * 1e3
 
 
 def param(rng, *shape, scale=1.0):
@@ -117,22 +124,24 @@ def main(args) -> None:
             grads[out.shape] = rng.standard_normal(out.shape).astype(out.dtype) if out.ndim else None
         return grads[out.shape]
 
-    peak_ms = gemm_ms(2048, 2048, 2048)
+    peak_ms = gemm_ms(2048, 2048, 2048)[0]
     print(f"numpy {np.__version__}, kernel threads {F.get_num_threads()}, "
-          f"float32 GEMM 2048^3: {2 * 2048**3 / peak_ms / 1e6:.0f} GFLOP/s\n")
-    header = ("| kernel | shape | forward ms | fwd+bwd ms | matmul (m,k,n) | matmul ms | "
-              "fwd+bwd / matmul |")
-    print(header)
-    print("|" + "---|" * 7)
+          f"float32 GEMM 2048^3: {2 * 2048**3 / peak_ms / 1e6:.0f} GFLOP/s, "
+          f"load average {os.getloadavg()[0]:.1f}\n")
+    print("| kernel | shape | forward ms | fwd+bwd ms | matmul (m,k,n) | matmul ms | "
+          "fwd+bwd / matmul | CPU ms: fwd+bwd / matmul |")
+    print("|" + "---|" * 8)
     for name, shape, fn, (m, k, n), label in cases(rng):
         if args.only and name not in args.only:
             continue
         with mg.no_grad():
-            forward_ms = best_time(fn, args.repeat)
-        both_ms = best_time(forward_backward(fn, grad_for), args.repeat)
-        ref_ms = gemm_ms(m, k, n)
-        print(f"| {name} | {shape} | {forward_ms:.1f} | {both_ms:.1f} | "
-              f"({m},{k},{n}) {label} | {ref_ms:.1f} | {both_ms / ref_ms:.2f} |", flush=True)
+            forward_ms = best_time(fn, args.repeat)[0]
+        both_ms, both_cpu = best_time(forward_backward(fn, grad_for), args.repeat)
+        ref_ms, ref_cpu = gemm_ms(m, k, n)
+        print(f"| {name} | {shape} | {forward_ms:.1f} | {both_ms:.1f} | ({m},{k},{n}) {label} | "
+              f"{ref_ms:.1f} | {both_ms / ref_ms:.2f} | {both_cpu:.0f} / {ref_cpu:.0f} |", flush=True)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (wall times are only "
+          f"meaningful when it stays below the core count)")
 
 
 if __name__ == "__main__":

@@ -121,8 +121,9 @@ def log_softmax(x, axis: int = -1) -> Tensor:
 
 # ---------------------------------------------------------------- GELU
 class GELU(Function):
-    # y = 0.5 x (1 + t),  t = tanh(u),  u = c (x + a x^3)
-    # dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)   (computed in forward, saved)
+    # y = x h  with  h = 0.5 (1 + tanh(u)),  u = c (x + a x^3);  using 1 - tanh^2 = 4 h (1 - h):
+    # dy/dx = h + x dh/dx = h (1 + 2 (1 - h) x du/dx),  x du/dx = c x (1 + 3 a x^2)
+    # (the slope dy/dx is computed in forward, where x and h are at hand, and saved)
     fresh_grads = True  # backward returns new arrays only
 
     def forward(self, x):
@@ -133,31 +134,33 @@ class GELU(Function):
 
         def run(lo, hi):
             size = min(BLOCK_ELEMENTS, hi - lo)
-            t_buf = np.empty(size, dtype=flat.dtype)
+            h_buf = np.empty(size, dtype=flat.dtype)
             q_buf = np.empty(size, dtype=flat.dtype) if slope is not None else None
             for start in range(lo, hi, BLOCK_ELEMENTS):
                 stop = min(start + BLOCK_ELEMENTS, hi)
-                xs, ys, t = flat[start:stop], y[start:stop], t_buf[: stop - start]
-                np.multiply(xs, xs, out=t)
-                t *= GELU_A * GELU_C
-                t += GELU_C
-                t *= xs                      # u = c x + c a x^3
-                np.tanh(t, out=t)            # t = tanh(u)
-                np.multiply(xs, t, out=ys)
-                ys += xs
-                ys *= 0.5                    # y = 0.5 (x + x t)
-                if slope is not None:
-                    q, d = q_buf[: stop - start], slope[start:stop]
+                xs, ys, h = flat[start:stop], y[start:stop], h_buf[: stop - start]
+                if slope is None:
+                    np.multiply(xs, xs, out=h)
+                    h *= GELU_A * GELU_C
+                else:  # keep x^2 for the slope
+                    q = q_buf[: stop - start]
                     np.multiply(xs, xs, out=q)
-                    q *= 3.0 * GELU_A * GELU_C
-                    q += GELU_C
-                    q *= xs                  # q = c x (1 + 3 a x^2) = x du/dx
-                    np.multiply(t, t, out=d)
-                    np.subtract(1.0, d, out=d)
+                    np.multiply(q, GELU_A * GELU_C, out=h)
+                h += GELU_C
+                h *= xs                          # u = c x + c a x^3
+                np.tanh(h, out=h)
+                h *= 0.5
+                h += 0.5                         # h = 0.5 (1 + tanh(u))
+                np.multiply(xs, h, out=ys)       # y = x h
+                if slope is not None:
+                    q *= 6.0 * GELU_A * GELU_C
+                    q += 2.0 * GELU_C
+                    q *= xs                      # q = 2 x du/dx = 2 c x (1 + 3 a x^2)
+                    d = slope[start:stop]
+                    np.subtract(1.0, h, out=d)
                     d *= q
-                    d += t
                     d += 1.0
-                    d *= 0.5                 # dy/dx = 0.5 (1 + t + (1 - t^2) q)
+                    d *= h                       # dy/dx = h (1 + (1 - h) q)
 
         parallel_for(flat.size, run, PARALLEL_MIN_ELEMENTS)
         if slope is not None:
