@@ -105,9 +105,10 @@ class LoRALinear(nn.Module):
         has_bias = getattr(self.linear, "bias", None) is not None
         weight = self.linear.weight.data if self.merged else self.linear.weight.data + self.delta_weight()
         linear = nn.Linear(in_features, out_features, bias=has_bias, dtype=self.linear.weight.dtype)
-        linear.weight = nn.Parameter(np.array(weight, dtype=self.linear.weight.dtype))
+        frozen = not self.linear.weight.requires_grad  # keep the wrapped layer's frozen state
+        linear.weight = nn.Parameter(np.array(weight, dtype=self.linear.weight.dtype), requires_grad=not frozen)
         if has_bias:
-            linear.bias = nn.Parameter(self.linear.bias.data.copy())
+            linear.bias = nn.Parameter(self.linear.bias.data.copy(), requires_grad=not frozen)
         return linear
 
     def extra_repr(self) -> str:
