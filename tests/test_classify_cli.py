@@ -98,3 +98,18 @@ def test_commands_are_mounted_on_gpt():
                                 text=True, env=env, timeout=120)
         assert result.returncode == 0, result.stderr
         assert "--checkpoint" in result.stdout
+
+
+def test_classify_train_from_a_gpt2_folder(toy_csv, tmp_path, capsys):
+    from conftest import shared_path
+
+    folder = shared_path("tiny-gpt2", "hf")  # a real GPT-2 layout: tied head, 50,257 tokens
+    out = tmp_path / "gpt2-cls"
+    assert main(["classify-train", "--checkpoint", str(folder), "--data", str(toy_csv), "--out", str(out),
+                 "--epochs", "1", "--lr", "1e-3", "--lora-rank", "2", "--eval-every", "0"]) == 0
+    assert "base: GPT-2 weights from" in capsys.readouterr().out
+    model, tokenizer, config = load_classifier(out)
+    assert tokenizer.n_vocab == 50257 and config["pad_token_id"] == 50256
+    assert model.out_head.weight.shape == (2, 8) and not model.weights_tied
+    assert main(["classify", "--checkpoint", str(out), "--text", "aeiou"]) == 0
+    assert capsys.readouterr().out.split("\t")[0] in ("vowels", "consonants")

@@ -143,6 +143,7 @@ def test_merged_equals_unmerged_and_unmerge_restores():
     merged = merge_lora(model)
     assert merged is model and not lora_layers(model)
     assert type(model.out_head) is nn.Linear and type(model.trf_blocks[0].ff.layers[0]) is nn.Linear
+    assert not any(p.requires_grad for p in model.parameters())  # frozen, like the layers it replaced
     assert set(model.state_dict()) == set(tiny_model().state_dict())  # back to the plain names
     np.testing.assert_allclose(model(ids).data, unmerged, rtol=1e-4, atol=1e-5)
 

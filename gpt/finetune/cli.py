@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -219,7 +220,7 @@ def classify_train_command(args) -> int:
     for name, value in accuracies.items():
         print(f"{name.capitalize()} accuracy: {value * 100:.2f}%")
     train_config = {
-        "task": CLASSIFICATION_TASK, "base": str(args.checkpoint), "data": str(args.data),
+        "task": CLASSIFICATION_TASK, "base": str(Path(args.checkpoint).resolve()), "data": str(args.data),
         "label_names": label_names, "max_length": max_length, "pad_token_id": pad_token_id,
         "epochs": args.epochs, "lr": args.lr, "weight_decay": args.weight_decay,
         "batch_size": args.batch_size, "trainable_blocks": args.trainable_blocks, "lora": lora,
@@ -276,7 +277,7 @@ def instruct_train_command(args) -> int:
     elapsed = time.time() - started
     print(f"Training completed in {elapsed / 60:.2f} minutes.")
     train_config = {
-        "task": INSTRUCTION_TASK, "base": str(args.checkpoint), "data": str(args.data),
+        "task": INSTRUCTION_TASK, "base": str(Path(args.checkpoint).resolve()), "data": str(args.data),
         "records": len(data), "epochs": args.epochs, "lr": args.lr, "weight_decay": args.weight_decay,
         "batch_size": args.batch_size, "allowed_max_length": allowed, "mask_prompt": args.mask_prompt,
         "lora": lora, "seed": args.seed,

@@ -76,6 +76,21 @@ def save_finetuned(out, model, tokenizer, train_config: dict, metrics: dict, lor
                            state={"step": int(metrics.get("steps", 0)), "finetune_metrics": metrics})
 
 
+def _classifier_tokenizer(checkpoint, config: dict):
+    """The stored tokenizer; GPT-2's BPE files are looked up in the base model's folder first
+    (a GPT-2 folder holds them), then where `gpt.get_tokenizer("gpt2")` looks."""
+    state = checkpoint.state.get("tokenizer")
+    base = Path(config.get("base") or "")
+    if state is not None and state.get("kind", state.get("name")) == "gpt2" and base.is_dir():
+        from ..tokenizer import tokenizer_from_state
+
+        try:
+            return tokenizer_from_state(state, path=base)
+        except (OSError, ValueError, KeyError):
+            pass  # not there (e.g. a run folder): the usual search below
+    return build_tokenizer(checkpoint)
+
+
 def load_classifier(path):
     """(model, tokenizer, train_config) of a folder written by `gpt classify-train`; the
     train_config holds label_names, max_length and pad_token_id."""
@@ -93,7 +108,7 @@ def load_classifier(path):
     check_model_state(model, checkpoint.model_state, f"classifier {checkpoint.path}")
     model.load_state_dict({name: np.asarray(value) for name, value in checkpoint.model_state.items()})
     model.eval()
-    tokenizer = build_tokenizer(checkpoint)
+    tokenizer = _classifier_tokenizer(checkpoint, config)
     if tokenizer is None:
         raise CheckpointError(f"{checkpoint.path}: no tokenizer stored with the classifier")
     return model, tokenizer, config
