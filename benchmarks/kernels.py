@@ -64,7 +64,8 @@ def param(rng, *shape, scale=1.0):
 
 
 def cases(rng):
-    """(name, shape text, forward callable returning a Tensor, reference GEMM (m, k, n), its label)."""
+    """[(name, shape text, forward callable returning a Tensor, reference GEMM (m, k, n), its
+    label)], and the leaf tensors (whose .grad is cleared before each timed backward)."""
     x_c = param(rng, N, C)
     x_h = param(rng, N, HIDDEN)
     w_ln, b_ln = param(rng, C), param(rng, C)
@@ -76,6 +77,7 @@ def cases(rng):
     w_fc, b_fc = param(rng, HIDDEN, C, scale=0.02), param(rng, HIDDEN, scale=0.02)
     scores = param(rng, B, H, T, T)
     attention_flops = 2 * (2 * B * H * T * T * D)  # q k^T and P v
+    leaves = [x_c, x_h, w_ln, b_ln, q, k, v, logits, table, w_fc, b_fc, scores]
     return [
         ("attention", f"q,k,v ({B},{H},{T},{D}) causal",
          lambda: F.scaled_dot_product_attention(q, k, v), (N, C, attention_flops // (2 * N * C)),
@@ -94,11 +96,13 @@ def cases(rng):
          "x @ W_attn_out"),
         ("linear", f"({N},{C}) @ ({C},{HIDDEN})", lambda: F.linear(x_c, w_fc, b_fc), (N, C, HIDDEN),
          "equal FLOPs"),
-    ]
+    ], leaves
 
 
-def forward_backward(fn, rng_out):
+def forward_backward(fn, rng_out, leaves):
     def run():
+        for leaf in leaves:  # as zero_grad() would: the timed backward writes fresh .grad
+            leaf.grad = None
         out = fn()
         out.backward(rng_out(out))
     return run
@@ -131,12 +135,13 @@ def main(args) -> None:
     print("| kernel | shape | forward ms | fwd+bwd ms | matmul (m,k,n) | matmul ms | "
           "fwd+bwd / matmul | CPU ms: fwd+bwd / matmul |")
     print("|" + "---|" * 8)
-    for name, shape, fn, (m, k, n), label in cases(rng):
+    all_cases, leaves = cases(rng)
+    for name, shape, fn, (m, k, n), label in all_cases:
         if args.only and name not in args.only:
             continue
         with mg.no_grad():
             forward_ms = best_time(fn, args.repeat)[0]
-        both_ms, both_cpu = best_time(forward_backward(fn, grad_for), args.repeat)
+        both_ms, both_cpu = best_time(forward_backward(fn, grad_for, leaves), args.repeat)
         ref_ms, ref_cpu = gemm_ms(m, k, n)
         print(f"| {name} | {shape} | {forward_ms:.1f} | {both_ms:.1f} | ({m},{k},{n}) {label} | "
               f"{ref_ms:.1f} | {both_ms / ref_ms:.2f} | {both_cpu:.0f} / {ref_cpu:.0f} |", flush=True)
