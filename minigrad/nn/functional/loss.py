@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...autograd import Function
+from ...autograd import Function, unbroadcast
 from ...tensor import Tensor
-from ._util import as_float_tensor, as_index_array, as_tensor, for_row_blocks
+from ._util import as_float_tensor, as_index_array, for_row_blocks
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -151,8 +151,6 @@ class MSELoss(Function):
         return np.asarray(total / max(diff.size, 1) if reduction == "mean" else total, dtype=diff.dtype)
 
     def backward(self, g):
-        from ...autograd import unbroadcast
-
         scale = 2.0 / max(self.diff.size, 1) if self.reduction == "mean" else 2.0
         ga = self.diff * (g * scale if self.reduction == "none" else float(g) * scale)
         gb = unbroadcast(-ga, self.b_shape) if self.needs_input_grad[1] else None
