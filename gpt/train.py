@@ -210,6 +210,7 @@ class Trainer:
         self.max_steps = self._max_steps()
         self.tokens_per_step = self.data.batch_size * config.grad_accum_steps * self.model_config["context_length"]
         self.peak = peak_flops()
+        self._peak_refreshed = False
         self.world.setup(self)  # [mpi hook] ranks agree on config/data/weights; gradient buffer
 
     # ---------------------------------------------------------------- run folder
@@ -453,6 +454,10 @@ class Trainer:
         """One progress line and one metrics.jsonl record."""
         config = self.config
         mfu = estimate_mfu(self.model_config, tokens_per_s, self.peak)
+        if mfu > 1.0 and not self._peak_refreshed:  # the peak was measured on a busy machine
+            self._peak_refreshed = True
+            self.peak = max(self.peak, peak_flops(refresh=True))
+            mfu = estimate_mfu(self.model_config, tokens_per_s, self.peak)
         session = time.perf_counter() - self._session_start
         eta = session / max(done - start_step, 1) * (stop_at - done)
         lr = learning_rate(done - 1, config, self.max_steps)  # the lr the last step used

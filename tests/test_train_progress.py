@@ -80,6 +80,10 @@ def test_peak_flops_override_and_cache(tmp_path, monkeypatch):
     cache = json.loads((tmp_path / "minigrad-gpt" / "gemm_flops.json").read_text())
     assert list(cache.values()) == [measured]
     assert peak_flops(size=256) == measured  # from the cache, not measured again
+    path = tmp_path / "minigrad-gpt" / "gemm_flops.json"
+    path.write_text(json.dumps({key: 1.0 for key in cache}))  # as if measured on a busy machine
+    assert peak_flops(size=256) == 1.0
+    assert peak_flops(size=256, refresh=True) > 1e8  # measured again, the larger figure kept
 
 
 def test_threads_can_be_set_and_read():
