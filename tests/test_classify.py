@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minigrad import nn
 from minigrad.optim import AdamW
 
 from gpt import GPTModel

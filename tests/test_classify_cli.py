@@ -12,7 +12,7 @@ import pytest
 import minigrad
 from gpt import GPTModel
 from gpt.checkpoint import save_checkpoint
-from gpt.finetune import lora_state_dict, write_classification_file
+from gpt.finetune import write_classification_file
 from gpt.finetune.cli import main
 from gpt.finetune.runs import load_classifier
 from gpt.tokenizer import get_tokenizer

@@ -20,8 +20,8 @@ import numpy as np
 import minigrad
 from minigrad.optim import AdamW
 
-from .classify import (ClassificationDataset, add_classification_head, calc_accuracy, calc_loss,
-                       classify_text, freeze_for_classification, label_names_of, random_split,
+from .classify import (ClassificationDataset, add_classification_head, calc_accuracy, classify_text,
+                       freeze_for_classification, label_names_of, random_split,
                        read_classification_file, train_classifier)
 from .instruct import (InstructionDataset, calc_loss as calc_instruct_loss, format_input,
                        generate_test_responses, load_instruction_data, split_instruction_data,
