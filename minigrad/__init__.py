@@ -5,6 +5,8 @@
     loss = (x @ x.T).sum()
     loss.backward()          # x.grad == [[2., 4.]]
 """
+from . import memory  # keeps freed memory for reuse (no page faults every step); see memory.py
+from .memory import set_memory_reuse
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
 from .tensor import Tensor
 from . import ops as _ops  # binds the operators onto Tensor
@@ -23,5 +25,5 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
 __all__ = [
     "Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled",
     "unbroadcast", "where", "concat", "stack", "maximum", "gradcheck", "GradcheckError", "nn", "optim", "random", "manual_seed",
-    "save", "load", "CheckpointError",
+    "save", "load", "CheckpointError", "set_memory_reuse",
 ]
