@@ -143,10 +143,10 @@ def main(argv=None):
 
     for use_cache in (True, False):
         start = time.perf_counter()
-        out = generate(model, encoded, max_new_tokens=20, use_cache=use_cache)
+        out = generate(model, encoded, max_new_tokens=10, use_cache=use_cache)
         elapsed = time.perf_counter() - start
-        print(f"20 new tokens {'with' if use_cache else 'without'} the KV cache: {elapsed:.2f} s "
-              f"({20 / elapsed:.1f} tokens/s)")
+        print(f"10 new tokens {'with' if use_cache else 'without'} the KV cache: {elapsed:.2f} s "
+              f"({10 / elapsed:.1f} tokens/s)")
     sampled = generate(model, encoded, max_new_tokens=10, temperature=1.4, top_k=25, seed=args.seed)
     print("Sampled (temperature 1.4, top-k 25):", repr(token_ids_to_text(sampled, tokenizer)))
 
