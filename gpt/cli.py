@@ -146,7 +146,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(model, "--n-layers", "transformer blocks (overrides the preset)", type=positive_int)
     add(model, "--n-heads", "attention heads (overrides the preset)", type=positive_int)
     add(model, "--context-length", "tokens per window (overrides the preset)", type=positive_int)
-    add(model, "--dropout", "dropout rate", type=finite_float)
+    add(model, "--dropout", "dropout rate (default: the preset's, else 0)", type=finite_float)
     add(model, "--qkv-bias", "biases on the query/key/value projections", action="store_true")
 
     optim = parser.add_argument_group("optimization")

@@ -12,11 +12,16 @@ from .config import GPT2_CONFIGS, GPT_CONFIG_124M
 
 # Model presets: width, depth, heads and context (the vocabulary comes from the tokenizer).
 # "default" is the main job's model: trained by `gpt train` with no options in a few minutes
-# on 2 CPU cores; `max_steps` is its step budget when neither --max-steps nor --epochs is given.
+# on 2 CPU cores. A preset may also set the batch size, the dropout and `max_steps` (the step
+# budget when neither --max-steps nor --epochs is given); explicit flags override all of these.
+# The default's numbers were chosen by validation loss on the default corpus (116k training
+# tokens of bpe:2048): a 128-wide model reached 4.95 in 800 steps, 192 wide 4.84 in 500 and
+# 4.83 in 800 (with dropout 0.1; without it the validation loss rose again after ~500 steps,
+# the model memorizing the small corpus).
 PRESETS = {
     "tiny": {"emb_dim": 32, "n_layers": 2, "n_heads": 2, "context_length": 16},  # tests, seconds
     "default": {"emb_dim": 192, "n_layers": 4, "n_heads": 6, "context_length": 128,
-                "max_steps": 1500, "batch_size": 16},
+                "max_steps": 500, "batch_size": 16, "dropout": 0.1},
     "small": {"emb_dim": 256, "n_layers": 4, "n_heads": 4, "context_length": 256},  # issue 9's "small"
     "124M": {key: GPT_CONFIG_124M[key] for key in ("emb_dim", "n_layers", "n_heads")}
     | {"context_length": 256},  # the book's chapter-5 setting (GPT_CONFIG_124M, context 256)
@@ -49,7 +54,7 @@ class TrainConfig:
     n_layers: int | None = None          # transformer blocks
     n_heads: int | None = None           # attention heads (must divide emb_dim)
     context_length: int | None = None    # tokens per window and positions of the model
-    dropout: float = 0.0                 # drop_rate of the model (the book: 0.1; small data runs: 0)
+    dropout: float | None = None         # drop_rate of the model; None: the preset's, else 0 (the book: 0.1)
     qkv_bias: bool = False               # biases on the query/key/value projections
 
     # ---- optimization
@@ -68,11 +73,11 @@ class TrainConfig:
     seed: int = 123                      # seeds init, dropout and shuffling: same seed, same run
 
     # ---- evaluation, logging, checkpoints
-    eval_every: int = 250                # evaluate train/val loss (and print a sample) every N steps
+    eval_every: int = 100                # evaluate train/val loss (and print a sample) every N steps
     eval_batches: int = 20               # batches per loss estimate (val: at most the whole split)
     log_every: int = 10                  # one progress line every N steps
     save_every: int = 500                # write a checkpoint every N steps (and at the end, and on Ctrl-C)
-    sample_prompt: str = "The "          # prompt of the samples printed at each evaluation
+    sample_prompt: str = "The"           # prompt of the samples printed at each evaluation
     sample_tokens: int = 60              # new tokens per sample
     sample_temperature: float = 0.8      # sampling temperature (0: greedy)
     sample_top_k: int | None = 40        # top-k filtering of samples
@@ -110,12 +115,17 @@ class TrainConfig:
             return self.batch_size
         return PRESETS.get(self.preset, {}).get("batch_size", 8)
 
+    def resolved_dropout(self) -> float:
+        if self.dropout is not None:
+            return float(self.dropout)
+        return float(PRESETS.get(self.preset, {}).get("dropout", 0.0))
+
     def model_config(self, vocab_size: int) -> dict:
         """The GPTModel config dict (the book's seven keys)."""
         dims = self.resolved_model_dims()
         return {"vocab_size": int(vocab_size), "context_length": dims["context_length"],
                 "emb_dim": dims["emb_dim"], "n_heads": dims["n_heads"], "n_layers": dims["n_layers"],
-                "drop_rate": float(self.dropout), "qkv_bias": bool(self.qkv_bias)}
+                "drop_rate": self.resolved_dropout(), "qkv_bias": bool(self.qkv_bias)}
 
     def validate(self) -> None:
         """Clear errors for values that cannot work (before anything is loaded)."""
@@ -132,7 +142,7 @@ class TrainConfig:
             raise ValueError(f"epochs must be positive, got {self.epochs!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be between 0 and 1, got {self.val_fraction!r}")
-        if not 0.0 <= self.dropout < 1.0:
+        if not 0.0 <= self.resolved_dropout() < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
