@@ -76,9 +76,9 @@ def summary(times: list) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    import minigrad as mg  # before NumPy, as `gpt train` does (minigrad/blas.py)
     import numpy as np
 
-    import minigrad as mg
     from minigrad import nn, optim
     from minigrad.nn import functional as F
     import gpt
@@ -163,7 +163,8 @@ def main(argv=None) -> None:
 
 def threads_in_use() -> dict:
     info = {"MINIGRAD_NUM_THREADS": os.environ.get("MINIGRAD_NUM_THREADS"),
-            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT")}
     try:
         from threadpoolctl import threadpool_info
 

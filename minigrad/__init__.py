@@ -5,6 +5,7 @@
     loss = (x @ x.T).sum()
     loss.backward()          # x.grad == [[2., 4.]]
 """
+from . import blas  # first: OpenBLAS settings read when NumPy loads (see blas.py)
 from . import memory  # keeps freed memory for reuse (no page faults every step); see memory.py
 from .memory import set_memory_reuse
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
