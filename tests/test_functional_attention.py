@@ -181,3 +181,27 @@ def test_attention_bad_shapes():
         sdpa(ones(4), ones(4), ones(4))
     with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
         sdpa(ones((2, 2)), ones((2, 2)), ones((2, 2)), dropout_p=1.0)
+
+
+def test_attention_same_result_on_one_or_two_threads_and_blas_restored():
+    from minigrad.nn.functional._blas import _find_openblas, blas_threads_controllable
+
+    rng = np.random.default_rng(12)
+    arrays = [rng.standard_normal((8, 4, 128, 32)).astype(np.float32) for _ in range(3)]
+    g = rng.standard_normal((8, 4, 128, 32)).astype(np.float32)
+    blas_before = _find_openblas()[1]() if blas_threads_controllable() else None
+    previous = F.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            F.set_num_threads(threads)
+            tensors = [leaf(a, np.float32) for a in arrays]
+            out = sdpa(*tensors, dropout_p=0.1, generator=np.random.default_rng(3))
+            out.backward(g)
+            results.append([out.data] + [t.grad for t in tensors])
+    finally:
+        F.set_num_threads(previous)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+    if blas_before is not None:
+        assert _find_openblas()[1]() == blas_before

@@ -5,9 +5,9 @@ Why blocks and threads: a kernel such as GELU or softmax is a chain of 5-10 elem
 NumPy passes. Run over a whole (2048, 3072) array, every pass streams 25 MB through memory;
 run over blocks of ~64K elements, the chain stays in the L2 cache and only the first read and
 the last write touch memory. NumPy's elementwise ops use one core; they release the GIL, so
-two Python threads working on disjoint row ranges use two cores. BLAS calls are never made
-from the worker threads (OpenBLAS runs its own threads, and mixing the two was measured to be
-erratic); only elementwise work and row reductions are split.
+two Python threads working on disjoint row ranges use two cores. Large GEMMs stay on the
+calling thread, where OpenBLAS uses its own threads; only attention's many small products run
+on the worker threads, with OpenBLAS limited to one thread meanwhile (_blas.py says why).
 
     set_num_threads(1)      # everything runs inline in the calling thread
 """

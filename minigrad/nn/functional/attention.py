@@ -13,8 +13,10 @@ causal attention. The backward, with dO = dL/dO and Pd = P * M:
     dV = Pd^T dO,   dPd = dO V^T,   dS = P * (dPd * M - r),   dQ = scale dS K,  dK = scale dS^T Q
 
 where r = rowsum(dPd * M * P) = rowsum(dO * O) (a (..., Tq) vector, cheaper the second way).
-Products are batched np.matmul calls over all (B, H) at once; the softmax runs in row blocks
-over threads.
+
+The work is split into items of a few heads of one sequence (a (Tq, Tk) block of 256 KB or
+so, which stays in cache from the product q k^T through the softmax to the product with v);
+the items run on the kernel threads with one BLAS thread each (see _blas.py for why).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ import numpy as np
 from ...autograd import Function
 from ...random import default_generator
 from ...tensor import Tensor
-from ._util import as_float_tensor, for_row_blocks, parallel_multiply
+from ._blas import single_blas_thread
+from ._util import BLOCK_ELEMENTS, as_float_tensor, parallel_for
 from .activation import check_probability, dropout_multiplier
 
 
@@ -43,76 +46,116 @@ def causal_bias(n_queries: int, n_keys: int, dtype_name: str) -> np.ndarray:
     return bias
 
 
+def _as_4d(a: np.ndarray) -> np.ndarray:
+    """(..., T, D) -> (A, H, T, D): H is the last leading axis, A all the others (a view
+    unless more than two leading axes need merging)."""
+    lead = a.shape[:-2]
+    if len(lead) == 2:
+        return a
+    if len(lead) < 2:
+        return a.reshape((1,) * (2 - len(lead)) + a.shape)
+    return a.reshape(-1, *a.shape[-3:])
+
+
+def _softmax_rows_inplace(rows: np.ndarray) -> None:
+    """rows (N, Tk) <- softmax over each row, with the row max subtracted first."""
+    np.subtract(rows, rows.max(axis=1, keepdims=True), out=rows)
+    np.exp(rows, out=rows)
+    total = rows.sum(axis=1, keepdims=True)  # (N, 1), >= 1
+    rows *= np.reciprocal(total, out=total)
+
+
 class ScaledDotProductAttention(Function):
     # see the module docstring for the derivation of dQ, dK, dV
     fresh_grads = True  # backward returns new arrays only
 
     def forward(self, q, k, v, causal=True, dropout_p=0.0, generator=None, scale=None):
         dtype = np.result_type(q, k, v)
+        out_shape = q.shape[:-1] + v.shape[-1:]  # (..., Tq, Dv)
+        q4, k4, v4 = _as_4d(q), _as_4d(k), _as_4d(v)  # (A, H, T, D)
         n_queries, n_keys = q.shape[-2], k.shape[-2]
-        q_scaled = q * scale  # (..., Tq, D): scaling q is cheaper than scaling S
-        if q_scaled.dtype != dtype:
-            q_scaled = q_scaled.astype(dtype)
-        probs = np.matmul(q_scaled, np.swapaxes(k, -1, -2))  # (..., Tq, Tk)
+        q_scaled = (q4 * scale).astype(dtype, copy=False)  # (A, H, Tq, D): cheaper than scaling S
+        probs = np.empty(q4.shape[:-1] + (n_keys,), dtype=dtype)  # (A, H, Tq, Tk)
+        out = np.empty(q4.shape[:-1] + (v.shape[-1],), dtype=dtype)  # (A, H, Tq, Dv)
         bias = causal_bias(n_queries, n_keys, dtype.name) if causal and n_queries > 1 else None
-        scores = probs.reshape(-1, n_queries, n_keys)  # (G, Tq, Tk), G = prod(leading axes)
-
-        def block(lo, hi):  # heads lo..hi: mask, then softmax over keys, in place
-            s = scores[lo:hi]
-            if bias is not None:
-                s += bias
-            s = s.reshape(-1, n_keys)  # ((hi - lo) * Tq, Tk)
-            np.subtract(s, s.max(axis=1, keepdims=True), out=s)
-            np.exp(s, out=s)
-            total = s.sum(axis=1, keepdims=True)
-            s *= np.reciprocal(total, out=total)
-
-        if scores.size:
-            for_row_blocks(scores.shape[0], n_queries * n_keys, block)
         mask = None
-        if dropout_p > 0.0:
-            mask = dropout_multiplier(generator, probs.shape, dropout_p, probs.dtype)
-            weights = parallel_multiply(probs, mask)  # (..., Tq, Tk)
+        if dropout_p > 0.0:  # drawn in one piece, so the generator's stream is thread-independent
+            mask = dropout_multiplier(generator, probs.shape, dropout_p, dtype)
+
+        def item(a, heads):  # a few heads of one sequence: q k^T, mask, softmax, (dropout), @ v
+            scores = probs[a, heads]  # (h, Tq, Tk)
+            np.matmul(q_scaled[a, heads], np.swapaxes(k4[a, heads], -1, -2), out=scores)
+            if bias is not None:
+                scores += bias
+            _softmax_rows_inplace(scores.reshape(-1, n_keys))
+            weights = scores if mask is None else scores * mask[a, heads]  # (h, Tq, Tk)
+            np.matmul(weights, v4[a, heads], out=out[a, heads])
+
+        if n_keys:
+            _run_items(item, probs.shape, v.shape[-1] + q.shape[-1])
         else:
-            weights = probs
-        out = np.matmul(weights, v)  # (..., Tq, Dv)
+            out.fill(0.0)
         if self.requires_grad:
-            self.saved = (q_scaled, k, v, probs, mask, out)
-            self.scale = scale
-        return out
+            self.saved = (q_scaled, k4, v4, probs, mask, out)
+            self.scale, self.shapes = scale, (q.shape, k.shape, v.shape)
+        return out.reshape(out_shape)
 
     def backward(self, g):
-        q_scaled, k, v, probs, mask, out = self.saved
+        q_scaled, k4, v4, probs, mask, out = self.saved
         need_q, need_k, need_v = self.needs_input_grad
-        grad_v = None
-        if need_v:
-            weights = probs if mask is None else parallel_multiply(probs, mask)  # P or Pd
-            grad_v = np.matmul(np.swapaxes(weights, -1, -2), g)  # (..., Tk, Dv) = Pd^T dO
-        if not (need_q or need_k):
-            return None, None, grad_v
-        d_scores = np.matmul(g, np.swapaxes(v, -1, -2))  # (..., Tq, Tk) = dPd
-        r = np.einsum("...id,...id->...i", g, out)  # (..., Tq): rowsum(dO * O)
-        n_queries, n_keys = probs.shape[-2:]
-        d3, p3 = d_scores.reshape(-1, n_queries, n_keys), probs.reshape(-1, n_queries, n_keys)
-        m3 = None if mask is None else mask.reshape(-1, n_queries, n_keys)
-        r3 = r.reshape(-1, n_queries, 1)
+        g4 = g.reshape(out.shape)  # (A, H, Tq, Dv)
+        grad_q = np.empty(q_scaled.shape, q_scaled.dtype) if need_q else None
+        grad_k = np.empty(k4.shape, q_scaled.dtype) if need_k else None
+        grad_v = np.empty(v4.shape, q_scaled.dtype) if need_v else None
+        scale = self.scale
 
-        def block(lo, hi):  # heads lo..hi: dS = P * (dPd * M - r), without the scale
-            d = d3[lo:hi]
-            if m3 is not None:
-                d *= m3[lo:hi]
-            d -= r3[lo:hi]
-            d *= p3[lo:hi]
+        def item(a, heads):
+            p, d_out = probs[a, heads], g4[a, heads]  # (h, Tq, Tk), (h, Tq, Dv)
+            m = None if mask is None else mask[a, heads]
+            if need_v:
+                weights = p if m is None else p * m  # Pd
+                np.matmul(np.swapaxes(weights, -1, -2), d_out, out=grad_v[a, heads])  # Pd^T dO
+            if not (need_q or need_k):
+                return
+            d_scores = np.matmul(d_out, np.swapaxes(v4[a, heads], -1, -2))  # dPd (h, Tq, Tk)
+            if m is not None:
+                d_scores *= m
+            d_scores -= np.einsum("hid,hid->hi", d_out, out[a, heads])[..., None]  # - rowsum(dO O)
+            d_scores *= p  # dS / scale
+            if need_q:
+                np.matmul(d_scores, k4[a, heads], out=grad_q[a, heads])
+                grad_q[a, heads] *= scale
+            if need_k:  # q_scaled already carries the scale
+                np.matmul(np.swapaxes(d_scores, -1, -2), q_scaled[a, heads], out=grad_k[a, heads])
 
-        if d3.size:
-            for_row_blocks(d3.shape[0], n_queries * n_keys, block)
-        grad_q = grad_k = None
-        if need_q:
-            grad_q = np.matmul(d_scores, k)  # (..., Tq, D)
-            grad_q *= self.scale
-        if need_k:
-            grad_k = np.matmul(np.swapaxes(d_scores, -1, -2), q_scaled)  # (..., Tk, D), scale in q
-        return grad_q, grad_k, grad_v
+        if probs.shape[-1]:
+            _run_items(item, probs.shape, out.shape[-1] + q_scaled.shape[-1])
+        else:
+            for grad in (grad_q, grad_k, grad_v):
+                if grad is not None:
+                    grad.fill(0.0)
+        q_shape, k_shape, v_shape = self.shapes
+        return (None if grad_q is None else grad_q.reshape(q_shape),
+                None if grad_k is None else grad_k.reshape(k_shape),
+                None if grad_v is None else grad_v.reshape(v_shape))
+
+
+def _run_items(item, probs_shape, width) -> None:
+    """Call item(a, heads) over all sequences a and blocks of heads, on the kernel threads,
+    with one BLAS thread each. Blocks hold about BLOCK_ELEMENTS attention weights."""
+    n_seq, n_heads, n_queries, n_keys = probs_shape
+    heads_per_item = max(1, min(n_heads, BLOCK_ELEMENTS // max(1, n_queries * n_keys)))
+    items = [(a, slice(h, min(h + heads_per_item, n_heads)))
+             for a in range(n_seq) for h in range(0, n_heads, heads_per_item)]
+    work_per_item = heads_per_item * n_queries * n_keys * (width + 8)  # ~ multiply-adds
+    min_items = max(1, (1 << 22) // max(1, work_per_item))  # small problems stay on one thread
+
+    def run(lo, hi):
+        for a, heads in items[lo:hi]:
+            item(a, heads)
+
+    with single_blas_thread():
+        parallel_for(len(items), run, min_items)
 
 
 def scaled_dot_product_attention(q, k, v, causal: bool = True, dropout_p: float = 0.0,
