@@ -17,8 +17,8 @@ Every `eval_every` steps the train and validation losses are estimated in eval m
 dropout) on fixed batches, with the perplexity exp(val_loss), and a sample is printed.
 Checkpoints (gpt.checkpoint) hold everything the next step depends on: weights, AdamW
 moments, the step, the loader's position and shuffling state, and the RNG state of dropout,
-so `--resume` continues bit for bit as if never stopped. Ctrl-C finishes the current step,
-saves, and returns with `interrupted=True` (the command line exits with code 130).
+so `--resume` continues bit for bit as if never stopped. Ctrl-C (or SIGTERM) finishes the
+current step, saves, and returns with `interrupted=True` (the command line exits with 130).
 
 Data-parallel hooks: `world` (default `SingleProcess`) shards each global batch, averages
 gradients and losses, and tells whether this process is rank 0, which alone logs and writes.
@@ -132,29 +132,34 @@ def parameter_groups(model, weight_decay: float) -> list:
 
 # ------------------------------------------------------------------------------ Ctrl-C
 class StopFlag:
-    """SIGINT handler: the first Ctrl-C asks to stop after the current step (and save), the
-    second stops at once (KeyboardInterrupt; the last checkpoint on disk stays intact)."""
+    """SIGINT (Ctrl-C) and SIGTERM (`kill`, a batch system's time limit) handler: the first
+    signal asks to stop after the current step and save; a second stops at once
+    (KeyboardInterrupt; the last checkpoint on disk stays intact)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, progress: Progress):
         self.requested = False
         self.progress = progress
-        self.previous = None
+        self.previous = {}
 
     def _handler(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        self.progress.line("Ctrl-C: stopping after this step and saving a checkpoint "
-                           "(press Ctrl-C again to stop at once without saving)")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        self.progress.line(f"{name}: stopping after this step and saving a checkpoint "
+                           f"(press Ctrl-C again to stop at once without saving)")
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handler)
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
         return False
 
 

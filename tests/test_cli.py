@@ -116,7 +116,8 @@ def test_user_errors_exit_1_without_traceback(tmp_path):
     assert "diverged at step" in done.stderr
 
 
-def test_ctrl_c_saves_a_loadable_checkpoint(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_a_loadable_checkpoint(tmp_path, signum):
     data = tmp_path / "text.txt"
     data.write_text(TEXT)
     run = tmp_path / "run"
@@ -131,7 +132,7 @@ def test_ctrl_c_saves_a_loadable_checkpoint(tmp_path):
             if re.match(r"step +3/", line) and "tok/s" in line:
                 break
             assert time.monotonic() < deadline, "no progress line within 60 s"
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
