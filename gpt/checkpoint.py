@@ -282,22 +282,30 @@ def build_model(checkpoint: Checkpoint, dtype=np.float32):
     return model
 
 
-def build_tokenizer(checkpoint: Checkpoint):
-    """The tokenizer stored with the checkpoint (None when the run stored none)."""
+def build_tokenizer(checkpoint: Checkpoint, tokenizer_path=None):
+    """The tokenizer stored with the checkpoint (None when the run stored none).
+
+    A trained BPE is rebuilt from its stored merges; GPT-2's is loaded from its files again
+    (`tokenizer_path`, else the usual search: GPT2_TOKENIZER_DIR, tiktoken's cache) and checked
+    to be the same vocabulary.
+    """
     state = checkpoint.state.get("tokenizer")
     if state is None:
         return None
     from .tokenizer import tokenizer_from_state
 
     try:
-        return tokenizer_from_state(state)
+        return tokenizer_from_state(state, path=tokenizer_path)
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f"checkpoint {checkpoint.path}: the stored tokenizer cannot be "
                               f"rebuilt: {error}") from None
 
 
-def load_checkpoint(path, dtype=np.float32):
+def load_checkpoint(path, dtype=np.float32, tokenizer_path=None):
     """`(model, tokenizer, info)` from a run folder or its checkpoint folder.
+
+    tokenizer_path: where GPT-2's tokenizer files are, for a run trained with "gpt2" (default:
+    GPT2_TOKENIZER_DIR or tiktoken's cache); not needed for "bytes" and trained BPEs.
 
     model: GPTModel in eval mode. tokenizer: as trained with (None if none was stored).
     info: dict with step, epoch, model_config, train_config, metrics (list of dicts), path,
@@ -305,7 +313,7 @@ def load_checkpoint(path, dtype=np.float32):
     """
     checkpoint = read_checkpoint(path, with_optimizer=False)
     model = build_model(checkpoint, dtype=dtype)
-    tokenizer = build_tokenizer(checkpoint)
+    tokenizer = build_tokenizer(checkpoint, tokenizer_path)
     metrics = list(checkpoint.state.get("metrics") or [])
     val_losses = [record["val_loss"] for record in metrics if "val_loss" in record]
     info = {

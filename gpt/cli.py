@@ -135,6 +135,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "(the Python Language Reference of this CPython)", nargs="+", action="extend", metavar="PATH")
     add(data, "--tokenizer", "bytes, gpt2, or bpe:N (a BPE of N tokens trained on the data)",
         type=tokenizer_name, metavar="NAME")
+    add(data, "--tokenizer-path", "gpt2: a folder with GPT-2's tokenizer files (encoder.json + vocab.bpe, or "
+        "vocab.json + merges.txt; default: $GPT2_TOKENIZER_DIR or tiktoken's cache); bpe:N: a BPE saved "
+        "with tokenizer.save() instead of training one", metavar="PATH")
     add(data, "--val-fraction", "share of the tokens held out for validation", type=finite_float)
     add(data, "--stride", "step between training windows (default: the context length)", type=positive_int)
 
@@ -188,12 +191,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args) -> int:
     from .train import TrainConfig, train
-    from .train_config import TrainConfig as _Config
 
-    fields = {f.name for f in dataclasses.fields(_Config)}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {key: value for key, value in vars(args).items() if key in fields}
     if "data" in given:
         given["data"] = [os.path.abspath(os.path.expanduser(path)) for path in given["data"]]
+    if "tokenizer_path" in given:
+        given["tokenizer_path"] = os.path.abspath(os.path.expanduser(given["tokenizer_path"]))
     given["out"] = os.path.abspath(os.path.expanduser(args.out))
     config = TrainConfig(**given)
     result = train(config, explicit=set(given))
@@ -233,17 +237,20 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of the sampling (same seed, same text)")
     parser.add_argument("--num-samples", type=positive_int, default=1, help="texts to generate (default: 1)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context at each token")
+    parser.add_argument("--tokenizer-path", metavar="PATH", default=None,
+                        help="GPT-2's tokenizer files, for a run trained with --tokenizer gpt2 (default: "
+                             "$GPT2_TOKENIZER_DIR or tiktoken's cache)")
     parser.add_argument("--threads", type=positive_int, default=None, help="BLAS threads")
 
 
-def load_any_model(path: str):
+def load_any_model(path: str, tokenizer_path: str | None = None):
     """(model, tokenizer, description) from a training checkpoint or a GPT-2 weights folder."""
     from . import checkpoint as ckpt
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"--checkpoint {path} does not exist")
     if ckpt.is_checkpoint(path):
-        model, tokenizer, info = ckpt.load_checkpoint(path)
+        model, tokenizer, info = ckpt.load_checkpoint(path, tokenizer_path=tokenizer_path)
         return model, tokenizer, f"checkpoint {info['path']} (step {info['step']})"
     try:
         from .weights import is_gpt2_folder, load_gpt2
@@ -260,7 +267,7 @@ def run_generate(args) -> int:
 
     from .generate import generate
 
-    model, tokenizer, description = load_any_model(args.checkpoint)
+    model, tokenizer, description = load_any_model(args.checkpoint, args.tokenizer_path)
     if tokenizer is None:
         raise UserError(f"{description} stores no tokenizer, so a text prompt cannot be encoded")
     if args.top_p is not None and not 0 < args.top_p <= 1:
@@ -288,6 +295,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a run folder of `gpt train` (or a GPT-2 folder, with --data)")
     parser.add_argument("--data", nargs="+", action="extend", metavar="PATH",
                         help="text to evaluate on (default: the run's own validation split)")
+    parser.add_argument("--tokenizer-path", metavar="PATH", default=None,
+                        help="GPT-2's tokenizer files, for a run trained with --tokenizer gpt2")
     parser.add_argument("--split", choices=["val", "train"], default="val",
                         help="which split of the run's data, without --data (default: val)")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="(default: 8)")
@@ -299,7 +308,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 def run_eval(args) -> int:
     from .evaluate import evaluate_tokens, perplexity
 
-    model, tokenizer, description = load_any_model(args.checkpoint)
+    model, tokenizer, description = load_any_model(args.checkpoint, args.tokenizer_path)
     if args.data:
         if tokenizer is None:
             raise UserError(f"{description} stores no tokenizer to encode --data with")
@@ -318,7 +327,7 @@ def run_eval(args) -> int:
         if not stored:
             raise UserError(f"{description} has no training config: give the text with --data")
         config = TrainConfig.from_dict(stored)
-        data = build_data(config, tokenizer)
+        data = build_data(config, tokenizer)  # the run's text and split, with its own tokenizer
         token_ids = data.val_tokens if args.split == "val" else data.train_tokens
         what = f"the run's {args.split} split ({data.description})"
     loss, n_windows = evaluate_tokens(model, token_ids, args.batch_size, args.max_batches)

@@ -83,18 +83,19 @@ def load_corpus(config) -> tuple[str | None, str]:
     return None, f"{len(files)} file(s): {shown}"
 
 
-def build_tokenizer(name: str, text_for_bpe):
-    """"bytes" / "gpt2" by name; "bpe:N" trained on `text_for_bpe()` (called only then)."""
+def build_tokenizer(name: str, text_for_bpe, path=None):
+    """"bytes" / "gpt2" by name (gpt2's files from `path` or the usual search); "bpe:N" loaded
+    from `path` when given, else trained on `text_for_bpe()` (called only then)."""
     from .tokenizer import get_tokenizer
 
     key = name.strip().lower()
-    if key.startswith("bpe:"):
+    if key.startswith("bpe:") and path is None:
         from .bpe import train_bpe
         from .tokenizer import _parse_bpe_size
 
         size = _parse_bpe_size(key)
         return train_bpe(text_for_bpe()[:BPE_TRAIN_CHARS], size)
-    return get_tokenizer(key)
+    return get_tokenizer(key, path)
 
 
 def build_data(config, tokenizer=None, progress=None) -> RunData:
@@ -108,9 +109,9 @@ def build_data(config, tokenizer=None, progress=None) -> RunData:
 
             return load_text(config.data)
 
-        if progress is not None and config.tokenizer.lower().startswith("bpe:"):
+        if progress is not None and config.tokenizer.lower().startswith("bpe:") and not config.tokenizer_path:
             progress.line(f"training a {config.tokenizer} tokenizer on {description}")
-        tokenizer = build_tokenizer(config.tokenizer, text_for_bpe)
+        tokenizer = build_tokenizer(config.tokenizer, text_for_bpe, config.tokenizer_path)
     if text is not None:
         token_ids = tokenizer.encode_array(text)  # (N,)
     else:

@@ -186,7 +186,8 @@ class Trainer:
         minigrad.random.manual_seed(config.seed)  # init and dropout draw from this generator
 
         # text -> tokenizer -> token ids -> windows -> loaders
-        self.tokenizer = (ckpt.build_tokenizer(checkpoint) if checkpoint is not None else None)
+        self.tokenizer = (ckpt.build_tokenizer(checkpoint, config.tokenizer_path)
+                          if checkpoint is not None else None)
         self.data = build_data(config, self.tokenizer, self.progress)
         self.tokenizer = self.data.tokenizer
         self.model_config = model_config_for(config, self.tokenizer)

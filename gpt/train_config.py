@@ -45,6 +45,7 @@ class TrainConfig:
     # ---- data
     data: list[str] | None = None        # text files or folders to train on; None: the embedded default corpus
     tokenizer: str = "bpe:2048"          # "bytes", "gpt2" or "bpe:N" (a BPE of N tokens trained on the data)
+    tokenizer_path: str | None = None    # gpt2: folder with GPT-2's tokenizer files; bpe:N: a saved BPE (not trained then)
     val_fraction: float = 0.1            # share of the text held out for validation (the book: 0.1)
     stride: int | None = None            # step between training windows; None: the context length (no overlap)
 

@@ -174,3 +174,16 @@ def test_learning_rate_schedule():
 def test_bad_settings_are_clear_errors(text_file, field, value):
     with pytest.raises(ValueError, match=field if field != "emb_dim" else "divisible"):
         train(tiny(text_file, **{field: value}))
+
+
+def test_gpt2_tokenizer_from_a_folder_and_resume(text_file, tmp_path):
+    from conftest import shared_path
+
+    folder = shared_path("gpt2")
+    out = str(tmp_path / "run")
+    first = train(tiny(text_file, tokenizer="gpt2", tokenizer_path=str(folder), out=out, max_steps=4, stop_at=2))
+    assert first.model.cfg["vocab_size"] == 50257
+    resumed = train(TrainConfig(out=out, resume=True, quiet=True))
+    assert resumed.step == 4
+    model, tokenizer, info = ckpt.load_checkpoint(out, tokenizer_path=folder)
+    assert tokenizer.encode("Hello, world") == [15496, 11, 995]
