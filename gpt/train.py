@@ -460,7 +460,7 @@ class Trainer:
         """One progress line and one metrics.jsonl record."""
         config = self.config
         mfu = estimate_mfu(self.model_config, tokens_per_s, self.peak)
-        if mfu > 1.0 and not self._peak_refreshed:  # the peak was measured on a busy machine
+        if mfu > 1.0 and not self._peak_refreshed and self.world.is_main:  # peak measured on a busy machine
             self._peak_refreshed = True
             self.peak = max(self.peak, peak_flops(refresh=True))
             mfu = estimate_mfu(self.model_config, tokens_per_s, self.peak)
