@@ -60,6 +60,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-torch", action="store_true", help="never run PyTorch")
     parser.add_argument("--pause", type=float, default=3.0,
                         help="seconds of pause between processes (BLAS threads wind down)")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                        help="before each measurement, wait up to this long for other processes "
+                             "to leave the cores idle (a shared machine)")
     args = parser.parse_args(argv)
     names = [c.strip().lower() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in names if c not in CONFIGS]
@@ -86,12 +89,54 @@ def child_env(threads: int) -> dict:
     return env
 
 
-def run_child(command: list, env: dict, what: str) -> dict:
-    """Run a child process that prints `RESULT {json}`; return the parsed result."""
+def cpu_busy_seconds() -> float | None:
+    """CPU-seconds the whole machine has spent busy since boot (/proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_until_idle(max_wait: float, threshold: float = 0.15) -> float:
+    """Wait (at most max_wait seconds) until other processes use under `threshold` cores for
+    3 seconds in a row; returns the cores they used in the last second."""
+    deadline, quiet, load = time.monotonic() + max_wait, 0, 0.0
+    while True:
+        before = cpu_busy_seconds()
+        time.sleep(1.0)
+        after = cpu_busy_seconds()
+        if before is None or after is None:
+            return float("nan")
+        load = after - before
+        quiet = quiet + 1 if load < threshold else 0
+        if quiet >= 3 or time.monotonic() > deadline:
+            return load
+
+
+def run_child(command: list, env: dict, what: str, wait_idle: float = 0.0) -> dict:
+    """Run a child process that prints `RESULT {json}`; return the parsed result, with the
+    cores other processes kept busy meanwhile ("other_load"; needs /proc/stat)."""
+    if wait_idle > 0:
+        wait_until_idle(wait_idle)
+    busy0, child0, t0 = cpu_busy_seconds(), children_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    busy1, child1, t1 = cpu_busy_seconds(), children_cpu_seconds(), time.perf_counter()
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT "):])
+            if busy0 is not None and busy1 is not None:
+                result["other_load"] = max(0.0, (busy1 - busy0) - (child1 - child0)) / (t1 - t0)
+            return result
     sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-4000:])
     raise RuntimeError(f"benchmark: {what} failed (exit code {proc.returncode}); its output is above")
 
@@ -172,17 +217,20 @@ def markdown(report: dict) -> str:
         f"BLAS {report.get('blas', '?')}; {report['date']}.",
         "",
         f"Measured float32 GEMM peak: **{gemm['peak'] / 1e9:.0f} GFLOP/s** (best of 2048^3 "
-        f"and the GPT shapes: " + ", ".join(f"{shape} {flops / 1e9:.0f}" for shape, flops in
-                                            gemm["shapes"].items()) + " GFLOP/s).",
+        f"and the GPT shapes, measured before and after the configs: "
+        + ", ".join(f"{shape} {flops / 1e9:.0f}" for shape, flops in gemm["shapes"].items())
+        + " GFLOP/s).",
         "",
         f"Training step = forward + cross-entropy + backward + clip_grad_norm + AdamW step, "
         f"dropout {report['drop_rate']}, best of the timed steps after 2 warm-up steps; "
         f"% of peak = nanoGPT's MFU against the measured GEMM peak. Generation: "
-        f"{GENERATION_TOKENS} new tokens, batch 1, greedy, eval mode.",
+        f"{GENERATION_TOKENS} new tokens, batch 1, greedy, eval mode. Other load: CPU cores "
+        f"that other processes kept busy during that row's run (0 when the machine was ours).",
         "",
         "| config | engine | params | batch x context | step ms | tokens/s | % of GEMM peak "
-        "| peak RSS | forward tokens/s | gen tok/s (cache) | gen tok/s (no cache) | cache speedup |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS | forward tokens/s | gen tok/s (cache) | gen tok/s (no cache) | cache speedup "
+        "| other load |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
         cfg = CONFIGS[r["config"]]
@@ -195,7 +243,7 @@ def markdown(report: dict) -> str:
             f"{_fmt(r.get('forward_tokens_per_s'), ',.0f')} | "
             f"{_fmt(r.get('generate_cached_tokens_per_s'), '.1f')} | "
             f"{_fmt(r.get('generate_uncached_tokens_per_s'), '.1f')} | "
-            f"{_fmt(r.get('cache_speedup'), '.1f')}x |")
+            f"{_fmt(r.get('cache_speedup'), '.1f')}x | {_fmt(r.get('other_load'), '.2f')} |")
     ratios = pytorch_ratios(report["results"])
     if ratios:
         lines += ["", "PyTorch step time / minigrad step time (above 1: minigrad is faster): "
@@ -248,9 +296,15 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     env = child_env(args.threads)
     python = sys.executable
-    print(f"measuring the float32 GEMM peak with {args.threads} threads ...", flush=True)
-    gemm = run_child([python, "-m", "benchmarks.gemm", "--json"], env, "the GEMM measurement")
-    print(f"  peak {gemm['peak'] / 1e9:.0f} GFLOP/s", flush=True)
+    gemm_runs = []
+
+    def measure_peak():  # best of every measurement: a busy moment cannot lower the peak
+        print(f"measuring the float32 GEMM peak with {args.threads} threads ...", flush=True)
+        gemm_runs.append(run_child([python, "-m", "benchmarks.gemm", "--json"], env, "the GEMM measurement",
+                                   args.wait_idle))
+        print(f"  {gemm_runs[-1]['peak'] / 1e9:.0f} GFLOP/s", flush=True)
+
+    measure_peak()
     torch_exe = torch_python(args)
     results = []
     for name in args.configs:
@@ -261,8 +315,9 @@ def main(argv=None) -> int:
             common.append("--profile")
         time.sleep(args.pause)
         print(f"{name}: minigrad ...", flush=True)
-        result = derive(run_child([python, "-m", "benchmarks.worker", *common], env, f"{name} (minigrad)"),
-                        gemm["peak"])
+        result = derive(run_child([python, "-m", "benchmarks.worker", *common], env, f"{name} (minigrad)",
+                                  args.wait_idle),
+                        gemm_runs[0]["peak"])
         results.append(result)
         print("  " + summary_line(result), flush=True)
         if torch_exe:
@@ -270,11 +325,17 @@ def main(argv=None) -> int:
             print(f"{name}: pytorch ...", flush=True)
             try:
                 result = derive(run_child([torch_exe, "-m", "benchmarks.torch_worker", *common], env,
-                                          f"{name} (pytorch)"), gemm["peak"])
+                                          f"{name} (pytorch)", args.wait_idle), gemm_runs[0]["peak"])
                 results.append(result)
                 print("  " + summary_line(result), flush=True)
             except RuntimeError as error:
                 print(f"  skipped: {error}", file=sys.stderr)
+    time.sleep(args.pause)
+    measure_peak()
+    gemm = {"peak": max(run["peak"] for run in gemm_runs),
+            "shapes": {shape: max(run["shapes"][shape] for run in gemm_runs) for shape in gemm_runs[0]["shapes"]},
+            "runs": [run["peak"] for run in gemm_runs], "blas": gemm_runs[0].get("blas")}
+    results = [derive(result, gemm["peak"]) for result in results]
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": machine_description(),
@@ -310,6 +371,8 @@ def summary_line(r: dict) -> str:
     if "generate_cached_tokens_per_s" in r:
         parts.append(f"generate {r['generate_cached_tokens_per_s']:.1f} (cache) / "
                      f"{r['generate_uncached_tokens_per_s']:.1f} tokens/s")
+    if r.get("other_load") is not None:
+        parts.append(f"other processes used {r['other_load']:.2f} cores meanwhile")
     return ", ".join(parts)
 
 
