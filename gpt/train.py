@@ -108,15 +108,16 @@ def learning_rate(step: int, config: TrainConfig, max_steps: int) -> float:
     nanoGPT's schedule: warmup over min(warmup_steps, max_steps // 10) steps (so a short run
     is not all warmup), then min_lr + (lr - min_lr) * (1 + cos(pi * progress)) / 2.
     """
+    peak = config.resolved_lr()
     if config.schedule == "constant":
-        return config.lr
-    min_lr = config.lr / 10 if config.min_lr is None else config.min_lr
+        return peak
+    min_lr = peak / 10 if config.min_lr is None else config.min_lr
     warmup = min(config.warmup_steps, max_steps // 10)
     if step < warmup:
-        return config.lr * (step + 1) / warmup
+        return peak * (step + 1) / warmup
     decay_steps = max(max_steps - warmup, 1)
     progress = min((step - warmup) / decay_steps, 1.0)
-    return min_lr + (config.lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return min_lr + (peak - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def parameter_groups(model, weight_decay: float) -> list:
@@ -202,7 +203,7 @@ class Trainer:
         self.model.train()
         self.parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = optim.AdamW(
-            parameter_groups(self.model, config.weight_decay), lr=config.lr,
+            parameter_groups(self.model, config.weight_decay), lr=config.resolved_lr(),
             betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
 
         # counters (restored on resume)
@@ -351,7 +352,7 @@ class Trainer:
                  f"{self.run_dir / ckpt.CHECKPOINT_DIR}" if self._saved_step is not None
                  else "no checkpoint had been written yet")
         raise TrainingError(f"training diverged at step {self.step + 1}: {what}; stopped, {saved}. "
-                            f"Try a lower --lr (now {self.config.lr:g}) or --grad-clip.")
+                            f"Try a lower --lr (now {self.config.resolved_lr():g}) or --grad-clip.")
 
     # ---------------------------------------------------------------- evaluation
     def evaluate(self) -> tuple[float, float]:
