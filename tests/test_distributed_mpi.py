@@ -103,13 +103,15 @@ def assert_close(a: dict, b: dict, lr: float = SETTINGS["lr"]) -> None:
     bits (test_gradients_of_two_ranks_equal_one_process checks them tightly). AdamW then moves
     each element by about lr * m / sqrt(v): where a gradient is a near-total cancellation (a
     sum of terms much larger than itself) its rounding error can reach a few percent of one
-    step. So: 99.9% of the elements within 2e-7, every element within lr / 10.
+    step. So: 99.9% of the elements within 1e-6 (a few float32 ulps of weights of order 1;
+    the observed 99.9% quantile is about 2e-7 and varies with the BLAS kernel's summation
+    order), every element within lr / 10.
     """
     assert a["step"] == b["step"]
     assert a.keys() == b.keys()
     names = [name for name in a if name != "step"]
     differences = np.concatenate([np.abs(a[name] - b[name]).ravel() for name in names])
-    assert np.quantile(differences, 0.999) < 2e-7, np.quantile(differences, 0.999)
+    assert np.quantile(differences, 0.999) < 1e-6, np.quantile(differences, 0.999)
     for name in names:
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=lr / 10, err_msg=name)
 
