@@ -145,3 +145,19 @@ def test_ctrl_c_saves_a_loadable_checkpoint(tmp_path, signum):
                "--threads", "1")
     assert done.returncode == 0, done.stderr
     assert ckpt.read_checkpoint(run).step == info["step"] + 2
+
+
+def test_generate_and_eval_accept_a_gpt2_folder(tmp_path):
+    from conftest import shared_path
+
+    for layout in ("hf", "openai"):
+        folder = shared_path("tiny-gpt2", layout)
+        done = gpt("generate", "--checkpoint", folder, "--prompt", "Hello, world", "--max-new-tokens", "5",
+                   "--temperature", "0")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("Hello, world") and len(done.stdout) > len("Hello, world\n")
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT)
+    done = gpt("eval", "--checkpoint", shared_path("tiny-gpt2", "hf"), "--data", text)
+    assert done.returncode == 0, done.stderr
+    assert "GPT-2 weights" in done.stdout and "perplexity" in done.stdout
