@@ -43,6 +43,8 @@ Failures end the whole job, never leave ranks waiting in a collective call:
   loadable.
 - Ctrl-C (mpiexec forwards it to every rank): the ranks agree each step on whether a stop was
   asked (`any`), so all stop after the same step and rank 0 saves.
+- A rank that hangs (rather than fails) stalls the others in the next Allreduce: MPI has no
+  timeout of its own; MPICH's mpiexec ends the job after MPIEXEC_TIMEOUT seconds when set.
 
 Without an MPI launcher, or with one rank, `world_from_env()` returns gpt.train's
 SingleProcess: nothing changes and mpi4py is never imported. The launcher is recognised by
