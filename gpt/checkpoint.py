@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import minigrad
+from minigrad.serialization import fsync_path
 
 FORMAT = "minigrad-gpt checkpoint"
 VERSION = 1
@@ -69,20 +70,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync_path(path: Path) -> None:
-    """fsync a file or (best effort) a folder, so renames and contents reach the disk."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -137,14 +124,14 @@ def save_checkpoint(run_dir, model, tokenizer=None, *, optimizer=None, model_con
         for path in sorted(temporary.iterdir()):
             files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
         _write_json(temporary / MANIFEST, {"format": FORMAT, "version": VERSION, "files": files})
-        _fsync_path(temporary)
+        fsync_path(temporary)
         # swap: checkpoint -> checkpoint.old, tmp -> checkpoint, drop checkpoint.old
         if final.exists():
             if old.exists():
                 shutil.rmtree(old)
             os.rename(final, old)
         os.rename(temporary, final)
-        _fsync_path(run_dir)
+        fsync_path(run_dir)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise

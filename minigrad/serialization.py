@@ -144,13 +144,14 @@ def save(obj, path) -> None:
         if os.path.exists(temp_path):
             os.remove(temp_path)
         raise
-    _fsync_folder(folder)
+    fsync_path(folder)
 
 
-def _fsync_folder(folder: str) -> None:
-    """Make the rename itself durable (best effort: not every platform can open a folder)."""
+def fsync_path(path) -> None:
+    """fsync a file or a folder, e.g. to make a rename itself durable (best effort: not every
+    platform can open a folder)."""
     try:
-        descriptor = os.open(folder, os.O_RDONLY)
+        descriptor = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
