@@ -34,16 +34,24 @@ import sys
 import time
 from pathlib import Path
 
-# name: (model dims, global batch, dropout, vocabulary, timed steps)
-MODELS = {
-    # `gpt train` with no options: the "default" preset, its bpe:2048 tokenizer, batch 16
-    "default": dict(emb_dim=192, n_layers=4, n_heads=6, context_length=128, vocab_size=2048,
-                    batch=16, drop_rate=0.0, steps=15),
-    # GPT_CONFIG_124M with context 256 and the GPT-2 vocabulary: the book's chapter 5 setting
-    # (batch 2, dropout 0.1)
-    "124M": dict(emb_dim=768, n_layers=12, n_heads=12, context_length=256, vocab_size=50257,
-                 batch=2, drop_rate=0.1, steps=4),
-}
+def _models() -> dict:
+    """name -> model dims, vocabulary, global batch, dropout and timed steps."""
+    from gpt.tokenizer import parse_bpe_size
+    from gpt.train_config import PRESETS, TrainConfig
+
+    main_job = TrainConfig()  # `gpt train` with no options: the "default" preset, bpe:2048
+    return {
+        "default": main_job.resolved_model_dims() | {
+            "vocab_size": parse_bpe_size(main_job.tokenizer), "batch": main_job.resolved_batch_size(),
+            "drop_rate": main_job.resolved_dropout(), "steps": 15},
+        # GPT_CONFIG_124M with context 256 and the GPT-2 vocabulary: the book's chapter 5
+        # setting (batch 2, dropout 0.1)
+        "124M": {key: PRESETS["124M"][key] for key in ("emb_dim", "n_layers", "n_heads", "context_length")}
+        | {"vocab_size": 50257, "batch": 2, "drop_rate": 0.1, "steps": 4},
+    }
+
+
+MODELS = _models()
 SETUPS = [("1 rank x 2 threads", 1, 2), ("2 ranks x 1 thread", 2, 1)]
 
 
