@@ -243,7 +243,8 @@ def markdown(report: dict) -> str:
             f"{_fmt(r.get('forward_tokens_per_s'), ',.0f')} | "
             f"{_fmt(r.get('generate_cached_tokens_per_s'), '.1f')} | "
             f"{_fmt(r.get('generate_uncached_tokens_per_s'), '.1f')} | "
-            f"{_fmt(r.get('cache_speedup'), '.1f')}x | {_fmt(r.get('other_load'), '.2f')} |")
+            f"{_fmt(r.get('cache_speedup'), '.1f')}{'x' if r.get('cache_speedup') else ''} | "
+            f"{_fmt(r.get('other_load'), '.2f')} |")
     ratios = pytorch_ratios(report["results"])
     if ratios:
         lines += ["", "PyTorch step time / minigrad step time (above 1: minigrad is faster): "
