@@ -49,17 +49,22 @@ def _blas_threads() -> int | None:
         return None
 
 
-def _cache_key(size: int) -> str:
-    """What the measurement depends on: CPU, NumPy build, thread count and matrix size."""
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what `platform` knows."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return cpu
+
+
+def _cache_key(size: int) -> str:
+    """What the measurement depends on: CPU, NumPy build, thread count and matrix size."""
+    cpu = cpu_name()
     return f"{cpu}|numpy {np.__version__}|threads {_blas_threads()}|cpus {os.cpu_count()}|n {size}"
 
 
