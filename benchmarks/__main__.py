@@ -377,7 +377,7 @@ def summary_line(r: dict) -> str:
 
 
 def machine_description() -> str:
-    from gpt.flops import cpu_name
+    from gpt.training.flops import cpu_name
 
     return f"{cpu_name()}, {os.cpu_count()} logical CPUs"
 

@@ -7,7 +7,7 @@
 
 Each setup runs in fresh processes (`python -m benchmarks.distributed --worker ...`, under
 `mpiexec -n 2` for the 2-rank setup). A worker times the training step of gpt.train with the
-data-parallel hooks of gpt.distributed: forward and backward on its shard of the global batch
+data-parallel hooks of gpt.training.distributed: forward and backward on its shard of the global batch
 (random token ids), one Allreduce of the flat gradient buffer, clipping, AdamW, and the mean
 loss over the ranks. It reports, after warm-up steps:
 
@@ -36,8 +36,8 @@ from pathlib import Path
 
 def _models() -> dict:
     """name -> model dims, vocabulary, global batch, dropout and timed steps."""
-    from gpt.tokenizer import parse_bpe_size
-    from gpt.train_config import PRESETS, TrainConfig
+    from gpt.data.tokenizer import parse_bpe_size
+    from gpt.training.config import PRESETS, TrainConfig
 
     main_job = TrainConfig()  # `gpt train` with no options: the "default" preset, bpe:2048
     return {
@@ -75,10 +75,10 @@ def worker(args) -> None:
     from minigrad import nn, optim
     from minigrad.nn import functional as F
 
-    from gpt.distributed import world_from_env
+    from gpt.training.distributed import world_from_env
     from gpt.model import GPTModel
-    from gpt.threads import get_blas_threads, set_threads
-    from gpt.train import parameter_groups
+    from gpt.training.threads import get_blas_threads, set_threads
+    from gpt.training.loop import parameter_groups
 
     world = world_from_env()
     set_threads(args.threads)

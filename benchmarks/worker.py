@@ -32,7 +32,7 @@ def parse_args(argv=None):
                         help="time budget of the timed training steps (at least 3 steps)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS, kernel and optimizer threads (gpt.threads.set_threads)")
+                        help="BLAS, kernel and optimizer threads (gpt.training.threads.set_threads)")
     return parser.parse_args(argv)
 
 
@@ -86,7 +86,7 @@ def main(argv=None) -> None:
                                     model_config)
 
     if args.threads:
-        from gpt.threads import set_threads
+        from gpt.training.threads import set_threads
 
         set_threads(args.threads)
     spec = CONFIGS[args.config]

@@ -84,7 +84,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=str(SHARED), help="folder with the-verdict.txt and gpt2/")
     args = parser.parse_args(argv)
     if args.threads:
-        from gpt.threads import set_threads
+        from gpt.training.threads import set_threads
 
         set_threads(args.threads)
 

@@ -2,18 +2,18 @@
 import minigrad  # noqa: F401  (before NumPy: minigrad sets OpenBLAS options read at load, minigrad/blas.py)
 
 # model (issue 5): configs, the GPT model, KV cache, generation, helpers
-from .config import GPT_CONFIG_124M, GPT2_CONFIGS, GPT2_MODEL_CONFIGS, count_parameters, validate_config
-from .attention import KVCache, MultiHeadAttention
-from .model import FeedForward, GELU, GPTModel, LayerNorm, TransformerBlock
-from .generate import generate, sample_next_token, top_k_filter, top_p_filter
-from .utils import model_summary, print_model_summary, text_to_token_ids, token_ids_to_text
+from .model.config import GPT_CONFIG_124M, GPT2_CONFIGS, GPT2_MODEL_CONFIGS, count_parameters, validate_config
+from .model.attention import KVCache, MultiHeadAttention
+from .model.gpt_model import FeedForward, GELU, GPTModel, LayerNorm, TransformerBlock
+from .model.generate import generate, sample_next_token, top_k_filter, top_p_filter
+from .model.utils import model_summary, print_model_summary, text_to_token_ids, token_ids_to_text
 
 # tokenizers and data (issue 4): text -> token ids -> windows and batches
-from .tokenizer import ByteTokenizer, TiktokenTokenizer, Tokenizer, get_tokenizer, tokenizer_from_state
-from .tokenizer_files import TokenizerNotFoundError
-from .bpe import train_bpe
-from .corpus import default_corpus_text, list_text_files, load_text, prepare_corpus, tokenize_files
-from .data import DataLoader, SlidingWindowDataset, create_dataloader, train_val_split
+from .data.tokenizer import ByteTokenizer, TiktokenTokenizer, Tokenizer, get_tokenizer, tokenizer_from_state
+from .data.gpt2_files import TokenizerNotFoundError
+from .data.bpe import train_bpe
+from .data.corpus import default_corpus_text, list_text_files, load_text, prepare_corpus, tokenize_files
+from .data.loader import DataLoader, SlidingWindowDataset, create_dataloader, train_val_split
 
 # pretrained weights (issue 7): OpenAI / Hugging Face GPT-2 folders <-> GPTModel
 from .weights import WeightsError, detect_layout, is_gpt2_folder, load_gpt2, save_gpt2
@@ -24,9 +24,9 @@ from .finetune import (ClassificationDataset, InstructionDataset, LoRALinear, ad
                        lora_state_dict, merge_lora, replace_linear_with_lora)
 
 # pretraining, checkpoints, the command line (issue 6)
-from .train_config import PRESETS, TrainConfig
-from .train import TrainingError, TrainResult, train
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .training.config import PRESETS, TrainConfig
+from .training.loop import TrainingError, TrainResult, train
+from .training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 # data-parallel training over MPI (issue 10): `mpiexec -n N gpt train ...`; mpi4py imported only then
-from .distributed import DistributedError, MPIWorld, world_from_env
+from .training.distributed import DistributedError, MPIWorld, world_from_env

@@ -18,7 +18,7 @@ from benchmarks.profile import OpProfiler, format_profile  # noqa: E402
 
 
 def test_flops_match_the_training_mfu_formula():
-    from gpt.flops import flops_per_token
+    from gpt.training.flops import flops_per_token
 
     for name in CONFIGS:
         cfg = model_config(name)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpt
-from gpt.bpe import learn_merges, pretokenize, tokenizer_from_merges
+from gpt.data.bpe import learn_merges, pretokenize, tokenizer_from_merges
 
 EOT = "<|endoftext|>"
 

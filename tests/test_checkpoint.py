@@ -1,4 +1,4 @@
-"""gpt.checkpoint: round trip, atomic folder swap, and clear errors for damaged checkpoints."""
+"""gpt.training.checkpoint: round trip, atomic folder swap, and clear errors for damaged checkpoints."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import minigrad
-from gpt import checkpoint as ckpt
-from gpt.bpe import train_bpe
-from gpt.corpus import default_corpus_text
+from gpt.training import checkpoint as ckpt
+from gpt.data.bpe import train_bpe
+from gpt.data.corpus import default_corpus_text
 from gpt.model import GPTModel
 
 CFG = {"vocab_size": 300, "context_length": 16, "emb_dim": 32, "n_heads": 2, "n_layers": 2,

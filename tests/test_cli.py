@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gpt import checkpoint as ckpt
+from gpt.training import checkpoint as ckpt
 from gpt.cli import main
 
 TEXT = ("The for statement iterates over the items of any sequence, such as a list or a string. "

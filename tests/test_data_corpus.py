@@ -9,7 +9,7 @@ import pytest
 from conftest import shared_path
 
 import gpt
-from gpt.corpus import cache_file_name, list_text_files
+from gpt.data.corpus import cache_file_name, list_text_files
 
 EOT = "<|endoftext|>"
 
@@ -148,7 +148,7 @@ def test_broken_cache_is_redone_with_a_warning(tmp_path, user_cache):
 
 
 def test_prepare_corpus_for_the_command_line(tmp_path, user_cache):
-    from gpt.corpus import prepare_corpus
+    from gpt.data.corpus import prepare_corpus
 
     tokenizer, ids, description = prepare_corpus(None, "bytes")
     assert tokenizer.name == "bytes" and len(ids) > 400_000 and "default corpus" in description

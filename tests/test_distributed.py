@@ -1,4 +1,4 @@
-"""gpt.distributed without MPI: launcher detection, sharding, the flat-buffer average, the
+"""gpt.training.distributed without MPI: launcher detection, sharding, the flat-buffer average, the
 failure paths (on a fake communicator), and that a plain run imports no mpi4py."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import minigrad
-from gpt import distributed
-from gpt.distributed import DistributedError, MPIWorld
-from gpt.train import SingleProcess, TrainConfig, train
+from gpt.training import distributed
+from gpt.training.distributed import DistributedError, MPIWorld
+from gpt.training.loop import SingleProcess, TrainConfig, train
 
 TEXT = ("The quick brown fox jumps over the lazy dog. "
         "A for statement iterates over the items of a sequence. ") * 60

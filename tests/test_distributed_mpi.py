@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpt import checkpoint as ckpt
-from gpt import distributed
-from gpt.train import TrainConfig, train
+from gpt.training import checkpoint as ckpt
+from gpt.training import distributed
+from gpt.training.loop import TrainConfig, train
 
 
 def find_mpiexec() -> str | None:
@@ -119,7 +119,7 @@ def assert_close(a: dict, b: dict, lr: float = SETTINGS["lr"]) -> None:
 @pytest.fixture(autouse=True, scope="module")
 def one_blas_thread():
     """The in-process runs: tiny matrices gain nothing from BLAS threads (restored after)."""
-    from gpt.threads import get_blas_threads, set_blas_threads
+    from gpt.training.threads import get_blas_threads, set_blas_threads
 
     before = get_blas_threads()
     set_blas_threads(1)
@@ -167,7 +167,7 @@ GRADIENTS = textwrap.dedent("""
     import sys
     import numpy as np
     from minigrad.nn import functional as F
-    from gpt.train import Trainer, TrainConfig
+    from gpt.training.loop import Trainer, TrainConfig
 
     config = TrainConfig(**eval(sys.argv[1]))
     trainer = Trainer(config)                         # MPIWorld under mpiexec, SingleProcess alone
@@ -239,7 +239,7 @@ def test_bad_input_before_training_ends_every_rank_with_one_message(corpus, tmp_
 
 DYING_RANK = textwrap.dedent("""
     import importlib, os, sys
-    train_module = importlib.import_module("gpt.train")
+    train_module = importlib.import_module("gpt.training.loop")
     original = train_module.Trainer.train_step
 
     def train_step(self):  # rank 1 fails in step 4 (after the checkpoint of step 2)

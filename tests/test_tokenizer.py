@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gpt
-from gpt import tokenizer_files
+from gpt.data import gpt2_files
 from gpt.tokenizer_files import OPENAI_ENCODER_JSON_URL, OPENAI_VOCAB_BPE_URL
 
 EOT = "<|endoftext|>"
@@ -133,7 +133,7 @@ def test_gpt2_ranks_match_tiktokens_loader(gpt2_dir, monkeypatch):
 def test_gpt2_pattern_is_tiktokens():
     from tiktoken_ext.openai_public import r50k_pat_str
 
-    assert tokenizer_files.GPT2_PAT_STR == r50k_pat_str
+    assert gpt2_files.GPT2_PAT_STR == r50k_pat_str
 
 
 @pytest.mark.parametrize("layout", ["openai_dir", "openai_file", "hf_dir", "hf_no_final_newline", "tiktoken_file", "tokenizer_json"])
@@ -241,7 +241,7 @@ def test_gpt2_download_attempt_is_time_bounded(monkeypatch):
     monkeypatch.delenv("GPT_OFFLINE", raising=False)
     monkeypatch.setattr(tiktoken, "get_encoding", lambda name: release.wait(10))
     try:
-        encoding, reason = tokenizer_files.download_gpt2_encoding(timeout=0.2)
+        encoding, reason = gpt2_files.download_gpt2_encoding(timeout=0.2)
     finally:
         release.set()
     assert encoding is None and "0.2 s" in reason

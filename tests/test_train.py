@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import minigrad
-from gpt import checkpoint as ckpt
-from gpt.data_setup import DataError
-from gpt.train import TrainConfig, TrainingError, learning_rate, train
+from gpt.training import checkpoint as ckpt
+from gpt.training.data import DataError
+from gpt.training.loop import TrainConfig, TrainingError, learning_rate, train
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog. "
@@ -21,7 +21,7 @@ TEXT = (
 @pytest.fixture(autouse=True, scope="module")
 def one_blas_thread():
     """Tiny matrices gain nothing from BLAS threads, and lose a lot on a busy machine."""
-    from gpt.threads import get_blas_threads, set_blas_threads
+    from gpt.training.threads import get_blas_threads, set_blas_threads
 
     before = get_blas_threads()
     set_blas_threads(1)
@@ -135,7 +135,7 @@ def test_batch_that_does_not_fit_names_the_numbers(text_file):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(text_file, tmp_path, monkeypatch):
-    train_module = importlib.import_module("gpt.train")  # the module (gpt.train is also the function)
+    train_module = importlib.import_module("gpt.training.loop")  # the module (gpt.train is the function)
 
     out = tmp_path / "run"
     real_cross_entropy = train_module.F.cross_entropy

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from gpt import GPT_CONFIG_124M
-from gpt.flops import estimate_mfu, flops_per_token, matmul_params, peak_flops
-from gpt.progress import MetricsLog, Progress, format_duration, format_step_line, read_metrics
+from gpt.training.flops import estimate_mfu, flops_per_token, matmul_params, peak_flops
+from gpt.training.progress import MetricsLog, Progress, format_duration, format_step_line, read_metrics
 
 
 def test_format_duration():
@@ -87,7 +87,7 @@ def test_peak_flops_override_and_cache(tmp_path, monkeypatch):
 
 
 def test_threads_can_be_set_and_read():
-    from gpt.threads import get_blas_threads, set_blas_threads
+    from gpt.training.threads import get_blas_threads, set_blas_threads
 
     before = get_blas_threads()
     try:

@@ -19,7 +19,7 @@ from minigrad import Tensor, no_grad
 from minigrad.nn import functional as F
 from minigrad.nn.utils import clip_grad_norm
 
-from ..generate import generate
+from ..model.generate import generate
 from .batches import batch_indices
 
 PROMPT_HEADER = (

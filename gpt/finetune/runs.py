@@ -19,9 +19,9 @@ import numpy as np
 
 import minigrad
 
-from ..checkpoint import (CheckpointError, build_tokenizer, check_model_state, is_checkpoint,
+from ..training.checkpoint import (CheckpointError, build_tokenizer, check_model_state, is_checkpoint,
                           load_checkpoint, read_checkpoint, save_checkpoint)
-from ..model import GPTModel
+from ..model.gpt_model import GPTModel
 from .classify import add_classification_head
 from .lora import lora_state_dict, merge_lora
 
@@ -82,7 +82,7 @@ def _classifier_tokenizer(checkpoint, config: dict):
     state = checkpoint.state.get("tokenizer")
     base = Path(config.get("base") or "")
     if state is not None and state.get("kind", state.get("name")) == "gpt2" and base.is_dir():
-        from ..tokenizer import tokenizer_from_state
+        from ..data.tokenizer import tokenizer_from_state
 
         try:
             return tokenizer_from_state(state, path=base)

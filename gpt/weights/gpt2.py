@@ -175,7 +175,7 @@ def read_gpt2_weights(path: str | os.PathLike, drop_rate: float = 0.0, verify_cr
 
 def _load_tokenizer(folder: Path):
     """The folder's tokenizer: tokenizer_state.json, else GPT-2's files, else None (warned)."""
-    from gpt.tokenizer import get_tokenizer, tokenizer_from_state
+    from gpt.data.tokenizer import get_tokenizer, tokenizer_from_state
 
     state_file = folder / TOKENIZER_STATE_FILE
     if state_file.is_file():
@@ -229,7 +229,7 @@ def load_gpt2(path: str | os.PathLike, dtype=np.float32, *, drop_rate: float = 0
     folder holds a separate `lm_head.weight` with tie_word_embeddings false). The tokenizer
     is None when the folder has no tokenizer files (a warning says so).
     """
-    from gpt.model import GPTModel
+    from gpt.model.gpt_model import GPTModel
 
     dtype = np.dtype(dtype)
     if dtype.kind != "f":

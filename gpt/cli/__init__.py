@@ -109,13 +109,13 @@ def tokenizer_name(text: str) -> str:
 
 # ------------------------------------------------------------------------------ train
 def _default(name: str):
-    from .train_config import TrainConfig
+    from ..training.config import TrainConfig
 
     return {f.name: f.default for f in dataclasses.fields(TrainConfig)}[name]
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    from .train_config import PRESETS
+    from ..training.config import PRESETS
 
     S = argparse.SUPPRESS  # unset flags stay out of args: we know what the user gave (for --resume)
 
@@ -191,7 +191,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args) -> int:
-    from .train import TrainConfig, train
+    from ..training.loop import TrainConfig, train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {key: value for key, value in vars(args).items() if key in fields}
@@ -204,7 +204,7 @@ def run_train(args) -> int:
     result = train(config, explicit=set(given))
     if result.interrupted:
         return EXIT_INTERRUPTED
-    from .distributed import is_main_process  # [mpi hook] only rank 0 prints
+    from ..training.distributed import is_main_process  # [mpi hook] only rank 0 prints
 
     if not config.quiet and is_main_process():
         parts = [f"done: {result.step} steps in {_duration(result.elapsed)}"]
@@ -217,7 +217,7 @@ def run_train(args) -> int:
 
 
 def _duration(seconds: float) -> str:
-    from .progress import format_duration
+    from ..training.progress import format_duration
 
     return format_duration(seconds)
 
@@ -246,7 +246,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_any_model(path: str, tokenizer_path: str | None = None):
     """(model, tokenizer, description) from a training checkpoint or a GPT-2 weights folder."""
-    from . import checkpoint as ckpt
+    from ..training import checkpoint as ckpt
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"--checkpoint {path} does not exist")
@@ -254,7 +254,7 @@ def load_any_model(path: str, tokenizer_path: str | None = None):
         model, tokenizer, info = ckpt.load_checkpoint(path, tokenizer_path=tokenizer_path)
         return model, tokenizer, f"checkpoint {info['path']} (step {info['step']})"
     try:
-        from .weights import is_gpt2_folder, load_gpt2
+        from ..weights import is_gpt2_folder, load_gpt2
     except ImportError:
         is_gpt2_folder = None
     if is_gpt2_folder is not None and is_gpt2_folder(path):
@@ -266,7 +266,7 @@ def load_any_model(path: str, tokenizer_path: str | None = None):
 def run_generate(args) -> int:
     import numpy as np
 
-    from .generate import generate
+    from ..model.generate import generate
 
     model, tokenizer, description = load_any_model(args.checkpoint, args.tokenizer_path)
     if tokenizer is None:
@@ -307,20 +307,20 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_eval(args) -> int:
-    from .evaluate import evaluate_tokens, perplexity
+    from ..training.evaluate import evaluate_tokens, perplexity
 
     model, tokenizer, description = load_any_model(args.checkpoint, args.tokenizer_path)
     if args.data:
         if tokenizer is None:
             raise UserError(f"{description} stores no tokenizer to encode --data with")
-        from .corpus import tokenize_files
+        from ..data.corpus import tokenize_files
 
         token_ids = tokenize_files(args.data, tokenizer)
         what = f"{', '.join(args.data)}"
     else:
-        from . import checkpoint as ckpt
-        from .data_setup import build_data
-        from .train_config import TrainConfig
+        from ..training import checkpoint as ckpt
+        from ..training.data import build_data
+        from ..training.config import TrainConfig
 
         if not ckpt.is_checkpoint(args.checkpoint):
             raise UserError(f"{args.checkpoint} is not a training run: give the text with --data")
@@ -345,7 +345,7 @@ def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_plot(args) -> int:
-    from .plot import MatplotlibMissing, plot_run
+    from ..training.plot import MatplotlibMissing, plot_run
 
     try:
         path = plot_run(args.run_dir, args.out)
@@ -408,15 +408,15 @@ def _early_threads(argv: list[str]) -> None:
         elif item.startswith("--threads="):
             value = item.split("=", 1)[1]
         if value is not None and value.isdigit() and int(value) > 0:
-            from .threads import set_threads
+            from ..training.threads import set_threads
 
             set_threads(int(value))
 
 
 def _user_errors() -> tuple:
-    from .checkpoint import CheckpointError
-    from .data_setup import DataError
-    from .train import TrainingError
+    from ..training.checkpoint import CheckpointError
+    from ..training.data import DataError
+    from ..training.loop import TrainingError
 
     return (UserError, CheckpointError, DataError, TrainingError, ValueError, FileNotFoundError,
             NotADirectoryError, IsADirectoryError, PermissionError)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gpt.tokenizer import Tokenizer, get_tokenizer
-from gpt.tokenizer_files import ENDOFTEXT
+from .tokenizer import Tokenizer, get_tokenizer
+from .gpt2_files import ENDOFTEXT
 
 TEXT_SUFFIXES = (".txt", ".md")
 CACHE_FORMAT = "tokens-v1"  # bump when the cache layout changes
@@ -201,10 +201,10 @@ def prepare_corpus(data=None, tokenizer="bytes", tokenizer_path=None, cache_dir=
     tokenizer: "bytes", "gpt2", "bpe:N" (trained here on the data's text), or a Tokenizer
     (e.g. rebuilt from a checkpoint when resuming: it is used as is, never retrained).
     """
-    from gpt.bpe import train_bpe
+    from .bpe import train_bpe
 
     if isinstance(tokenizer, str) and tokenizer.strip().lower().startswith("bpe:") and tokenizer_path is None:
-        from gpt.tokenizer import _parse_bpe_size
+        from .tokenizer import _parse_bpe_size
 
         size = _parse_bpe_size(tokenizer.strip().lower())
         text = default_corpus_text() if data is None else load_text(data, errors)

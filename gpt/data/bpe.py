@@ -26,8 +26,8 @@ from collections import Counter, defaultdict
 
 import regex
 
-from gpt.tokenizer import TiktokenTokenizer
-from gpt.tokenizer_files import ENDOFTEXT, GPT2_PAT_STR
+from .tokenizer import TiktokenTokenizer
+from .gpt2_files import ENDOFTEXT, GPT2_PAT_STR
 
 
 def pretokenize(text: str, pat_str: str = GPT2_PAT_STR) -> Counter:

@@ -22,7 +22,7 @@ import operator
 
 import numpy as np
 
-from gpt.corpus import tokenize_files  # noqa: F401  (token storage; re-exported here)
+from .corpus import tokenize_files  # noqa: F401  (token storage; re-exported here)
 
 
 def _positive_int(value, what: str) -> int:

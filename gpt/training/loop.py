@@ -41,10 +41,10 @@ from minigrad import nn, optim
 from minigrad.nn import functional as F
 
 from . import checkpoint as ckpt
-from .data_setup import build_data, build_tokenizer, model_config_for
+from .data import build_data, build_tokenizer, model_config_for
 from .flops import estimate_mfu, peak_flops
 from .progress import MetricsLog, Progress, format_step_line
-from .train_config import PRESETS, TrainConfig, config_differences
+from .config import PRESETS, TrainConfig, config_differences
 
 
 class TrainingError(RuntimeError):
@@ -197,7 +197,7 @@ class Trainer:
                 f"checkpoint {checkpoint.path} holds a model with config {checkpoint.model_config}, "
                 f"the run asks for {self.model_config}")
 
-        from .model import GPTModel
+        from ..model.gpt_model import GPTModel
 
         self.model = GPTModel(self.model_config)
         self.model.train()
@@ -265,7 +265,7 @@ class Trainer:
             listed = "; ".join(f"{name}: {old!r} in the checkpoint, {new!r} now" for name, old, new in differences)
             raise TrainingError(f"cannot resume {checkpoint.path} with different settings ({listed}); "
                                 f"a resumed run keeps its data, model and optimizer settings")
-        from .train_config import RUN_CONTROL_FIELDS
+        from .config import RUN_CONTROL_FIELDS
 
         values = saved.to_dict()
         for name in RUN_CONTROL_FIELDS:
@@ -372,7 +372,7 @@ class Trainer:
         config = self.config
         if not config.sample_tokens or not self.world.is_main:
             return None
-        from .generate import generate
+        from ..model.generate import generate
 
         prompt_ids = self.tokenizer.encode(config.sample_prompt) or [self.tokenizer.eot_id]
         prompt_ids = prompt_ids[-self.model_config["context_length"]:]

@@ -255,7 +255,7 @@ def check_model_state(model, model_state: dict, where: str = "checkpoint") -> No
 
 def build_model(checkpoint: Checkpoint, dtype=np.float32):
     """A GPTModel with the checkpoint's config and weights (in eval mode)."""
-    from .model import GPTModel
+    from ..model.gpt_model import GPTModel
 
     try:
         model = GPTModel(checkpoint.model_config, dtype=dtype)
@@ -279,7 +279,7 @@ def build_tokenizer(checkpoint: Checkpoint, tokenizer_path=None):
     state = checkpoint.state.get("tokenizer")
     if state is None:
         return None
-    from .tokenizer import tokenizer_from_state
+    from ..data.tokenizer import tokenizer_from_state
 
     try:
         return tokenizer_from_state(state, path=tokenizer_path)

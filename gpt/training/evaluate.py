@@ -44,8 +44,8 @@ def evaluate_tokens(model, token_ids: np.ndarray, batch_size: int = 8, max_batch
 
     max_batches: evaluate evenly spaced windows only (None: all of them).
     """
-    from .data import SlidingWindowDataset
-    from .data_setup import evenly_spaced_batches
+    from ..data.loader import SlidingWindowDataset
+    from .data import evenly_spaced_batches
 
     context = context_length or model.cfg["context_length"]
     if len(token_ids) < context + 1:

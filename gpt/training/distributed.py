@@ -63,7 +63,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .train import SingleProcess, TrainingError
+from .loop import SingleProcess, TrainingError
 
 # Environment variables by which MPI launchers announce the world size and this process's rank.
 SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DataLoader, SlidingWindowDataset, train_val_split
+from ..data.loader import DataLoader, SlidingWindowDataset, train_val_split
 
 BPE_TRAIN_CHARS = 20_000_000  # a BPE is trained on at most this much of the text
 
@@ -73,10 +73,10 @@ def evenly_spaced_batches(dataset: SlidingWindowDataset, batch_size: int, n_batc
 def load_corpus(config) -> tuple[str | None, str]:
     """(text or None when --data files are tokenized from disk, description)."""
     if not config.data:
-        from .corpus import default_corpus_text
+        from ..data.corpus import default_corpus_text
 
         return default_corpus_text(), "the default corpus (Python Language Reference, pydoc_data.topics)"
-    from .corpus import list_text_files
+    from ..data.corpus import list_text_files
 
     files = list_text_files(config.data)
     shown = ", ".join(str(f) for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
@@ -86,12 +86,12 @@ def load_corpus(config) -> tuple[str | None, str]:
 def build_tokenizer(name: str, text_for_bpe, path=None):
     """"bytes" / "gpt2" by name (gpt2's files from `path` or the usual search); "bpe:N" loaded
     from `path` when given, else trained on `text_for_bpe()` (called only then)."""
-    from .tokenizer import get_tokenizer
+    from ..data.tokenizer import get_tokenizer
 
     key = name.strip().lower()
     if key.startswith("bpe:") and path is None:
-        from .bpe import train_bpe
-        from .tokenizer import _parse_bpe_size
+        from ..data.bpe import train_bpe
+        from ..data.tokenizer import _parse_bpe_size
 
         size = _parse_bpe_size(key)
         return train_bpe(text_for_bpe()[:BPE_TRAIN_CHARS], size)
@@ -105,7 +105,7 @@ def build_data(config, tokenizer=None, progress=None) -> RunData:
         def text_for_bpe():
             if text is not None:
                 return text
-            from .corpus import load_text
+            from ..data.corpus import load_text
 
             return load_text(config.data)
 
@@ -115,7 +115,7 @@ def build_data(config, tokenizer=None, progress=None) -> RunData:
     if text is not None:
         token_ids = tokenizer.encode_array(text)  # (N,)
     else:
-        from .corpus import tokenize_files
+        from ..data.corpus import tokenize_files
 
         token_ids = tokenize_files(config.data, tokenizer)  # (N,) cached, memory-mapped
     context = config.resolved_model_dims()["context_length"]

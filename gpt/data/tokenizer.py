@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import tiktoken
 
-from gpt.tokenizer_files import (
+from .gpt2_files import (
     ENDOFTEXT,
     ENV_DIR,
     GPT2_PAT_STR,
@@ -348,7 +348,7 @@ def tokenizer_from_state(state: dict, path: str | os.PathLike | None = None) -> 
             )
         return tokenizer
     if kind == "bpe":
-        from gpt.bpe import tokenizer_from_merges
+        from .bpe import tokenizer_from_merges
 
         if "merges" not in state:
             raise ValueError(f"tokenizer state {state['name']!r} has no 'merges' (truncated checkpoint?)")

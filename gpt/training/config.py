@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .config import GPT2_CONFIGS, GPT_CONFIG_124M
+from ..model.config import GPT2_CONFIGS, GPT_CONFIG_124M
 
 # Model presets: width, depth, heads and context (the vocabulary comes from the tokenizer).
 # "default" is the main job's model: trained by `gpt train` with no options in a few minutes

@@ -1,0 +1,22 @@
+"""Chapter 5: pretraining, in the order one run uses its parts.
+
+    config.py       TrainConfig: every setting of a run, with model presets
+    data.py         from the settings to the run's token arrays, windows and loaders
+    loop.py         the Trainer: forward, backward, clip, schedule, AdamW; `train(config)`
+    evaluate.py     loss and perplexity on fixed batches
+    checkpoint.py   checkpoint folders: save, verify, load, resume
+    progress.py     progress lines and metrics.jsonl
+    flops.py        the machine's matmul speed and MFU
+    plot.py         the loss curves of a run (matplotlib, optional)
+    threads.py      BLAS thread count
+    distributed.py  data parallelism over MPI
+"""
+from .config import PRESETS, TrainConfig
+from .loop import TrainingError, TrainResult, train
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .distributed import DistributedError, MPIWorld, world_from_env
+
+__all__ = [
+    "PRESETS", "TrainConfig", "TrainingError", "TrainResult", "train", "CheckpointError",
+    "load_checkpoint", "save_checkpoint", "DistributedError", "MPIWorld", "world_from_env",
+]
