@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import gpt
 from gpt.data import gpt2_files
-from gpt.tokenizer_files import OPENAI_ENCODER_JSON_URL, OPENAI_VOCAB_BPE_URL
+from gpt.data.gpt2_files import OPENAI_ENCODER_JSON_URL, OPENAI_VOCAB_BPE_URL
 
 EOT = "<|endoftext|>"
 
