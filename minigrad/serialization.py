@@ -14,10 +14,13 @@ one JSON entry (`__minigrad__.json`) that refers to the arrays by name. Loading 
 
 Saving is atomic: the archive is written to a temporary file in the target's folder,
 flushed and fsync'ed, then renamed over the target (`os.replace`). A crash never leaves a
-half-written target; the previous file stays intact until the new one is complete.
+half-written target; the previous file stays intact until the new one is complete. The file
+gets the usual permissions (0666 minus the umask), and is never compressed.
 
-A missing file raises FileNotFoundError; a truncated, corrupt or foreign file raises
-`CheckpointError` (a ValueError) naming the file and what is wrong.
+A missing file raises FileNotFoundError; a truncated, corrupt, foreign or tampered file
+raises `CheckpointError` (a ValueError) naming the file and what is wrong, after using at
+most about the file's size in memory: compressed entries, raw-bytes entries, `.npy` headers
+whose shape does not match their entry's size, and deeply nested structures are refused.
 """
 from __future__ import annotations
 
@@ -31,10 +34,12 @@ from collections import OrderedDict
 import numpy as np
 
 from .tensor import Tensor
+from .untrusted import loads_json, short_repr, shorten
 
 FORMAT = "minigrad.save"
 VERSION = 1
 STRUCTURE_ENTRY = "__minigrad__.json"
+MAX_STRUCTURE_DEPTH = 256  # JSON levels (a nested dict takes 3): deeper is refused on load
 
 
 class CheckpointError(ValueError):
@@ -135,6 +140,7 @@ def save(obj, path) -> None:
     handle, temp_path = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
                                          suffix=".tmp")
     try:
+        os.fchmod(handle, default_file_mode())  # mkstemp makes 0600; a saved file is 0644 as usual
         with os.fdopen(handle, "wb") as file:
             np.savez(file, **{STRUCTURE_ENTRY: np.frombuffer(header, dtype=np.uint8)}, **arrays)
             file.flush()
@@ -145,6 +151,13 @@ def save(obj, path) -> None:
             os.remove(temp_path)
         raise
     fsync_path(folder)
+
+
+def default_file_mode() -> int:
+    """The permissions `open(path, "w")` would give a new file: 0o666 minus the umask."""
+    umask = os.umask(0o022)  # the only portable way to read the umask is to set it...
+    os.umask(umask)  # ...and put it back
+    return 0o666 & ~umask
 
 
 def fsync_path(path) -> None:
@@ -163,7 +176,13 @@ def fsync_path(path) -> None:
 
 
 def load(path):
-    """Read back what `save` wrote: the same structure, arrays with their exact dtypes."""
+    """Read back what `save` wrote: the same structure, arrays with their exact dtypes.
+
+    Memory stays bounded by the file's size whatever the file says: every entry must be
+    stored uncompressed (as `save` writes it) and fit in the file, every `.npy` header's
+    shape must account for exactly the bytes of its entry, and the structure's JSON nesting
+    is bounded. Anything else is a CheckpointError naming the file.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"minigrad.load: no such file: {path}")
@@ -174,36 +193,102 @@ def load(path):
         raise CheckpointError(f"minigrad.load: {path} is not a minigrad checkpoint: not a zip/.npz "
                               f"archive ({size} bytes; truncated, corrupt or another format)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = set(archive.files)
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(info.filename.removesuffix(".npy") for info in archive.infolist())
             if STRUCTURE_ENTRY not in names:
-                shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+                shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
                 raise CheckpointError(
                     f"minigrad.load: {path} is a .npz archive but not a minigrad checkpoint: it "
-                    f"has no '{STRUCTURE_ENTRY}' entry (entries: {shown or 'none'}); "
+                    f"has no '{STRUCTURE_ENTRY}' entry (entries: {shorten(shown) or 'none'}); "
                     f"use numpy.load for plain .npz files")
-            structure = json.loads(archive[STRUCTURE_ENTRY].tobytes().decode("utf-8"))
+            entries = _check_entries(archive, path)
+            raw = _read_npy(archive, entries[STRUCTURE_ENTRY], path)
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                raise CheckpointError(f"minigrad.load: {path}: the structure entry is a {raw.dtype} "
+                                      f"array of shape {raw.shape}, expected uint8 bytes")
+            structure = loads_json(raw.tobytes(), f"minigrad.load: {path}: structure entry",
+                                   CheckpointError, max_depth=MAX_STRUCTURE_DEPTH)
             if not isinstance(structure, dict) or structure.get("format") != FORMAT:
                 raise CheckpointError(f"minigrad.load: {path}: the structure entry does not "
                                       f"describe a minigrad checkpoint")
             if structure.get("version") != VERSION:
                 raise CheckpointError(f"minigrad.load: {path} has format version "
-                                      f"{structure.get('version')!r}, this minigrad reads "
-                                      f"version {VERSION}")
+                                      f"{short_repr(structure.get('version'))}, this minigrad "
+                                      f"reads version {VERSION}")
+            if "tree" not in structure:
+                raise CheckpointError(f"minigrad.load: {path}: the structure entry has no 'tree'")
             wanted = _array_names(structure["tree"], [])
-            absent = [name for name in wanted if name not in names]
+            absent = [name for name in wanted if not isinstance(name, str) or name not in entries]
             if absent:
                 raise CheckpointError(f"minigrad.load: {path} lacks the array entries "
-                                      f"{absent[:5]} its structure refers to (corrupt file)")
-            arrays = {name: archive[name] for name in wanted}
+                                      f"{short_repr(absent[:5])} its structure refers to (corrupt file)")
+            arrays = {name: _read_npy(archive, entries[name], path) for name in wanted}
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, UnicodeDecodeError,
-            zipfile.LargeZipFile) as error:
+            zipfile.LargeZipFile, NotImplementedError) as error:
         raise CheckpointError(f"minigrad.load: {path} is truncated or corrupt: "
-                              f"{type(error).__name__}: {error}") from error
+                              f"{type(error).__name__}: {shorten(error)}") from error
     try:
         return _decode(structure["tree"], arrays)
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
         raise CheckpointError(f"minigrad.load: {path}: malformed structure entry "
-                              f"({type(error).__name__}: {error})") from error
+                              f"({type(error).__name__}: {shorten(error)})") from error
+
+
+def _check_entries(archive: zipfile.ZipFile, path: str) -> dict:
+    """Array name -> ZipInfo, after checking that every entry is an uncompressed `.npy` file
+    that fits in the archive (so reading it cannot take more memory than the file has)."""
+    archive_size = os.path.getsize(path)
+    entries: dict = {}
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy"):
+            raise CheckpointError(f"minigrad.load: {path}: entry {short_repr(info.filename)} is not "
+                                  f"an .npy array (raw bytes are not accepted)")
+        name = info.filename[:-len(".npy")]
+        if name in entries:
+            raise CheckpointError(f"minigrad.load: {path}: entry {short_repr(info.filename)} "
+                                  f"appears twice (corrupt or tampered file)")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(f"minigrad.load: {path}: entry {short_repr(info.filename)} is "
+                                  f"compressed (method {info.compress_type}); minigrad.save never "
+                                  f"compresses, so this file was not written by it")
+        if info.file_size != info.compress_size or info.file_size > archive_size:
+            raise CheckpointError(f"minigrad.load: {path}: entry {short_repr(info.filename)} claims "
+                                  f"{info.file_size:,} bytes, but the file has {archive_size:,} "
+                                  f"(truncated or corrupt)")
+        entries[name] = info
+    return entries
+
+
+def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> np.ndarray:
+    """One `.npy` entry as a writable array, its header checked against the entry's size
+    before anything is allocated (a header claiming 2**40 floats in a small file is refused)."""
+    where = f"minigrad.load: {path}: entry {short_repr(info.filename)}"
+    with archive.open(info) as file:
+        version = np.lib.format.read_magic(file)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(file)
+        else:
+            raise CheckpointError(f"{where}: unsupported .npy version {version}")
+        if dtype.hasobject:
+            raise CheckpointError(f"{where} holds Python objects, which cannot be loaded "
+                                  f"without pickle")
+        count = math.prod(shape)  # Python ints: no overflow
+        expected = count * dtype.itemsize
+        available = info.file_size - file.tell()
+        if expected != available:
+            raise CheckpointError(f"{where}: its header says {dtype} {list(shape)} = {expected:,} "
+                                  f"bytes, but the entry holds {available:,} (corrupt or tampered)")
+        array = np.empty(count, dtype=dtype)
+        view = memoryview(array.view(np.uint8).reshape(-1)) if expected else memoryview(b"")
+        filled = 0
+        while filled < expected:
+            got = file.readinto(view[filled:filled + (1 << 24)])  # 16 MiB at a time
+            if not got:
+                raise CheckpointError(f"{where} ends after {filled:,} of {expected:,} bytes")
+            filled += got
+        file.read(1)  # reaching the end makes zipfile check the entry's CRC-32
+    return array.reshape(shape, order="F" if fortran_order else "C")
