@@ -153,11 +153,16 @@ def save(obj, path) -> None:
     fsync_path(folder)
 
 
-def default_file_mode() -> int:
-    """The permissions `open(path, "w")` would give a new file: 0o666 minus the umask."""
+def current_umask() -> int:
+    """The process's umask (the permission bits new files and folders do not get)."""
     umask = os.umask(0o022)  # the only portable way to read the umask is to set it...
     os.umask(umask)  # ...and put it back
-    return 0o666 & ~umask
+    return umask
+
+
+def default_file_mode() -> int:
+    """The permissions `open(path, "w")` would give a new file: 0o666 minus the umask."""
+    return 0o666 & ~current_umask()
 
 
 def fsync_path(path) -> None:

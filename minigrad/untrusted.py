@@ -47,10 +47,11 @@ def json_depth(data: bytes) -> int:
 
 
 def loads_json(data, where: str, error: type[Exception] = ValueError,
-               max_depth: int = MAX_JSON_DEPTH):
+               max_depth: int = MAX_JSON_DEPTH, object_pairs_hook=None):
     """json.loads of `data` (bytes or str) read from `where`; any problem raises `error`.
 
     Refused before parsing: nesting deeper than `max_depth`; bytes that are not UTF-8.
+    `object_pairs_hook` is json's (it may raise `error` itself, e.g. on duplicate keys).
     """
     if isinstance(data, str):
         raw = data.encode("utf-8", errors="surrogatepass")
@@ -65,7 +66,9 @@ def loads_json(data, where: str, error: type[Exception] = ValueError,
     if depth > max_depth:
         raise error(f"{where}: JSON nested {depth} levels deep, more than the limit of {max_depth}")
     try:
-        return json.loads(data)
+        return json.loads(data, object_pairs_hook=object_pairs_hook)
+    except error:
+        raise  # from the hook: already says what is wrong
     except (json.JSONDecodeError, RecursionError, ValueError) as problem:
         raise error(f"{where}: not valid JSON ({shorten(problem)})") from None
 

@@ -45,10 +45,16 @@ def encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-def parse_fields(buffer: bytes, what: str) -> list[tuple[int, int, int | bytes]]:
+WIRE_TYPE_NAMES = {0: "varint", 1: "fixed64", 2: "length-delimited", 5: "fixed32"}
+
+
+def parse_fields(buffer: bytes, what: str,
+                 wire_types: dict[int, int] | None = None) -> list[tuple[int, int, int | bytes]]:
     """Split a protobuf message into (field number, wire type, value) triples, in order.
 
     Varint and fixed-width values come back as ints, length-delimited ones as bytes.
+    `wire_types` (field number -> wire type) are the types the schema gives the known fields:
+    a known field stored with another type is a WeightsError (unknown fields pass).
     """
     fields = []
     pos = 0
@@ -75,6 +81,11 @@ def parse_fields(buffer: bytes, what: str) -> list[tuple[int, int, int | bytes]]
             pos += 4
         else:
             raise WeightsError(f"malformed {what}: field {number} has unsupported wire type {wire_type}")
+        expected = (wire_types or {}).get(number, wire_type)
+        if expected != wire_type:
+            raise WeightsError(f"malformed {what}: field {number} is stored as "
+                               f"{WIRE_TYPE_NAMES[wire_type]}, but the schema says "
+                               f"{WIRE_TYPE_NAMES[expected]}; the file is corrupt")
         fields.append((number, wire_type, value))
     return fields
 

@@ -79,6 +79,17 @@ def write_bpe_files(tokenizer, folder: str | os.PathLike, vocab_name: str = "voc
         lines.append(f"{as_text(left)} {as_text(right)}")
     folder = Path(folder)
     vocab_path, merges_path = folder / vocab_name, folder / merges_name
-    vocab_path.write_text(json.dumps(encoder), encoding="utf-8")
-    merges_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_text_atomically(vocab_path, json.dumps(encoder))
+    _write_text_atomically(merges_path, "\n".join(lines) + "\n")
     return vocab_path, merges_path
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path` (no partial file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -186,7 +186,7 @@ def run_download(model: str, directory: str | os.PathLike = "gpt2", base_url: st
     from .errors import WeightsError
     from .gpt2 import read_gpt2_weights
     try:
-        cfg, _, _ = read_gpt2_weights(folder, verify_crc=True if verify else None)
+        cfg, _, _ = read_gpt2_weights(folder)  # checks every tensor's CRC-32C
     except (WeightsError, OSError) as error:
         print(f"gpt download: the files in {folder} are damaged: {error}\n"
               f"Delete them and run the command again.", file=stream)
@@ -203,7 +203,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", default=BASE_URL, help=f"where the files are (default: {BASE_URL})")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server (default: 30)")
     parser.add_argument("--verify", action="store_true",
-                        help="check every tensor's CRC-32C after downloading (~200 MB/s)")
+                        help="kept for old scripts: every tensor's CRC-32C is always checked after downloading")
 
 
 def _run_args(args: argparse.Namespace) -> int:

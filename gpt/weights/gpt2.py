@@ -21,14 +21,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .bpe_files import write_bpe_files
+from minigrad.serialization import current_umask
+from minigrad.untrusted import read_json_file
+
+from .bpe_files import _write_text_atomically, write_bpe_files
 from .errors import WeightsError
-from .mapping import (HF_SKIPPED, book_to_hf, check_tensors, config_from_hf, config_from_hparams,
+from .mapping import (HF_SKIPPED, book_to_hf, check_config_fits_files, check_tensors, config_from_hf,
+                      config_from_hparams,
                       hf_config_from_config, hf_name_to_openai, hf_to_book, hparams_from_config,
                       openai_name_to_hf)
 from .safetensors import SafeTensorsFile, save_file
@@ -41,6 +47,7 @@ LAYOUT_FILES = {
            "vocab.json", "merges.txt"],
 }
 TOKENIZER_STATE_FILE = "tokenizer_state.json"  # non-GPT-2 tokenizers: `Tokenizer.to_state()`
+MAX_JSON_BYTES = 64 << 20  # config, hparams, index and tokenizer-state files are far smaller
 
 
 # ------------------------------------------------------------------ finding and reading folders
@@ -88,10 +95,22 @@ def _no_layout_error(folder: Path) -> WeightsError:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise WeightsError(f"{path}: not valid JSON ({error})") from None
+    """A JSON object from a file of the folder; anything else is a WeightsError naming it."""
+    value = read_json_file(path, WeightsError, max_bytes=MAX_JSON_BYTES)
+    if not isinstance(value, dict):
+        raise WeightsError(f"{path}: expected a JSON object, got a {type(value).__name__}")
+    return value
+
+
+def _weight_files(folder: Path, layout: str) -> list[Path]:
+    """The files that hold the tensors (for the size check of `check_config_fits_files`)."""
+    if layout == "hf":
+        if (folder / "model.safetensors").is_file():
+            return [folder / "model.safetensors"]
+        weight_map = _read_json(folder / "model.safetensors.index.json").get("weight_map")
+        names = set(weight_map.values()) if isinstance(weight_map, dict) else set()
+        return [folder / name for name in sorted(names) if isinstance(name, str)]
+    return sorted(Path(str(resolve_prefix(folder))).parent.glob(resolve_prefix(folder).name + ".data-*"))
 
 
 def read_hf_tensors(folder: Path) -> dict[str, tuple[str, np.ndarray]]:
@@ -101,8 +120,8 @@ def read_hf_tensors(folder: Path) -> dict[str, tuple[str, np.ndarray]]:
         files = [folder / "model.safetensors"]
     else:
         weight_map = _read_json(index_path).get("weight_map")
-        if not isinstance(weight_map, dict):
-            raise WeightsError(f"{index_path}: no 'weight_map' object")
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise WeightsError(f"{index_path}: no 'weight_map' object of tensor name -> file name")
         files = [folder / name for name in sorted(set(weight_map.values()))]
         for file in files:
             if not file.is_file():
@@ -121,7 +140,7 @@ def read_hf_tensors(folder: Path) -> dict[str, tuple[str, np.ndarray]]:
     return tensors
 
 
-def read_openai_tensors(folder: Path, verify_crc: bool | None = None) -> dict[str, tuple[str, np.ndarray]]:
+def read_openai_tensors(folder: Path, verify_crc: bool = True) -> dict[str, tuple[str, np.ndarray]]:
     """Bare HF name -> (file, memory-mapped array) from OpenAI's TensorFlow checkpoint.
 
     Conv1D weights lose their leading 1: (1, in, out) -> (in, out). Names GPT-2 does not use
@@ -141,7 +160,7 @@ def read_openai_tensors(folder: Path, verify_crc: bool | None = None) -> dict[st
     return tensors
 
 
-def read_gpt2_weights(path: str | os.PathLike, drop_rate: float = 0.0, verify_crc: bool | None = None,
+def read_gpt2_weights(path: str | os.PathLike, drop_rate: float = 0.0, verify_crc: bool = True,
                       strict: bool = True) -> tuple[dict, dict[str, np.ndarray], str]:
     """(book config, book state dict of read-only memmap views, layout) for a GPT-2 folder.
 
@@ -156,11 +175,13 @@ def read_gpt2_weights(path: str | os.PathLike, drop_rate: float = 0.0, verify_cr
     if layout == "hf":
         config = _read_json(folder / "config.json")
         cfg = config_from_hf(config, str(folder / "config.json"), drop_rate)
+        check_config_fits_files(cfg, str(folder / "config.json"), _weight_files(folder, layout))
         tensors = read_hf_tensors(folder)
         if "lm_head.weight" in tensors and config.get("tie_word_embeddings", True):
             del tensors["lm_head.weight"]  # tied: the head is the embedding
     else:
         cfg = config_from_hparams(_read_json(folder / "hparams.json"), str(folder / "hparams.json"), drop_rate)
+        check_config_fits_files(cfg, str(folder / "hparams.json"), _weight_files(folder, layout))
         tensors = read_openai_tensors(folder, verify_crc)
     check_tensors(tensors, cfg, strict=strict)
     if "lm_head.weight" in tensors and tensors["lm_head.weight"][1].shape != (cfg["vocab_size"], cfg["emb_dim"]):
@@ -216,14 +237,14 @@ def _model_without_random_init(model_class, cfg: dict, dtype):
 
 
 def load_gpt2(path: str | os.PathLike, dtype=np.float32, *, drop_rate: float = 0.0,
-              verify_crc: bool | None = None, strict: bool = True, load_tokenizer: bool = True):
+              verify_crc: bool = True, strict: bool = True, load_tokenizer: bool = True):
     """(GPTModel, tokenizer) from a GPT-2 folder in OpenAI's or Hugging Face's layout.
 
     path: the folder (or a file in it). dtype: the model's float dtype (float32 default;
       float16/bfloat16 files are widened, float64 works for gradient checks).
     drop_rate: the model's dropout (0.0, as the book's finetuning chapters use).
-    verify_crc: OpenAI layout: None checks the CRC-32C of tensors up to 4 MiB, True of all
-      (~200 MB/s), False none; sizes are always checked.
+    verify_crc: OpenAI layout: True (default) checks every tensor's CRC-32C (about half a
+      second for 124M on 2 cores), False none; sizes are always checked.
     strict: reject tensors that are not part of GPT-2.
     The model is in eval mode with its output head tied to the token embedding (unless the
     folder holds a separate `lm_head.weight` with tie_word_embeddings false). The tokenizer
@@ -258,9 +279,7 @@ def load_gpt2(path: str | os.PathLike, dtype=np.float32, *, drop_rate: float = 0
 # ------------------------------------------------------------------ saving
 
 def _write_json(path: Path, value: dict, indent: int = 2) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=indent, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    _write_text_atomically(path, json.dumps(value, indent=indent, sort_keys=False) + "\n")
 
 
 def _write_tokenizer(tokenizer, folder: Path, layout: str) -> None:
@@ -293,8 +312,23 @@ def save_gpt2(model, path: str | os.PathLike, tokenizer=None, *, layout: str = "
     state = model.state_dict()
     tied = np.shares_memory(state["out_head.weight"], state["tok_emb.weight"])
     tensors = {name: np.asarray(array, dtype=np.float32) for name, array in book_to_hf(state, cfg).items()}
-    folder = Path(path).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
+    target = Path(path).expanduser()
+    if target.exists():  # each file is replaced atomically; a failure leaves the old ones
+        _write_gpt2_files(target, cfg, tensors, tied, tokenizer, layout)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)  # a new folder appears only when complete
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        folder.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700
+        _write_gpt2_files(folder, cfg, tensors, tied, tokenizer, layout)
+        os.rename(folder, target)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return target
+
+
+def _write_gpt2_files(folder: Path, cfg: dict, tensors: dict, tied: bool, tokenizer, layout: str) -> None:
     eot_id = getattr(tokenizer, "eot_id", cfg["vocab_size"] - 1)
     if layout == "hf":
         prefixed = {(name if name == "lm_head.weight" else "transformer." + name): array
@@ -311,7 +345,6 @@ def save_gpt2(model, path: str | os.PathLike, tokenizer=None, *, layout: str = "
             openai[key] = array[None] if key.endswith("/w") else array  # Conv1D: (1, in, out)
         write_tf_checkpoint(folder / "model.ckpt", openai)
         _write_json(folder / "hparams.json", hparams_from_config(cfg))
-        (folder / "checkpoint").write_text('model_checkpoint_path: "model.ckpt"\n'
-                                           'all_model_checkpoint_paths: "model.ckpt"\n', encoding="utf-8")
+        _write_text_atomically(folder / "checkpoint", 'model_checkpoint_path: "model.ckpt"\n'
+                                                      'all_model_checkpoint_paths: "model.ckpt"\n')
     _write_tokenizer(tokenizer, folder, layout)
-    return folder

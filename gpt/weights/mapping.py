@@ -19,9 +19,12 @@ inputs (transposes and slices), so memory-mapped files are not read until copied
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from minigrad.untrusted import short_repr
 
 from .errors import WeightsError
 
@@ -36,6 +39,7 @@ HF_BLOCK_SHAPES = {
 }
 # Buffers some Hugging Face files carry (a 4-D causal mask per layer): not weights, skipped.
 HF_SKIPPED = re.compile(r"^h\.\d+\.attn\.(bias|masked_bias)$")
+MAX_PROBLEMS_SHOWN = 20  # problems listed in one error message
 
 
 def expected_hf_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
@@ -108,10 +112,13 @@ def check_tensors(tensors: Mapping[str, tuple[str, np.ndarray]], cfg: dict, stri
                 problems.append(f"  {source}: unexpected tensor {name!r} (not part of a GPT-2 with "
                                 f"{cfg['n_layers']} layers)")
     if problems:
+        total = len(problems)
+        if total > MAX_PROBLEMS_SHOWN:
+            problems[MAX_PROBLEMS_SHOWN:] = [f"  ... and {total - MAX_PROBLEMS_SHOWN:,} more"]
         size = (f"vocab_size {cfg['vocab_size']}, context_length {cfg['context_length']}, "
                 f"emb_dim {cfg['emb_dim']}, n_layers {cfg['n_layers']}")
-        raise WeightsError(f"the checkpoint does not fit GPT-2 ({size}), {len(problems)} problem"
-                           f"{'s' if len(problems) > 1 else ''}:\n" + "\n".join(problems))
+        raise WeightsError(f"the checkpoint does not fit GPT-2 ({size}), {total:,} problem"
+                           f"{'s' if total > 1 else ''}:\n" + "\n".join(problems))
 
 
 # ------------------------------------------------------------------ HF <-> book
@@ -190,14 +197,45 @@ def book_config(n_vocab: int, n_ctx: int, n_embd: int, n_head: int, n_layer: int
             "n_layers": n_layer, "drop_rate": drop_rate, "qkv_bias": True}
 
 
+# Upper limits on the sizes a config file may give (GPT-2 XL: 48 layers, 1600 wide, 25 heads,
+# context 1024, vocabulary 50257), checked before anything is allocated.
+SIZE_LIMITS = {"n_vocab": 1 << 22, "vocab_size": 1 << 22, "n_ctx": 1 << 20, "n_positions": 1 << 20,
+               "n_embd": 1 << 16, "n_head": 1 << 10, "n_layer": 1 << 10}
+
+
 def _require_ints(values: dict, keys: list[str], source: str) -> list[int]:
     out = []
     for key in keys:
         value = values.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise WeightsError(f"{source}: {key!r} must be a positive integer, got {value!r}")
+            raise WeightsError(f"{source}: {key!r} must be a positive integer, got {short_repr(value)}")
+        limit = SIZE_LIMITS[key]
+        if value > limit:
+            raise WeightsError(f"{source}: {key!r} is {value:,}, more than the limit of {limit:,}")
         out.append(value)
     return out
+
+
+def parameter_count(cfg: dict) -> int:
+    """Parameters of a GPT-2 of this config (tied head), from the sizes alone: embeddings
+    (V + T) x D, per block 12 D^2 + 13 D (attention, MLP, two norms), final norm 2 D."""
+    width = cfg["emb_dim"]
+    return ((cfg["vocab_size"] + cfg["context_length"]) * width
+            + cfg["n_layers"] * (12 * width * width + 13 * width) + 2 * width)
+
+
+def check_config_fits_files(cfg: dict, source: str, files: list) -> None:
+    """A config whose tensors cannot fit in the weight files is refused before the model is
+    built: a few bytes of JSON must not make the loader allocate gigabytes. The bound is one
+    byte per parameter (float16 takes two), loose on purpose: a config that is only somewhat
+    off gets the precise per-tensor report of `check_tensors` instead."""
+    stored = sum(Path(file).stat().st_size for file in files if Path(file).is_file())
+    needed = parameter_count(cfg)
+    if needed > stored:
+        raise WeightsError(f"{source}: a GPT-2 with {cfg['n_layers']:,} layers, width {cfg['emb_dim']:,}, "
+                           f"vocabulary {cfg['vocab_size']:,} and context {cfg['context_length']:,} has "
+                           f"{parameter_count(cfg):,} parameters, at least {needed:,} bytes, but the "
+                           f"weight files hold {stored:,} bytes ({', '.join(str(f) for f in files[:3])})")
 
 
 def config_from_hparams(hparams: dict, source: str = "hparams.json", drop_rate: float = 0.0) -> dict:

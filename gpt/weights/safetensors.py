@@ -14,12 +14,15 @@ float32 on access: a bfloat16 is the upper 16 bits of a float32.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from minigrad.untrusted import loads_json, short_repr
 
 from .errors import WeightsError
 from .tf_checkpoint import bfloat16_to_float32
@@ -55,35 +58,64 @@ class SafeTensorsFile:
                 raise WeightsError(f"{self.path}: header length {header_size} does not fit (file has "
                                    f"{file_size} bytes, limit {MAX_HEADER_BYTES}); not a safetensors file or truncated")
             raw_header = handle.read(header_size)
-        try:
-            header = json.loads(raw_header.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise WeightsError(f"{self.path}: header is not valid JSON ({error}); not a safetensors file") from None
+        header = loads_json(raw_header, f"{self.path}: header", WeightsError,
+                            object_pairs_hook=self._unique_names)
         if not isinstance(header, dict):
             raise WeightsError(f"{self.path}: header is a JSON {type(header).__name__}, expected an object")
         self.metadata: dict[str, str] = header.pop("__metadata__", None) or {}
+        if not isinstance(self.metadata, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.metadata.items()):
+            raise WeightsError(f"{self.path}: __metadata__ must map strings to strings, got "
+                               f"{short_repr(self.metadata)}")
         self.data_start = 8 + header_size
         self.data_size = file_size - self.data_start
         self.entries: dict[str, tuple[str, tuple[int, ...], int, int]] = {}
         for name, info in header.items():
             self.entries[name] = self._check_entry(name, info)
+        self._check_tiling()
         self._mmap = None
 
+    def _unique_names(self, pairs: list) -> dict:
+        """json object hook: a name given twice in one object is an error, not "last wins"."""
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names):
+            twice = next(name for name in names if names.count(name) > 1)
+            raise WeightsError(f"{self.path}: the header names {short_repr(twice)} twice")
+        return dict(pairs)
+
+    def _check_tiling(self) -> None:
+        """The tensors' byte ranges must tile the data exactly, as the reference reader
+        demands: no gap, no overlap (two names sharing bytes), nothing after the last."""
+        cursor = 0
+        previous = None
+        for name, (_, _, begin, end) in sorted(self.entries.items(), key=lambda item: item[1][2:]):
+            if begin != cursor:
+                what = (f"overlaps {short_repr(previous)} (which ends at {cursor})" if begin < cursor
+                        else f"leaves a gap after byte {cursor}")
+                raise WeightsError(f"{self.path}: tensor {short_repr(name)} at data_offsets "
+                                   f"[{begin}, {end}] {what}; the header is corrupt or tampered")
+            cursor, previous = end, name
+        if cursor != self.data_size:
+            raise WeightsError(f"{self.path}: {self.data_size - cursor:,} bytes follow the last "
+                               f"tensor (its data ends at {cursor:,} of {self.data_size:,}); the "
+                               f"file is corrupt or not one safetensors file")
+
     def _check_entry(self, name: str, info) -> tuple[str, tuple[int, ...], int, int]:
-        where = f"{self.path}: tensor {name!r}"
+        where = f"{self.path}: tensor {short_repr(name)}"
         if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
             raise WeightsError(f"{where}: header entry must have dtype, shape and data_offsets, got {info!r}")
         dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if dtype not in DTYPES:
             raise WeightsError(f"{where}: dtype {dtype!r} is not supported (supported: {', '.join(DTYPES)})")
-        if (not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape)
+        if (not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape)
                 or not isinstance(offsets, list) or len(offsets) != 2
-                or not all(isinstance(o, int) for o in offsets) or not 0 <= offsets[0] <= offsets[1]):
-            raise WeightsError(f"{where}: malformed shape {shape!r} or data_offsets {offsets!r}")
+                or not all(type(o) is int for o in offsets) or not 0 <= offsets[0] <= offsets[1]):
+            raise WeightsError(f"{where}: malformed shape {short_repr(shape)} or data_offsets "
+                               f"{short_repr(offsets)}")
         begin, end = offsets
-        expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(DTYPES[dtype]).itemsize
+        expected = math.prod(shape) * np.dtype(DTYPES[dtype]).itemsize  # Python ints: no wrap-around
         if end - begin != expected:
-            raise WeightsError(f"{where}: {dtype} shape {shape} needs {expected} bytes, "
+            raise WeightsError(f"{where}: {dtype} shape {short_repr(shape)} needs {expected} bytes, "
                                f"but data_offsets [{begin}, {end}] hold {end - begin}")
         if end > self.data_size:
             raise WeightsError(f"{self.path}: truncated file: tensor {name!r} needs data bytes [{begin}, {end}) "
@@ -172,10 +204,14 @@ def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike,
     raw_header = json.dumps(header, separators=(",", ":")).encode("utf-8")
     raw_header += b" " * (-len(raw_header) % 8)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(struct.pack("<Q", len(raw_header)))
-        handle.write(raw_header)
-        for array in arrays:
-            handle.write(np.ascontiguousarray(array).data)  # no extra copy of C-order arrays
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(struct.pack("<Q", len(raw_header)))
+            handle.write(raw_header)
+            for array in arrays:
+                handle.write(np.ascontiguousarray(array).data)  # no extra copy of C-order arrays
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, Ctrl-C: no partial file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path
