@@ -1,5 +1,6 @@
-"""scaled_dot_product_attention: gradcheck, a NumPy reference, the bottom-right causal mask
-(KV-cache rows), dropout, float32, extreme scores and bad shapes."""
+"""scaled_dot_product_attention: gradcheck, a NumPy reference, PyTorch's defaults (no mask),
+is_causal (top-left), boolean and float masks, the bottom-right causal mask (KV-cache rows),
+grouped-query attention, dropout, float32, extreme scores and bad shapes."""
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +21,7 @@ def leaf(array, dtype=np.float64) -> mg.Tensor:
     return mg.Tensor(np.array(array, dtype=dtype), requires_grad=True)
 
 
-def reference_attention(q, k, v, causal=True, scale=None, keep=None):
+def reference_attention(q, k, v, causal=False, scale=None, keep=None, lower_right=False, bias=None):
     """Plain NumPy: softmax(q k^T * scale + mask) (times an optional dropout multiplier) v."""
     q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
     n_queries, n_keys = q.shape[-2], k.shape[-2]
@@ -28,7 +29,9 @@ def reference_attention(q, k, v, causal=True, scale=None, keep=None):
     scores = q @ np.swapaxes(k, -1, -2) * scale
     if causal:
         i, j = np.arange(n_queries)[:, None], np.arange(n_keys)[None, :]
-        scores = np.where(j <= i + n_keys - n_queries, scores, -np.inf)
+        scores = np.where(j <= i + (n_keys - n_queries if lower_right else 0), scores, -np.inf)
+    if bias is not None:
+        scores = scores + bias
     weights = np.exp(scores - scores.max(-1, keepdims=True))
     weights /= weights.sum(-1, keepdims=True)
     if keep is not None:
@@ -41,15 +44,20 @@ def reference_attention(q, k, v, causal=True, scale=None, keep=None):
        n_keys=st.integers(1, 4), head_dim=st.integers(1, 3), value_dim=st.integers(1, 3),
        causal=st.booleans())
 def test_attention_gradcheck_and_reference(data, lead, n_keys, head_dim, value_dim, causal):
-    n_queries = data.draw(st.integers(1, n_keys))
+    n_queries = data.draw(st.integers(1, 4))
     elements = st.floats(-2, 2)
     q = data.draw(hnp.arrays(np.float64, lead + (n_queries, head_dim), elements=elements))
     k = data.draw(hnp.arrays(np.float64, lead + (n_keys, head_dim), elements=elements))
     v = data.draw(hnp.arrays(np.float64, lead + (n_keys, value_dim), elements=elements))
-    out = sdpa(q, k, v, causal=causal)
+    out = sdpa(q, k, v, is_causal=causal)
     assert out.shape == lead + (n_queries, value_dim)
     np.testing.assert_allclose(out.data, reference_attention(q, k, v, causal), rtol=1e-10, atol=1e-12)
-    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c, causal=causal), leaf(q), leaf(k), leaf(v))
+    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c, is_causal=causal), leaf(q), leaf(k), leaf(v))
+    if causal and n_queries <= n_keys:  # the KV-cache alignment, as a boolean mask
+        mask = F.causal_lower_right(n_queries, n_keys)
+        np.testing.assert_allclose(sdpa(q, k, v, attn_mask=mask).data,
+                                   reference_attention(q, k, v, True, lower_right=True), rtol=1e-10, atol=1e-12)
+        assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c, attn_mask=mask), leaf(q), leaf(k), leaf(v))
 
 
 def test_attention_is_one_node_and_keeps_float32():
@@ -78,19 +86,21 @@ def test_attention_gradients_match_float64_at_gpt_like_shape():
 def test_attention_kv_cache_rows_match_full_causal_attention():
     rng = np.random.default_rng(2)
     q, k, v = (rng.standard_normal((2, 3, 7, 4)) for _ in range(3))
-    full = sdpa(q, k, v).data
-    for new in (1, 3, 7):
-        last = sdpa(q[:, :, -new:], k, v).data  # the newest queries against all keys
+    full = sdpa(q, k, v, is_causal=True).data
+    for new in (1, 3, 7):  # the newest queries against all keys
+        last = sdpa(q[:, :, -new:], k, v, attn_mask=F.causal_lower_right(new, 7)).data
         np.testing.assert_allclose(last, full[:, :, -new:], rtol=1e-12, atol=1e-12)
-    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c), leaf(q[:1, :1, -3:]), leaf(k[:1, :1]), leaf(v[:1, :1]))
+    mask = F.causal_lower_right(3, 7)
+    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c, attn_mask=mask), leaf(q[:1, :1, -3:]),
+                        leaf(k[:1, :1]), leaf(v[:1, :1]))
 
 
 def test_attention_first_query_sees_only_first_key():
     rng = np.random.default_rng(3)
     q, k, v = (rng.standard_normal((1, 1, 4, 2)) for _ in range(3))
-    out = sdpa(q, k, v).data
+    out = sdpa(q, k, v, is_causal=True).data
     np.testing.assert_allclose(out[0, 0, 0], v[0, 0, 0], rtol=1e-12)
-    non_causal = sdpa(q, k, v, causal=False).data
+    non_causal = sdpa(q, k, v).data  # PyTorch's default: no mask
     np.testing.assert_allclose(non_causal, reference_attention(q, k, v, causal=False), rtol=1e-12)
 
 
@@ -98,10 +108,13 @@ def test_attention_causal_bias_is_cached_and_read_only():
     bias = causal_bias(3, 5, "float32")
     assert bias is causal_bias(3, 5, "float32")
     assert not bias.flags.writeable
-    np.testing.assert_array_equal(np.isinf(bias), np.triu(np.ones((3, 5), bool), k=3))
+    np.testing.assert_array_equal(np.isinf(bias), np.triu(np.ones((3, 5), bool), k=1))
+    lower_right = causal_bias(3, 5, "float32", True)
+    np.testing.assert_array_equal(np.isinf(lower_right), np.triu(np.ones((3, 5), bool), k=3))
+    np.testing.assert_array_equal(~F.causal_lower_right(3, 5), np.isinf(lower_right))
     rng = np.random.default_rng(4)
     q, k, v = (rng.standard_normal((2, 2, 3, 2)).astype(np.float32) for _ in range(3))
-    sdpa(q, k[:, :, :3], v[:, :, :3])  # uses the cached (3, 3) bias
+    sdpa(q, k[:, :, :3], v[:, :, :3], is_causal=True)  # uses the cached (3, 3) bias
     np.testing.assert_array_equal(causal_bias(3, 3, "float32"), np.where(np.triu(np.ones((3, 3)), 1), -np.inf, 0))
 
 
@@ -120,11 +133,11 @@ def test_attention_extreme_scores_stay_finite():
     v = np.arange(6.0).reshape(1, 1, 3, 2)
     for dtype in (np.float32, np.float64):
         tensors = [leaf(a, dtype) for a in (q, k, v)]
-        out = sdpa(*tensors)
-        np.testing.assert_allclose(out.data, reference_attention(q, k, v), atol=1e-5)
+        out = sdpa(*tensors, is_causal=True)
+        np.testing.assert_allclose(out.data, reference_attention(q, k, v, True), atol=1e-5)
         out.backward(np.ones(out.shape, dtype))
         assert all(np.all(np.isfinite(t.grad)) for t in tensors)
-    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c), leaf(q), leaf(k), leaf(v))
+    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c, is_causal=True), leaf(q), leaf(k), leaf(v))
 
 
 def test_attention_dropout_reproducible_and_gradcheck():
@@ -174,9 +187,15 @@ def test_attention_bad_shapes():
         sdpa(ones((1, 2, 3, 4)), ones((1, 3, 3, 4)), ones((1, 3, 3, 4)))
     with pytest.raises(ValueError, match=r"v \(1, 2, 4, 4\)"):
         sdpa(ones((1, 2, 3, 4)), ones((1, 2, 3, 4)), ones((1, 2, 4, 4)))
-    with pytest.raises(ValueError, match=r"causal mask needs Tq <= Tk, got q \(1, 1, 5, 4\) and k \(1, 1, 3, 4\)"):
-        sdpa(ones((1, 1, 5, 4)), ones((1, 1, 3, 4)), ones((1, 1, 3, 4)))
-    assert sdpa(ones((1, 1, 5, 4)), ones((1, 1, 3, 4)), ones((1, 1, 3, 4)), causal=False).shape == (1, 1, 5, 4)
+    assert sdpa(ones((1, 1, 5, 4)), ones((1, 1, 3, 4)), ones((1, 1, 3, 4)), is_causal=True).shape == (1, 1, 5, 4)
+    with pytest.raises(ValueError, match="either attn_mask or is_causal"):
+        sdpa(ones((3, 4)), ones((3, 4)), ones((3, 4)), attn_mask=np.ones((3, 3), bool), is_causal=True)
+    with pytest.raises(ValueError, match=r"attn_mask of shape \(2, 3\) does not broadcast .*\(3, 3\)"):
+        sdpa(ones((3, 4)), ones((3, 4)), ones((3, 4)), attn_mask=np.ones((2, 3), bool))
+    with pytest.raises(TypeError, match="attn_mask must be bool or float, got dtype int64"):
+        sdpa(ones((3, 4)), ones((3, 4)), ones((3, 4)), attn_mask=np.ones((3, 3), np.int64))
+    with pytest.raises(ValueError, match="enable_gqa=True query heads a multiple"):
+        sdpa(ones((1, 3, 2, 4)), ones((1, 2, 2, 4)), ones((1, 2, 2, 4)), enable_gqa=True)
     with pytest.raises(ValueError, match=r"need shape \(\.\.\., T, D\)"):
         sdpa(ones(4), ones(4), ones(4))
     with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
@@ -205,3 +224,32 @@ def test_attention_same_result_on_one_or_two_threads_and_blas_restored():
         np.testing.assert_array_equal(one, two)
     if blas_before is not None:
         assert _find_openblas()[1]() == blas_before
+
+
+def test_attention_boolean_and_float_masks():
+    rng = np.random.default_rng(13)
+    q, k, v = (rng.standard_normal((2, 3, 4)) for _ in range(3))
+    allowed = rng.random((2, 3, 3)) < 0.7
+    allowed[..., 0] = True  # every query sees at least one key
+    bias = np.where(allowed, 0.0, -np.inf)
+    np.testing.assert_allclose(sdpa(q, k, v, attn_mask=allowed).data,
+                               reference_attention(q, k, v, bias=bias), rtol=1e-12)
+    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c, attn_mask=allowed), leaf(q), leaf(k), leaf(v))
+    float_mask = rng.standard_normal((3, 3))  # broadcast over the batch, and differentiable
+    np.testing.assert_allclose(sdpa(q, k, v, attn_mask=float_mask).data,
+                               reference_attention(q, k, v, bias=float_mask), rtol=1e-12)
+    assert mg.gradcheck(lambda a, m: sdpa(a, k, v, attn_mask=m), leaf(q), leaf(float_mask))
+    nothing = np.zeros((3, 3), bool)  # a query that sees no key gives nan, as PyTorch
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(sdpa(q, k, v, attn_mask=nothing).data).all()
+
+
+def test_attention_grouped_query_heads():
+    rng = np.random.default_rng(14)
+    q = rng.standard_normal((2, 6, 3, 4))
+    k, v = rng.standard_normal((2, 2, 3, 4)), rng.standard_normal((2, 2, 3, 5))
+    expected = reference_attention(q, np.repeat(k, 3, axis=1), np.repeat(v, 3, axis=1), True)
+    out = sdpa(q, k, v, is_causal=True, enable_gqa=True)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12)
+    assert mg.gradcheck(lambda a, b, c: sdpa(a, b, c, is_causal=True, enable_gqa=True),
+                        leaf(q[:1]), leaf(k[:1]), leaf(v[:1]))

@@ -67,10 +67,14 @@ class MultiHeadAttention(nn.Module):
             keys, values = kv_cache.append(keys.data, values.data)
             keys, values = Tensor(keys), Tensor(values)
 
-        # softmax(q k^T / sqrt(D), causal, aligned so the last query sees the last key) @ v
+        # softmax(q k^T / sqrt(D), causal, aligned so the last query sees the last key) @ v:
+        # with a cache the T new queries are the last of Tk positions (bottom-right alignment)
         dropout_p = self.dropout.p if self.training else 0.0
+        n_queries, n_keys = queries.shape[-2], keys.shape[-2]
+        mask = F.causal_lower_right(n_queries, n_keys) if 1 < n_queries < n_keys else None
         context = F.scaled_dot_product_attention(
-            queries, keys, values, causal=True, dropout_p=dropout_p, generator=self.dropout.generator
+            queries, keys, values, attn_mask=mask, is_causal=n_queries == n_keys,
+            dropout_p=dropout_p, generator=self.dropout.generator
         )  # (B, H, T, D)
         context = context.transpose(0, 2, 1, 3).reshape(batch_size, num_tokens, self.d_out)  # (B, T, d_out)
         return self.out_proj(context)  # (B, T, d_out)

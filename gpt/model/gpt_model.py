@@ -44,7 +44,7 @@ class GELU(nn.Module):
     0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), one fused kernel."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.gelu(x)
+        return F.gelu(x, approximate="tanh")
 
 
 class FeedForward(nn.Module):

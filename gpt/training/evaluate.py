@@ -17,7 +17,7 @@ def batch_loss(model, inputs: np.ndarray, targets: np.ndarray) -> float:
     """Mean cross-entropy of one batch: inputs, targets (B, T) int. No graph is built."""
     with no_grad():
         logits = model(inputs)  # (B, T, V)
-        return float(F.cross_entropy(logits, targets).item())
+        return float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), np.reshape(targets, -1)).item())
 
 
 def mean_loss(model, batches) -> float:

@@ -336,7 +336,7 @@ class Trainer:
         for _ in range(accum):
             inputs, targets = self.world.shard(*self.data.next_train_batch())  # (B, T) each
             logits = self.model(inputs)  # (B, T, V)
-            loss = F.cross_entropy(logits, targets)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))  # (B*T, V)
             value = float(loss.item())
             if not math.isfinite(value):
                 self._diverged(f"the loss is {value}")

@@ -156,14 +156,20 @@ class Dropout(Module):
 
 
 class GELU(Module):
-    """GELU with the tanh approximation used by GPT-2 and the book:
-    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    """GELU as PyTorch's nn.GELU: approximate="none" (default) is x Phi(x); "tanh" is the
+    approximation used by GPT-2 and the book, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.gelu(x)
+        return F.gelu(x, approximate=self.approximate)
 
     def extra_repr(self) -> str:
-        return "approximate='tanh'"
+        return f"approximate={self.approximate!r}"
 
 
 class ReLU(Module):

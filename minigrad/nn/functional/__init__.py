@@ -1,14 +1,17 @@
-"""minigrad.nn.functional (imported as F): fused kernels, each ONE node of the graph with a
-hand-derived backward.
+"""minigrad.nn.functional (imported as F): PyTorch's functional API, each op ONE node of the
+graph with a hand-derived backward.
 
-    softmax(x, axis=-1)                 log_softmax(x, axis=-1)
-    cross_entropy(logits, targets, ignore_index=-100, reduction="mean")
-    gelu(x)                             relu(x)
-    layer_norm(x, weight, bias, eps=1e-5)
-    dropout(x, p, training=True, generator=None)
-    embedding(ids, weight)              linear(x, weight, bias=None)
-    scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, generator=None, scale=None)
-    mse_loss(input, target, reduction="mean")
+    activations   relu leaky_relu elu selu celu gelu(approximate="none"|"tanh") silu mish
+                  softplus softsign hardtanh relu6 hardsigmoid hardswish logsigmoid
+                  softmax log_softmax softmin (dim=)  normalize  one_hot  dropout
+    losses        cross_entropy (weight, ignore_index, label_smoothing, probability targets)
+                  nll_loss  binary_cross_entropy(_with_logits)  mse_loss l1_loss
+                  smooth_l1_loss huber_loss kl_div
+    layers        linear  embedding  layer_norm  batch_norm  group_norm
+                  scaled_dot_product_attention(query, key, value, attn_mask=None,
+                      dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False)
+                  conv1d conv2d conv_transpose1d conv_transpose2d
+                  max_pool1d max_pool2d avg_pool1d avg_pool2d  interpolate
 
 Every function accepts Tensors or ndarrays, keeps float32 as float32 (float64 when given
 float64, for gradient checks), and raises ValueError/TypeError/IndexError naming the
@@ -16,15 +19,25 @@ function and the shapes for bad input. Elementwise work runs in cache-sized bloc
 `get_num_threads()` threads (`set_num_threads(n)`, or the MINIGRAD_NUM_THREADS variable).
 """
 from ._util import get_num_threads, set_num_threads
-from .activation import dropout, gelu, log_softmax, relu, softmax
-from .attention import scaled_dot_product_attention
+from .activation import dropout, gelu, log_softmax, relu, softmax, softmin
+from .attention import causal_lower_right, scaled_dot_product_attention
 from .embedding import embedding
 from .linear import linear
-from .loss import cross_entropy, mse_loss
+from .loss import mse_loss
+from .misc import normalize, one_hot
+from .nll import cross_entropy, nll_loss
 from .normalization import layer_norm
+from .pointwise import (celu, elu, hardsigmoid, hardswish, hardtanh, leaky_relu, logsigmoid, mish,
+                        relu6, selu, silu, softplus, softsign)
+from .pointwise_loss import (binary_cross_entropy, binary_cross_entropy_with_logits, huber_loss,
+                             kl_div, l1_loss, smooth_l1_loss)
 
 __all__ = [
-    "softmax", "log_softmax", "cross_entropy", "gelu", "relu", "layer_norm", "dropout",
-    "embedding", "linear", "scaled_dot_product_attention", "mse_loss",
+    "softmax", "log_softmax", "softmin", "gelu", "relu", "leaky_relu", "elu", "selu", "celu",
+    "silu", "mish", "softplus", "softsign", "hardtanh", "relu6", "hardsigmoid", "hardswish",
+    "logsigmoid", "normalize", "one_hot", "dropout",
+    "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
+    "layer_norm", "embedding", "linear", "scaled_dot_product_attention", "causal_lower_right",
     "set_num_threads", "get_num_threads",
 ]

@@ -1,8 +1,10 @@
-"""Softmax, log-softmax, GELU and dropout: each one graph node with a hand-derived backward.
+"""Softmax, log-softmax, softmin, GELU and dropout: each one graph node with a hand-derived
+backward.
 
 Softmax and log-softmax subtract the row maximum first (exp never overflows, logits of +-1e4
 are fine, and a row that is -inf everywhere but one entry gives a one-hot row). GELU is the
-tanh approximation GPT-2 uses (Hendrycks & Gimpel 2016; the book's section 4.3):
+tanh approximation GPT-2 uses (Hendrycks & Gimpel 2016; the book's section 4.3), which
+`gelu(x, approximate="tanh")` selects (PyTorch's default, the exact erf form, is in pointwise.py):
 
     gelu(x) = 0.5 x (1 + tanh(c (x + a x^3))),   c = sqrt(2 / pi),  a = 0.044715
 
@@ -12,12 +14,14 @@ constant would promote float32 arrays to float64, NEP 50) and x*x*x instead of x
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
 from ...autograd import Function
 from ...random import default_generator
 from ...tensor import Tensor
+from .pointwise import gelu_exact
 from ._util import (BLOCK_ELEMENTS, PARALLEL_MIN_ELEMENTS, RowLayout, as_float_tensor, check_axis,
                     for_row_blocks, parallel_for, parallel_multiply)
 
@@ -105,18 +109,45 @@ class LogSoftmax(Function):
         return self.layout.from_rows(dx)
 
 
-def softmax(x, axis: int = -1) -> Tensor:
-    """Softmax along `axis` (any shape; one node). float32 stays float32."""
-    x = as_float_tensor(x, "softmax")
-    axis = check_axis(axis, x.ndim, "softmax", x.shape)
-    return Softmax.apply(x, axis=axis)
+def implicit_softmax_dim(op: str, ndim: int) -> int:
+    """PyTorch's choice when `dim` is not given (deprecated there, with this warning):
+    dim 0 for 0-, 1- and 3-d input, else dim 1."""
+    dim = 0 if ndim in (0, 1, 3) else 1
+    warnings.warn(f"{op}: implicit dimension choice is deprecated (as in PyTorch); pass dim={dim} "
+                  f"(chosen for a {ndim}-d input)", UserWarning, stacklevel=4)
+    return dim
 
 
-def log_softmax(x, axis: int = -1) -> Tensor:
-    """log(softmax(x)) along `axis`, computed stably as x - max - log(sum(exp(x - max)))."""
-    x = as_float_tensor(x, "log_softmax")
-    axis = check_axis(axis, x.ndim, "log_softmax", x.shape)
-    return LogSoftmax.apply(x, axis=axis)
+def _resolve_dim(op: str, x: Tensor, dim, axis, dtype) -> tuple[Tensor, int]:
+    """(input cast to `dtype`, the axis to reduce over): `axis=` is an alias of `dim=`."""
+    if dim is not None and axis is not None and dim != axis:
+        raise TypeError(f"{op}: got both dim={dim!r} and axis={axis!r}; pass one")
+    dim = dim if dim is not None else axis
+    x = as_float_tensor(x, op)
+    if dtype is not None:
+        x = x.astype(dtype)
+    if dim is None:
+        dim = implicit_softmax_dim(op, x.ndim)
+    return x, check_axis(dim, x.ndim, op, x.shape)
+
+
+def softmax(input, dim: int | None = None, dtype=None, *, axis: int | None = None) -> Tensor:
+    """Softmax along `dim` (any shape; one node). float32 stays float32; `dtype` casts the
+    input first. Without `dim`, PyTorch's deprecated implicit choice (with a warning)."""
+    x, dim = _resolve_dim("softmax", input, dim, axis, dtype)
+    return Softmax.apply(x, axis=dim)
+
+
+def log_softmax(input, dim: int | None = None, dtype=None, *, axis: int | None = None) -> Tensor:
+    """log(softmax(x)) along `dim`, computed stably as x - max - log(sum(exp(x - max)))."""
+    x, dim = _resolve_dim("log_softmax", input, dim, axis, dtype)
+    return LogSoftmax.apply(x, axis=dim)
+
+
+def softmin(input, dim: int | None = None, dtype=None, *, axis: int | None = None) -> Tensor:
+    """softmax(-x) along `dim`."""
+    x, dim = _resolve_dim("softmin", input, dim, axis, dtype)
+    return Softmax.apply(-x, axis=dim)
 
 
 # ---------------------------------------------------------------- GELU
@@ -171,14 +202,19 @@ class GELU(Function):
         return parallel_multiply(g, self.slope)
 
 
-def gelu(x) -> Tensor:
-    """GELU, tanh approximation (GPT-2's): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
-    return GELU.apply(as_float_tensor(x, "gelu"))
+def gelu(input, approximate: str = "none") -> Tensor:
+    """GELU as PyTorch: approximate="none" (the default) is x Phi(x) with the normal CDF;
+    "tanh" is GPT-2's 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), which the GPT uses."""
+    if approximate == "tanh":
+        return GELU.apply(as_float_tensor(input, "gelu"))
+    if approximate == "none":
+        return gelu_exact(input)
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
-def relu(x) -> Tensor:
+def relu(input, inplace: bool = False) -> Tensor:
     """max(x, 0) (the core op; gradient 0 at x == 0)."""
-    return as_float_tensor(x, "relu").relu()
+    return as_float_tensor(input, "relu").relu()
 
 
 # ---------------------------------------------------------------- dropout

@@ -2,17 +2,22 @@
 
 For queries q (..., Tq, D), keys k (..., Tk, D) and values v (..., Tk, Dv):
 
-    S = (q k^T) * scale                    (..., Tq, Tk)   scale = 1/sqrt(D) by default
-    P = softmax(S + causal mask)           over the keys
+    S = (q k^T) * scale + B                (..., Tq, Tk)   scale = 1/sqrt(D) by default
+    P = softmax(S)                         over the keys
     O = (P * M) v                          M = dropout mask / (1 - p), or 1 in evaluation
 
-The causal mask is aligned bottom-right: query i sees key j iff j <= i + (Tk - Tq), so a
-KV cache can run a few new queries against all cached keys and get the last rows of the full
-causal attention. The backward, with dO = dL/dO and Pd = P * M:
+B is the additive mask: 0/-inf from a boolean attn_mask (True = may attend), a float
+attn_mask as given, or PyTorch's is_causal mask, aligned top-left (query i sees key j iff
+j <= i). A KV cache runs a few new queries against all cached keys and needs the
+bottom-right alignment instead (j <= i + Tk - Tq): pass attn_mask=causal_lower_right(Tq, Tk).
+A row that may attend to no key gives nan, as PyTorch. The backward, with dO = dL/dO and
+Pd = P * M:
 
     dV = Pd^T dO,   dPd = dO V^T,   dS = P * (dPd * M - r),   dQ = scale dS K,  dK = scale dS^T Q
 
-where r = rowsum(dPd * M * P) = rowsum(dO * O) (a (..., Tq) vector, cheaper the second way).
+where r = rowsum(dPd * M * P) = rowsum(dO * O) (a (..., Tq) vector, cheaper the second way);
+dB = dS (summed over the axes the mask was broadcast along). With enable_gqa, each group of
+Hq / Hkv query heads shares one key/value head (its dK, dV are summed over the group).
 
 The work is split into items of a few heads of one sequence (a (Tq, Tk) block of 256 KB or
 so, which stays in cache from the product q k^T through the softmax to the product with v);
@@ -25,7 +30,7 @@ import math
 
 import numpy as np
 
-from ...autograd import Function
+from ...autograd import Function, unbroadcast
 from ...random import default_generator
 from ...tensor import Tensor
 from ._blas import single_blas_thread
@@ -33,13 +38,18 @@ from ._util import BLOCK_ELEMENTS, as_float_tensor, parallel_for
 from .activation import check_probability, dropout_multiplier
 
 
-@functools.lru_cache(maxsize=64)
-def causal_bias(n_queries: int, n_keys: int, dtype_name: str) -> np.ndarray:
-    """(Tq, Tk) array: 0 where query i may see key j (j <= i + Tk - Tq), -inf elsewhere.
+def causal_lower_right(n_queries: int, n_keys: int) -> np.ndarray:
+    """(Tq, Tk) boolean attn_mask, True where query i may see key j <= i + Tk - Tq: causal
+    attention for the last Tq of Tk positions (a KV cache; PyTorch's causal_lower_right)."""
+    return np.arange(n_keys)[None, :] <= np.arange(n_queries)[:, None] + (n_keys - n_queries)
 
-    Cached per shape; read-only because it is shared.
+
+@functools.lru_cache(maxsize=64)
+def causal_bias(n_queries: int, n_keys: int, dtype_name: str, lower_right: bool = False) -> np.ndarray:
+    """(Tq, Tk) array: 0 where query i may see key j (j <= i, or j <= i + Tk - Tq with
+    lower_right), -inf elsewhere. Cached per shape; read-only because it is shared.
     """
-    offset = n_keys - n_queries
+    offset = n_keys - n_queries if lower_right else 0
     blocked = np.arange(n_keys)[None, :] > np.arange(n_queries)[:, None] + offset  # (Tq, Tk)
     bias = np.where(blocked, -np.inf, 0.0).astype(dtype_name)
     bias.flags.writeable = False
@@ -69,15 +79,21 @@ class ScaledDotProductAttention(Function):
     # see the module docstring for the derivation of dQ, dK, dV
     fresh_grads = True  # backward returns new arrays only
 
-    def forward(self, q, k, v, causal=True, dropout_p=0.0, generator=None, scale=None):
+    def forward(self, q, k, v, *mask, causal=False, dropout_p=0.0, generator=None, scale=None,
+                groups=1):
         dtype = np.result_type(q, k, v)
         out_shape = q.shape[:-1] + v.shape[-1:]  # (..., Tq, Dv)
         q4, k4, v4 = _as_4d(q), _as_4d(k), _as_4d(v)  # (A, H, T, D)
+        if groups > 1:  # (A, Hkv, Tk, D) -> (A, Hkv * groups, Tk, D): query head h uses h // groups
+            k4, v4 = np.repeat(k4, groups, axis=1), np.repeat(v4, groups, axis=1)
         n_queries, n_keys = q.shape[-2], k.shape[-2]
         q_scaled = (q4 * scale).astype(dtype, copy=False)  # (A, H, Tq, D): cheaper than scaling S
         probs = np.empty(q4.shape[:-1] + (n_keys,), dtype=dtype)  # (A, H, Tq, Tk)
         out = np.empty(q4.shape[:-1] + (v.shape[-1],), dtype=dtype)  # (A, H, Tq, Dv)
-        bias = causal_bias(n_queries, n_keys, dtype.name) if causal and n_queries > 1 else None
+        bias = causal_bias(n_queries, n_keys, dtype.name) if causal and n_keys > 1 else None
+        if mask:  # (..., Tq, Tk) additive, broadcast to (A, H, Tq, Tk)
+            self.mask_shape = mask[0].shape
+            bias = _as_4d(np.broadcast_to(mask[0].astype(dtype, copy=False), q.shape[:-2] + probs.shape[-2:]))
         mask = None
         if dropout_p > 0.0:  # drawn in one piece, so the generator's stream is thread-independent
             mask = dropout_multiplier(generator, probs.shape, dropout_p, dtype)
@@ -86,7 +102,7 @@ class ScaledDotProductAttention(Function):
             scores = probs[a, heads]  # (h, Tq, Tk)
             np.matmul(q_scaled[a, heads], np.swapaxes(k4[a, heads], -1, -2), out=scores)
             if bias is not None:
-                scores += bias
+                scores += bias if bias.ndim == 2 else bias[a, heads]
             _softmax_rows_inplace(scores.reshape(-1, n_keys))
             weights = scores if mask is None else scores * mask[a, heads]  # (h, Tq, Tk)
             np.matmul(weights, v4[a, heads], out=out[a, heads])
@@ -97,13 +113,15 @@ class ScaledDotProductAttention(Function):
             out.fill(0.0)
         if self.requires_grad:
             self.saved = (q_scaled, k4, v4, probs, mask, out)
-            self.scale, self.shapes = scale, (q.shape, k.shape, v.shape)
+            self.scale, self.shapes, self.groups = scale, (q.shape, k.shape, v.shape), groups
         return out.reshape(out_shape)
 
     def backward(self, g):
         q_scaled, k4, v4, probs, mask, out = self.saved
-        need_q, need_k, need_v = self.needs_input_grad
+        need_q, need_k, need_v = self.needs_input_grad[:3]
+        need_bias = len(self.needs_input_grad) == 4 and self.needs_input_grad[3]
         g4 = g.reshape(out.shape)  # (A, H, Tq, Dv)
+        grad_bias = np.empty(probs.shape, probs.dtype) if need_bias else None  # dS, (A, H, Tq, Tk)
         grad_q = np.empty(q_scaled.shape, q_scaled.dtype) if need_q else None
         grad_k = np.empty(k4.shape, q_scaled.dtype) if need_k else None
         grad_v = np.empty(v4.shape, q_scaled.dtype) if need_v else None
@@ -115,13 +133,15 @@ class ScaledDotProductAttention(Function):
             if need_v:
                 weights = p if m is None else p * m  # Pd
                 np.matmul(np.swapaxes(weights, -1, -2), d_out, out=grad_v[a, heads])  # Pd^T dO
-            if not (need_q or need_k):
+            if not (need_q or need_k or need_bias):
                 return
             d_scores = np.matmul(d_out, np.swapaxes(v4[a, heads], -1, -2))  # dPd (h, Tq, Tk)
             if m is not None:
                 d_scores *= m
             d_scores -= np.einsum("hid,hid->hi", d_out, out[a, heads])[..., None]  # - rowsum(dO O)
             d_scores *= p  # dS / scale
+            if need_bias:
+                grad_bias[a, heads] = d_scores
             if need_q:
                 np.matmul(d_scores, k4[a, heads], out=grad_q[a, heads])
                 grad_q[a, heads] *= scale
@@ -131,13 +151,22 @@ class ScaledDotProductAttention(Function):
         if probs.shape[-1]:
             _run_items(item, probs.shape, out.shape[-1] + q_scaled.shape[-1])
         else:
-            for grad in (grad_q, grad_k, grad_v):
+            for grad in (grad_q, grad_k, grad_v, grad_bias):
                 if grad is not None:
                     grad.fill(0.0)
         q_shape, k_shape, v_shape = self.shapes
-        return (None if grad_q is None else grad_q.reshape(q_shape),
-                None if grad_k is None else grad_k.reshape(k_shape),
-                None if grad_v is None else grad_v.reshape(v_shape))
+        if self.groups > 1:  # sum each group of query heads back onto its key/value head
+            grad_k, grad_v = (None if gr is None else
+                              gr.reshape(gr.shape[0], -1, self.groups, *gr.shape[2:]).sum(axis=2)
+                              for gr in (grad_k, grad_v))
+        grads = (None if grad_q is None else grad_q.reshape(q_shape),
+                 None if grad_k is None else grad_k.reshape(k_shape),
+                 None if grad_v is None else grad_v.reshape(v_shape))
+        if len(self.needs_input_grad) == 3:
+            return grads
+        if grad_bias is not None:
+            grad_bias = unbroadcast(grad_bias.reshape(q_shape[:-2] + probs.shape[-2:]), self.mask_shape)
+        return grads + (grad_bias,)
 
 
 def _run_items(item, probs_shape, width) -> None:
@@ -158,39 +187,61 @@ def _run_items(item, probs_shape, width) -> None:
         parallel_for(len(items), run, min_items)
 
 
-def scaled_dot_product_attention(q, k, v, causal: bool = True, dropout_p: float = 0.0,
-                                 generator=None, scale: float | None = None) -> Tensor:
-    """softmax(q k^T * scale + mask) v for q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv).
+def _attention_mask(attn_mask, dtype) -> Tensor:
+    """A boolean mask (True = attend) as a constant 0/-inf bias; a float mask as a Tensor."""
+    data = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+    if data.dtype == np.bool_:
+        return Tensor._wrap(np.where(data, 0.0, -np.inf).astype(dtype), False)
+    if data.dtype.kind != "f":
+        raise TypeError(f"scaled_dot_product_attention: attn_mask must be bool or float, got dtype {data.dtype}")
+    return attn_mask if isinstance(attn_mask, Tensor) else Tensor(data)
 
-    causal: bottom-right aligned mask (needs Tq <= Tk). dropout_p > 0 drops attention
-    weights (pass 0.0 in evaluation). scale defaults to 1/sqrt(D). The leading axes
-    (usually (B, H)) must be equal for q, k and v.
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False, *, generator=None) -> Tensor:
+    """softmax(q k^T * scale + mask) v for q (..., Hq, Tq, D), k (..., H, Tk, D), v (..., H, Tk, Dv).
+
+    PyTorch's signature and defaults: no mask unless is_causal (top-left aligned) or
+    attn_mask (bool: True may attend; float: added to the scores; broadcast to
+    (..., Tq, Tk)); dropout_p > 0 drops attention weights (pass 0.0 in evaluation), drawn from
+    `generator` or the default generator; scale defaults to 1/sqrt(D); enable_gqa lets
+    Hq be a multiple of H. The leading axes must otherwise be equal.
     """
-    q = as_float_tensor(q, "scaled_dot_product_attention", "q")
-    k = as_float_tensor(k, "scaled_dot_product_attention", "k")
-    v = as_float_tensor(v, "scaled_dot_product_attention", "v")
+    op = "scaled_dot_product_attention"
+    q = as_float_tensor(query, op, "query")
+    k = as_float_tensor(key, op, "key")
+    v = as_float_tensor(value, op, "value")
     if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
-        raise ValueError(
-            f"scaled_dot_product_attention: q, k, v need shape (..., T, D), got "
-            f"q {q.shape}, k {k.shape}, v {v.shape}"
-        )
-    if (q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]
+        raise ValueError(f"{op}: query, key, value need shape (..., T, D), got q {q.shape}, "
+                         f"k {k.shape}, v {v.shape}")
+    groups = 1
+    if enable_gqa and q.ndim >= 3 and k.ndim >= 3 and k.shape[-3] and q.shape[-3] % k.shape[-3] == 0:
+        groups = q.shape[-3] // k.shape[-3]
+    q_lead = q.shape[:-3] + (q.shape[-3] // groups,) if q.ndim >= 3 else q.shape[:-2]
+    if (q_lead != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]
             or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]):
         raise ValueError(
-            f"scaled_dot_product_attention: shapes do not match: q {q.shape}, k {k.shape}, "
-            f"v {v.shape} (need q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) with equal "
-            f"leading axes)"
-        )
-    if causal and q.shape[-2] > k.shape[-2]:
-        raise ValueError(
-            f"scaled_dot_product_attention: a causal mask needs Tq <= Tk, got q {q.shape} "
-            f"and k {k.shape}"
-        )
-    dropout_p = check_probability(dropout_p, "scaled_dot_product_attention")
+            f"{op}: shapes do not match: q {q.shape}, k {k.shape}, v {v.shape} (need q "
+            f"(..., Tq, D), k (..., Tk, D), v (..., Tk, Dv) with equal leading axes"
+            + (", or with enable_gqa=True query heads a multiple of key heads)" if enable_gqa else ")"))
+    dropout_p = check_probability(dropout_p, op)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
-    scale = float(scale)
     if dropout_p > 0.0 and generator is None:
         generator = default_generator()
-    return ScaledDotProductAttention.apply(q, k, v, causal=bool(causal), dropout_p=dropout_p,
-                                           generator=generator, scale=scale)
+    inputs = [q, k, v]
+    if attn_mask is not None:
+        if is_causal:
+            raise ValueError(f"{op}: pass either attn_mask or is_causal=True, not both (as PyTorch)")
+        mask = _attention_mask(attn_mask, np.result_type(q.dtype, k.dtype, v.dtype))
+        target = q.shape[:-1] + (k.shape[-2],)
+        try:
+            if np.broadcast_shapes(mask.shape, target) != target:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{op}: attn_mask of shape {mask.shape} does not broadcast to the "
+                             f"attention weights {target}") from None
+        inputs.append(mask)
+    return ScaledDotProductAttention.apply(*inputs, causal=bool(is_causal), dropout_p=dropout_p,
+                                           generator=generator, scale=float(scale), groups=groups)

@@ -104,7 +104,7 @@ class CrossEntropy(Function):
         return grad.reshape(self.parents[0].shape)
 
 
-def cross_entropy(logits, targets, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+def cross_entropy_last_axis(logits, targets, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Cross-entropy between `logits` (..., C) and integer class `targets` (...).
 
     reduction: "mean" (over targets != ignore_index; nan if there are none, as PyTorch),
