@@ -40,7 +40,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def calc_loss_batch(input_batch, target_batch, model):
     """Cross-entropy of one batch: logits (B, T, V) against the next tokens (B, T)."""
     logits = model(input_batch)  # (B, T, V)
-    return F.cross_entropy(logits, target_batch)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target_batch.reshape(-1))  # (B*T, V), as the book
 
 
 def calc_loss_loader(data_loader, model, num_batches=None):
