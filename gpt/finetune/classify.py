@@ -23,42 +23,55 @@ import numpy as np
 from minigrad import Tensor, nn, no_grad
 from minigrad.nn import functional as F
 from minigrad.nn.utils import clip_grad_norm
+from minigrad.untrusted import short_repr, shorten
 
+from ..training.data import DataError
 from .batches import batch_indices
+from .guards import check_finite_weights, check_loss
 
 DEFAULT_PAD_TOKEN_ID = 50256  # GPT-2's <|endoftext|>
+MAX_CLASSES = 10_000  # integer labels 0..K-1 make K classes: a label of 10**9 is an error
 
 
 # ------------------------------------------------------------------------------ data
 def read_classification_file(path) -> list[dict]:
     """Read a CSV (comma) or TSV (tab; `.tsv`/`.tab`) file with a header naming the columns
     `text` and `label` (any case, any order, other columns ignored).
-    Returns records {"text", "label", "where"} where `where` names the file and line."""
+    Returns records {"text", "label", "where"} where `where` names the file and line.
+    A file that is not UTF-8, a field over the csv module's limit (131,072 characters) or a
+    NUL byte is a DataError naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"classification data file not found: {path}")
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    records = []
     with open(path, encoding="utf-8", newline="") as file:
         reader = csv.reader(file, delimiter=delimiter)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{path} is empty; expected a header with the columns text and label")
-        columns = [name.strip().lower() for name in header]
-        if "text" not in columns or "label" not in columns:
-            raise ValueError(f"{path}: the header {header} must name the columns 'text' and 'label' "
-                             f"(separated by {'a tab' if delimiter == chr(9) else 'commas'})")
-        text_col, label_col = columns.index("text"), columns.index("label")
-        records = []
-        for row in reader:
-            where = f"{path.name} line {reader.line_num}"
-            if not row or all(not cell.strip() for cell in row):
-                continue  # blank line
-            if len(row) <= max(text_col, label_col):
-                raise ValueError(f"{where}: expected at least {max(text_col, label_col) + 1} "
-                                 f"columns, got {len(row)}: {row}")
-            records.append({"text": row[text_col], "label": row[label_col].strip(), "where": where})
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path} is empty; expected a header with the columns text and label")
+            columns = [name.strip().lower() for name in header]
+            if "text" not in columns or "label" not in columns:
+                raise DataError(f"{path}: the header {short_repr(header)} must name the columns 'text' "
+                                f"and 'label' (separated by {'a tab' if delimiter == chr(9) else 'commas'})")
+            text_col, label_col = columns.index("text"), columns.index("label")
+            for row in reader:
+                where = f"{path.name} line {reader.line_num}"
+                if not row or all(not cell.strip() for cell in row):
+                    continue  # blank line
+                if len(row) <= max(text_col, label_col):
+                    raise DataError(f"{where}: expected at least {max(text_col, label_col) + 1} "
+                                    f"columns, got {len(row)}: {short_repr(row)}")
+                records.append({"text": row[text_col], "label": row[label_col].strip(), "where": where})
+        except csv.Error as error:  # a field over csv.field_size_limit(), a NUL byte, ...
+            raise DataError(f"{path} line {reader.line_num}: not readable as "
+                            f"{'TSV' if delimiter == chr(9) else 'CSV'}: {shorten(error)}") from None
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path}: not UTF-8 text ({shorten(error)}), near line "
+                            f"{reader.line_num + 1}") from None
     if not records:
-        raise ValueError(f"{path} has a header but no rows")
+        raise DataError(f"{path} has a header but no rows")
     return records
 
 
@@ -92,18 +105,34 @@ def _is_int_label(label) -> bool:
     return isinstance(label, str) and label.strip().lstrip("-").isdigit()
 
 
+def _label_value(label) -> int:
+    """An integer label's value; over 18 digits it is only compared with MAX_CLASSES anyway."""
+    text = str(label).strip()
+    return int(text) if len(text) <= 18 else (10 ** 18 if not text.startswith("-") else -1)
+
+
 def label_names_of(records) -> list[str]:
     """The class names of a set of records: for integer labels 0..K-1 the strings '0'..'K-1'
-    (K = largest label + 1); for names, the sorted distinct names."""
-    labels = [_as_record(item, i)["label"] for i, item in enumerate(records)]
-    if not labels:
-        raise ValueError("no records to take class labels from")
-    if all(_is_int_label(label) for label in labels):
-        values = [int(label) for label in labels]
-        if min(values) < 0:
-            raise ValueError(f"integer class labels must be >= 0, got {min(values)}")
-        return [str(i) for i in range(max(values) + 1)]
-    return sorted({str(label).strip() for label in labels})
+    (K = largest label + 1, at most MAX_CLASSES); for names, the sorted distinct names."""
+    records = [_as_record(item, i) for i, item in enumerate(records)]
+    if not records:
+        raise DataError("no records to take class labels from")
+    if all(_is_int_label(record["label"]) for record in records):
+        values = [_label_value(record["label"]) for record in records]
+        low, high = min(values), max(values)
+        if low < 0:
+            where = records[values.index(low)]["where"]
+            raise DataError(f"{where}: integer class labels must be >= 0, got {short_repr(records[values.index(low)]['label'])}")
+        if high >= MAX_CLASSES:
+            where = records[values.index(high)]["where"]
+            raise DataError(f"{where}: integer label {shorten(records[values.index(high)]['label'], 30)} "
+                            f"is not below the limit of {MAX_CLASSES:,} classes (integer labels are "
+                            f"class ids 0..K-1); use class names or smaller ids")
+        return [str(i) for i in range(high + 1)]
+    names = sorted({str(record["label"]).strip() for record in records})
+    if len(names) > MAX_CLASSES:
+        raise DataError(f"{len(names):,} distinct class names, more than the limit of {MAX_CLASSES:,}")
+    return names
 
 
 class ClassificationDataset:
@@ -143,10 +172,10 @@ class ClassificationDataset:
             text, label, where = record["text"], record["label"], record["where"]
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"{where}: the text is empty")
-            key = str(int(label)) if _is_int_label(label) else str(label).strip()
+            key = str(_label_value(label)) if _is_int_label(label) else str(label).strip()
             if key not in label_ids:
-                raise ValueError(f"{where}: label {label!r} is not one of the {self.num_classes} "
-                                 f"classes {self.label_names}")
+                raise DataError(f"{where}: label {short_repr(label)} is not one of the {self.num_classes} "
+                                f"classes {shorten(self.label_names)}")
             labels.append(label_ids[key])
             encoded.append(list(tokenizer.encode(text)))
         self.texts = [record["text"] for record in records]
@@ -299,6 +328,7 @@ def train_classifier(model, train_dataset, val_dataset, optimizer, num_epochs: i
         for index in batch_indices(len(train_dataset), batch_size, shuffle=True, drop_last=True, rng=rng):
             optimizer.zero_grad()
             loss = calc_loss_batch(train_dataset.input_ids[index], train_dataset.labels[index], model)
+            check_loss(loss.item(), global_step + 1, epoch)  # NaN: stop, save nothing
             loss.backward()
             if grad_clip:
                 clip_grad_norm(parameters, grad_clip)
@@ -324,6 +354,7 @@ def train_classifier(model, train_dataset, val_dataset, optimizer, num_epochs: i
                 f"Validation accuracy: {val_accuracy * 100:.2f}%")
     history["steps"] = global_step + 1
     model.eval()
+    check_finite_weights(model.state_dict(), "train_classifier: after the last step")
     return history
 
 

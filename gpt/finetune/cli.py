@@ -11,6 +11,7 @@ Defaults follow the book: AdamW lr 5e-5, weight decay 0.1, batch 8, 5 epochs (ch
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import minigrad
 from minigrad.optim import AdamW
 
+from ..training import TrainingError
 from .classify import (ClassificationDataset, add_classification_head, calc_accuracy, classify_text,
                        freeze_for_classification, label_names_of, random_split,
                        read_classification_file, train_classifier)
@@ -45,10 +47,24 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _finite_float(text: str) -> float:
     value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {text}")
     return value
 
 
@@ -58,22 +74,22 @@ def _add_common(parser, epochs: int) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the finetuned model")
     parser.add_argument("--epochs", type=_positive_int, default=epochs, help=f"epochs (default {epochs})")
     parser.add_argument("--lr", type=_positive_float, default=5e-5, help="AdamW learning rate (default 5e-5)")
-    parser.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (default 0.1)")
+    parser.add_argument("--weight-decay", type=_finite_float, default=0.1, help="AdamW weight decay (default 0.1)")
     parser.add_argument("--batch-size", type=_positive_int, default=8, help="batch size (default 8)")
-    parser.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this")
+    parser.add_argument("--grad-clip", type=_positive_float, default=None, help="clip the gradient norm to this")
     parser.add_argument("--eval-every", type=_non_negative_int, default=None,
                         help="evaluate train/val loss every N steps (0: never)")
     parser.add_argument("--eval-iter", type=_positive_int, default=5,
                         help="batches per loss estimate (default 5)")
     parser.add_argument("--lora-rank", type=_positive_int, default=None, metavar="R",
                         help="train LoRA matrices of rank R on every Linear layer instead of the weights")
-    parser.add_argument("--lora-alpha", type=float, default=16.0, metavar="A",
+    parser.add_argument("--lora-alpha", type=_finite_float, default=16.0, metavar="A",
                         help="LoRA scale alpha (default 16; the update is multiplied by alpha, as in the book)")
     parser.add_argument("--lora-scale-by-rank", action="store_true",
                         help="scale the LoRA update by alpha / rank (the LoRA paper) instead of alpha")
-    parser.add_argument("--dropout", type=float, default=None,
+    parser.add_argument("--dropout", type=_finite_float, default=None,
                         help="override the model's dropout rate while finetuning")
-    parser.add_argument("--seed", type=int, default=123, help="random seed (default 123)")
+    parser.add_argument("--seed", type=_seed, default=123, help="random seed (default 123)")
     parser.add_argument("--overwrite", action="store_true", help="replace a finetuned model in --out")
     parser.add_argument("--threads", type=_positive_int, default=None, help="BLAS threads")
 
@@ -94,8 +110,8 @@ def add_classify_train_parser(subparsers):
     p.add_argument("--freeze-final-norm", action="store_true", help="keep the final LayerNorm frozen")
     p.add_argument("--max-length", type=_positive_int, default=None,
                    help="pad/truncate texts to N tokens (default: the longest training text, at most the context)")
-    p.add_argument("--train-frac", type=float, default=0.7, help="training fraction (default 0.7)")
-    p.add_argument("--val-frac", type=float, default=0.1, help="validation fraction (default 0.1)")
+    p.add_argument("--train-frac", type=_finite_float, default=0.7, help="training fraction (default 0.7)")
+    p.add_argument("--val-frac", type=_finite_float, default=0.1, help="validation fraction (default 0.1)")
     p.set_defaults(func=classify_train_command)
     return p
 
@@ -106,6 +122,8 @@ def add_classify_parser(subparsers):
                               description="Print the predicted label and the class probabilities.")
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="folder written by classify-train")
     p.add_argument("--text", required=True, action="append", help="text to classify (repeatable)")
+    p.add_argument("--allow-non-finite", action="store_true",
+                   help="classify even if the weights hold NaN or infinity (warns; the output is meaningless)")
     p.add_argument("--threads", type=_positive_int, default=None, help="BLAS threads")
     p.set_defaults(func=classify_command)
     return p
@@ -233,7 +251,7 @@ def classify_train_command(args) -> int:
 
 
 def classify_command(args) -> int:
-    model, tokenizer, config = load_classifier(args.checkpoint)
+    model, tokenizer, config = load_classifier(args.checkpoint, allow_non_finite=args.allow_non_finite)
     for text in args.text:
         label, probs = classify_text(text, model, tokenizer, config.get("max_length"),
                                      config.get("pad_token_id"), config["label_names"])
@@ -298,7 +316,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, OSError) as error:  # CheckpointError is a ValueError
+    except (ValueError, OSError, TrainingError) as error:  # CheckpointError is a ValueError
         print(f"gpt {args.command}: error: {error}", file=sys.stderr)
         return 1
 

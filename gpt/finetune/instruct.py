@@ -18,9 +18,12 @@ import numpy as np
 from minigrad import Tensor, no_grad
 from minigrad.nn import functional as F
 from minigrad.nn.utils import clip_grad_norm
+from minigrad.untrusted import read_json_file, shorten
 
 from ..model.generate import generate
+from ..training.data import DataError
 from .batches import batch_indices
+from .guards import check_finite_weights, check_loss
 
 PROMPT_HEADER = (
     "Below is an instruction that describes a task. "
@@ -48,7 +51,8 @@ def validate_records(data, require_output: bool = True) -> list[dict]:
     `require_output`) a string 'output'.
     """
     if not isinstance(data, (list, tuple)):
-        raise TypeError(f"instruction data must be a list of records, got {type(data).__name__}")
+        raise TypeError(f"instruction data must be a list of records, got a {type(data).__name__}"
+                        + (f" (with the keys {shorten(sorted(map(str, data)))})" if isinstance(data, dict) else ""))
     required = ("instruction", "output") if require_output else ("instruction",)
     for index, entry in enumerate(data):
         if not isinstance(entry, dict):
@@ -57,7 +61,7 @@ def validate_records(data, require_output: bool = True) -> list[dict]:
         missing = [key for key in required if key not in entry]
         if missing:
             raise ValueError(f"instruction record {index} lacks the field(s) {missing} "
-                             f"(it has {sorted(entry)})")
+                             f"(it has {shorten(sorted(map(str, entry)))})")
         for key in (*required, "input"):
             if key in entry and entry[key] is not None and not isinstance(entry[key], str):
                 raise TypeError(f"instruction record {index}: field {key!r} must be a string, "
@@ -72,12 +76,11 @@ def load_instruction_data(path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"instruction data file not found: {path}")
+    data = read_json_file(path, DataError)  # not UTF-8, too deeply nested, not JSON: DataError
     try:
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    return validate_records(data)
+        return validate_records(data)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{path}: {error}") from None
 
 
 def split_instruction_data(data, train_frac: float = 0.85, test_frac: float = 0.10):
@@ -249,6 +252,7 @@ def train_instruct(model, train_dataset, val_dataset, optimizer, num_epochs: int
             inputs, targets = collate_indices(train_dataset, index, **collate_options)  # (B, T) each
             optimizer.zero_grad()
             loss = calc_loss_batch(inputs, targets, model)
+            check_loss(loss.item(), global_step + 1, epoch)  # NaN: stop, save nothing
             loss.backward()
             if grad_clip:
                 clip_grad_norm(parameters, grad_clip)
@@ -272,6 +276,7 @@ def train_instruct(model, train_dataset, val_dataset, optimizer, num_epochs: int
             log(sample.replace("\n", " "))
     history["steps"] = global_step + 1
     model.eval()
+    check_finite_weights(model.state_dict(), "train_instruct: after the last step")
     return history
 
 

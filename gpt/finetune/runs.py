@@ -23,6 +23,7 @@ from ..training.checkpoint import (CheckpointError, build_tokenizer, check_model
                           load_checkpoint, read_checkpoint, save_checkpoint)
 from ..model.gpt_model import GPTModel
 from .classify import add_classification_head
+from .guards import check_finite_weights
 from .lora import lora_state_dict, merge_lora
 
 CLASSIFICATION_TASK = "classification"
@@ -91,9 +92,10 @@ def _classifier_tokenizer(checkpoint, config: dict):
     return build_tokenizer(checkpoint)
 
 
-def load_classifier(path):
+def load_classifier(path, allow_non_finite: bool = False):
     """(model, tokenizer, train_config) of a folder written by `gpt classify-train`; the
-    train_config holds label_names, max_length and pad_token_id."""
+    train_config holds label_names, max_length and pad_token_id. Weights holding NaN or
+    infinity are refused (DivergedError), or only warned about with `allow_non_finite`."""
     checkpoint = read_checkpoint(path, with_optimizer=False)
     config = checkpoint.config.get("train_config") or {}
     if config.get("task") != CLASSIFICATION_TASK:
@@ -104,6 +106,7 @@ def load_classifier(path):
         model = _model_without_random_init(GPTModel, checkpoint.model_config, np.float32)
     except ImportError:
         model = GPTModel(checkpoint.model_config)
+    check_finite_weights(checkpoint.model_state, f"classifier {checkpoint.path}", allow=allow_non_finite)
     add_classification_head(model, len(config["label_names"]))
     check_model_state(model, checkpoint.model_state, f"classifier {checkpoint.path}")
     model.load_state_dict({name: np.asarray(value) for name, value in checkpoint.model_state.items()})
