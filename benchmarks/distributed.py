@@ -6,7 +6,7 @@
     python -m benchmarks.distributed --models default --steps 20
 
 Each setup runs in fresh processes (`python -m benchmarks.distributed --worker ...`, under
-`mpiexec -n 2` for the 2-rank setup). A worker times the training step of gpt.train with the
+`mpiexec -n 2` for the 2-rank setup). A worker times the training step of gpt.training.loop with the
 data-parallel hooks of gpt.training.distributed: forward and backward on its shard of the global batch
 (random token ids), one Allreduce of the flat gradient buffer, clipping, AdamW, and the mean
 loss over the ranks. It reports, after warm-up steps:
@@ -36,7 +36,7 @@ from pathlib import Path
 
 def _models() -> dict:
     """name -> model dims, vocabulary, global batch, dropout and timed steps."""
-    from gpt.data.tokenizer import parse_bpe_size
+    from gpt.data.registry import parse_bpe_size
     from gpt.training.config import PRESETS, TrainConfig
 
     main_job = TrainConfig()  # `gpt train` with no options: the "default" preset, bpe:2048

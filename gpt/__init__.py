@@ -9,7 +9,8 @@ from .model.generate import generate, sample_next_token, top_k_filter, top_p_fil
 from .model.utils import model_summary, print_model_summary, text_to_token_ids, token_ids_to_text
 
 # tokenizers and data (issue 4): text -> token ids -> windows and batches
-from .data.tokenizer import ByteTokenizer, TiktokenTokenizer, Tokenizer, get_tokenizer, tokenizer_from_state
+from .data.tokenizer import ByteTokenizer, TiktokenTokenizer, Tokenizer
+from .data.registry import TOKENIZER_KINDS, TokenizerKind, get_tokenizer, tokenizer_from_state
 from .data.gpt2_files import TokenizerNotFoundError
 from .data.bpe import train_bpe
 from .data.corpus import default_corpus_text, list_text_files, load_text, prepare_corpus, tokenize_files

@@ -11,7 +11,7 @@ from gpt.finetune import (ClassificationDataset, add_classification_head, calc_a
                           classification_logits, classify_text, freeze_for_classification,
                           label_names_of, random_split, read_classification_file, train_classifier,
                           write_classification_file)
-from gpt.data.tokenizer import get_tokenizer
+from gpt.data import get_tokenizer
 
 TINY = {"vocab_size": 257, "context_length": 32, "emb_dim": 16, "n_heads": 2, "n_layers": 3,
         "drop_rate": 0.0, "qkv_bias": False}

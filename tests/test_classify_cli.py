@@ -15,7 +15,7 @@ from gpt.training.checkpoint import save_checkpoint
 from gpt.finetune import write_classification_file
 from gpt.finetune.cli import main
 from gpt.finetune.runs import load_classifier
-from gpt.data.tokenizer import get_tokenizer
+from gpt.data import get_tokenizer
 
 CFG = {"vocab_size": 257, "context_length": 32, "emb_dim": 16, "n_heads": 2, "n_layers": 2,
        "drop_rate": 0.0, "qkv_bias": False}

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 import minigrad
-from gpt.training import distributed
+from gpt.training import distributed, fingerprint, world
+from gpt.training.config import TrainConfig
 from gpt.training.distributed import DistributedError, MPIWorld
-from gpt.training.loop import SingleProcess, TrainConfig, train
+from gpt.training.loop import train
+from gpt.training.world import SingleProcess
 
 TEXT = ("The quick brown fox jumps over the lazy dog. "
         "A for statement iterates over the items of a sequence. ") * 60
@@ -85,9 +87,9 @@ def fake_world(**kwargs) -> MPIWorld:
     ({"PMI_SIZE": "junk"}, 1, 0),
 ])
 def test_launcher_variables(environ, size, rank):
-    assert distributed.launched_size(environ) == size
-    assert distributed.launched_rank(environ) == rank
-    assert distributed.is_main_process(environ) == (rank == 0)
+    assert world.launched_size(environ) == size
+    assert world.launched_rank(environ) == rank
+    assert world.is_main_process(environ) == (rank == 0)
 
 
 def test_one_rank_or_no_launcher_is_a_single_process():
@@ -118,7 +120,7 @@ def test_plain_run_imports_no_mpi4py(tmp_path):
         print("ok")
     """)
     env = {key: value for key, value in os.environ.items()
-           if key not in distributed.SIZE_VARS + distributed.RANK_VARS}
+           if key not in world.SIZE_VARS + world.RANK_VARS}
     done = subprocess.run([sys.executable, "-c", script], env=env | {"GPT_PEAK_FLOPS": "1e11"},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
@@ -212,7 +214,7 @@ def test_average_any_and_check_same():
 
 
 def test_differences_message_lists_the_fields():
-    message = distributed.differences_message("the run", [
+    message = fingerprint.differences_message("the run", [
         {"config": {"lr": 0.001, "seed": 1}, "step": 0},
         {"config": {"lr": 0.001, "seed": 2}, "step": 0},
         {"config": {"lr": 0.001, "seed": 1}, "step": 5},

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from gpt.training import checkpoint as ckpt
-from gpt.training import distributed
+from gpt.training import world
 from gpt.training.loop import TrainConfig, train
 
 
@@ -64,7 +64,7 @@ def cli_args(settings: dict) -> list[str]:
 
 def child_env() -> dict:
     env = {key: value for key, value in os.environ.items()
-           if key not in distributed.SIZE_VARS + distributed.RANK_VARS}
+           if key not in world.SIZE_VARS + world.RANK_VARS}
     return env | {"GPT_PEAK_FLOPS": "1e11", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 

@@ -16,7 +16,7 @@ from gpt.finetune import (InstructionDataset, custom_collate_fn, format_input, f
                           generate_response, generate_test_responses, load_instruction_data,
                           split_instruction_data, train_instruct, validate_records)
 from gpt.finetune.instruct import calc_loss
-from gpt.data.tokenizer import get_tokenizer
+from gpt.data import get_tokenizer
 
 PAD = 50256
 IGNORE = -100

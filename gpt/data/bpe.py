@@ -26,8 +26,8 @@ from collections import Counter, defaultdict
 
 import regex
 
-from .tokenizer import TiktokenTokenizer
 from .gpt2_files import ENDOFTEXT, GPT2_PAT_STR
+from .tokenizer import TiktokenTokenizer, tokenizer_from_merges  # noqa: F401  (re-exported: the trainer's result)
 
 
 def pretokenize(text: str, pat_str: str = GPT2_PAT_STR) -> Counter:
@@ -102,28 +102,6 @@ def learn_merges(piece_counts: Counter, n_merges: int, min_frequency: int = 2) -
             else:
                 pair_counts.pop(p, None)
     return merges, tokens
-
-
-def tokenizer_from_merges(merges, pat_str: str = GPT2_PAT_STR) -> TiktokenTokenizer:
-    """The "bpe:N" tokenizer of a merge list: ids 0..255 bytes, one id per merge, then <|endoftext|>."""
-    tokens = [bytes([b]) for b in range(256)]
-    ranks = {tok: i for i, tok in enumerate(tokens)}
-    clean = []
-    for k, pair in enumerate(merges):
-        try:
-            a, b = (int(x) for x in pair)
-        except (TypeError, ValueError):
-            raise ValueError(f"BPE merge {k} must be a pair of ids, got {pair!r}") from None
-        if not (0 <= a < len(tokens) and 0 <= b < len(tokens)):
-            raise ValueError(f"BPE merge {k} ({a}, {b}) uses an id not yet defined (ids so far: 0..{len(tokens) - 1})")
-        joined = tokens[a] + tokens[b]
-        if joined in ranks:
-            raise ValueError(f"BPE merge {k} ({a}, {b}) makes the existing token {joined!r} again")
-        ranks[joined] = len(tokens)
-        tokens.append(joined)
-        clean.append((a, b))
-    eot_id = len(tokens)
-    return TiktokenTokenizer(f"bpe:{eot_id + 1}", ranks, eot_id, pat_str=pat_str, merges=clean, source="trained")
 
 
 def train_bpe(text: str, vocab_size: int, *, pat_str: str = GPT2_PAT_STR, min_frequency: int = 2) -> TiktokenTokenizer:

@@ -11,6 +11,8 @@
   BPE's includes a hash of its ranks) and a hash of the files' bytes, so any change of either
   tokenizes again. When the text's folder is read-only, the cache goes to $GPT_CACHE_DIR, else
   $XDG_CACHE_HOME/minigrad-gpt, else ~/.cache/minigrad-gpt.
+- `prepare_corpus(data, tokenizer)`: the one path from the data settings (`--data`,
+  `--tokenizer`) to (tokenizer, token ids, description), training a bpe:N on the text first.
 
 Text must be UTF-8: bytes that are not give a ValueError naming the file and the byte offset
 (`errors="strict"`, the default), or become U+FFFD with `errors="replace"`.
@@ -26,17 +28,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .tokenizer import Tokenizer, get_tokenizer
 from .gpt2_files import ENDOFTEXT
+from .registry import get_tokenizer, is_trained_here, make_tokenizer
+from .tokenizer import Tokenizer
 
 TEXT_SUFFIXES = (".txt", ".md")
 CACHE_FORMAT = "tokens-v1"  # bump when the cache layout changes
 ENV_CACHE_DIR = "GPT_CACHE_DIR"
+BPE_TRAIN_CHARS = 20_000_000  # a tokenizer trained on the data (bpe:N) sees at most this much of it
+DEFAULT_CORPUS_DESCRIPTION = "the default corpus (Python Language Reference, pydoc_data.topics)"
 
 
 def default_corpus_text() -> str:
     """The Python Language Reference topics of this CPython (`pydoc_data.topics`), sorted by key."""
-    from pydoc_data.topics import topics
+    from pydoc_data.topics import topics  # a 0.7 MB module: loaded only when the default corpus is used
 
     return "\n\n".join(topics[key].strip("\n") for key in sorted(topics))
 
@@ -194,28 +199,37 @@ def tokenize_files(paths, tokenizer, cache_dir=None, errors: str = "strict") -> 
     return ids
 
 
-def prepare_corpus(data=None, tokenizer="bytes", tokenizer_path=None, cache_dir=None, errors: str = "strict"):
-    """(tokenizer, token ids (T,), description): everything `gpt train` needs from its data flags.
+def describe_files(files: list[Path]) -> str:
+    """'3 file(s): a.txt, b.txt, c.txt' (the first three named)."""
+    shown = ", ".join(str(f) for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return f"{len(files)} file(s): {shown}"
+
+
+def prepare_corpus(data=None, tokenizer="bytes", tokenizer_path=None, cache_dir=None, errors: str = "strict",
+                   log=None):
+    """(tokenizer, token ids (T,), description): the one path from data settings to tokens,
+    used by `gpt train`, `gpt eval` and `gpt.train`.
 
     data: None for the default corpus, else a file, several files or a directory.
-    tokenizer: "bytes", "gpt2", "bpe:N" (trained here on the data's text), or a Tokenizer
-    (e.g. rebuilt from a checkpoint when resuming: it is used as is, never retrained).
+    tokenizer: a name ("bytes", "gpt2", "bpe:N": see gpt.data.registry) or a Tokenizer (e.g.
+    rebuilt from a checkpoint when resuming: it is used as is, never retrained). A kind that
+    learns from the data (bpe:N, without a file at `tokenizer_path`) is trained on the first
+    BPE_TRAIN_CHARS characters of the text. log: called with one line before such training.
     """
-    from .bpe import train_bpe
-
-    if isinstance(tokenizer, str) and tokenizer.strip().lower().startswith("bpe:") and tokenizer_path is None:
-        from .tokenizer import _parse_bpe_size
-
-        size = _parse_bpe_size(tokenizer.strip().lower())
-        text = default_corpus_text() if data is None else load_text(data, errors)
-        tokenizer = train_bpe(text, size)
-    else:
-        tokenizer = get_tokenizer(tokenizer, tokenizer_path)
     if data is None:
-        text = default_corpus_text()
-        description = f"the default corpus (Python Language Reference, {len(text):,} characters)"
-        return tokenizer, tokenizer.encode_array(text), description
-    files = list_text_files(data)
-    token_ids = tokenize_files(files, tokenizer, cache_dir, errors)
-    description = f"{files[0]}" + (f" and {len(files) - 1} more files" if len(files) > 1 else "")
-    return tokenizer, token_ids, description
+        text, files, description = default_corpus_text(), None, DEFAULT_CORPUS_DESCRIPTION
+    else:
+        files = list_text_files(data)
+        text, description = None, describe_files(files)
+
+    def training_text() -> str:
+        return (text if text is not None else load_text(files, errors))[:BPE_TRAIN_CHARS]
+
+    if log is not None and is_trained_here(tokenizer, tokenizer_path):
+        log(f"training a {tokenizer} tokenizer on {description}")
+    tokenizer = make_tokenizer(tokenizer, tokenizer_path, training_text)
+    if text is not None:
+        token_ids = tokenizer.encode_array(text)  # (T,)
+    else:
+        token_ids = tokenize_files(files, tokenizer, cache_dir, errors)  # (T,) cached, memory-mapped
+    return tokenizer, token_ids, f"{description}, tokenizer {tokenizer.name}"

@@ -32,6 +32,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+import tiktoken
+
 ENDOFTEXT = "<|endoftext|>"
 
 # GPT-2's pre-tokenizer (tiktoken_ext.openai_public.r50k_pat_str; equivalent to the regex of
@@ -258,8 +260,6 @@ def download_gpt2_encoding(timeout: float | None = None):
 
     def attempt() -> None:
         try:
-            import tiktoken
-
             result["encoding"] = tiktoken.get_encoding("gpt2")
         except BaseException as exc:  # noqa: BLE001 - any failure becomes the reason in our message
             result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"

@@ -1,19 +1,22 @@
 """Tokenizers: text -> token ids -> text (the book's chapter 2, sections 2.2-2.5 and appendix "BPE from scratch").
 
-One small interface, `Tokenizer`, three kinds behind `get_tokenizer(name, path=None)`:
+One small interface, `Tokenizer`, and the kinds behind it (by name: gpt.data.registry's
+`get_tokenizer(name, path=None)`):
 
-- "bytes": the 256 byte values of the UTF-8 text are the ids 0..255, `<|endoftext|>` is 256
-  (n_vocab 257). Needs nothing and round-trips any Unicode. Decoding ids that do not form
-  valid UTF-8 (a model may sample such bytes) puts U+FFFD for each bad sequence
-  (errors="replace"), as tiktoken's decode does.
-- "gpt2": GPT-2's 50,257-token byte-level BPE through tiktoken, from local files first (see
-  gpt/tokenizer_files.py for the search order and the GPT2_TOKENIZER_DIR variable).
-- "bpe:N": a byte-level BPE with N ids trained on your own text (gpt/bpe.py, `train_bpe`),
-  encoded by tiktoken's fast encoder with our ranks; its merges travel in `to_state()`.
+- "bytes" (`ByteTokenizer`): the 256 byte values of the UTF-8 text are the ids 0..255,
+  `<|endoftext|>` is 256 (n_vocab 257). Needs nothing and round-trips any Unicode. Decoding
+  ids that do not form valid UTF-8 (a model may sample such bytes) puts U+FFFD for each bad
+  sequence (errors="replace"), as tiktoken's decode does.
+- "gpt2" (`load_gpt2_tokenizer`): GPT-2's 50,257-token byte-level BPE through tiktoken, from
+  local files first (see gpt/data/gpt2_files.py for the search order and the
+  GPT2_TOKENIZER_DIR variable).
+- "bpe:N" (`tokenizer_from_merges`): a byte-level BPE with N ids trained on your own text
+  (gpt/data/bpe.py, `train_bpe`), encoded by tiktoken's fast encoder with our ranks; its
+  merges travel in `to_state()`.
 
 In every kind the special token `<|endoftext|>` may appear in the text and maps to `eot_id`.
 A checkpoint stores `tokenizer.to_state()` (JSON-able) and rebuilds it with
-`tokenizer_from_state(state)`.
+`tokenizer_from_state(state)` (gpt.data.registry).
 """
 from __future__ import annotations
 
@@ -235,6 +238,28 @@ class TiktokenTokenizer(Tokenizer):
         Path(path).write_text(json.dumps(self.to_state()), encoding="utf-8")
 
 
+def tokenizer_from_merges(merges, pat_str: str = GPT2_PAT_STR) -> TiktokenTokenizer:
+    """The "bpe:N" tokenizer of a merge list: ids 0..255 bytes, one id per merge, then <|endoftext|>."""
+    tokens = [bytes([b]) for b in range(256)]
+    ranks = {tok: i for i, tok in enumerate(tokens)}
+    clean = []
+    for k, pair in enumerate(merges):
+        try:
+            a, b = (int(x) for x in pair)
+        except (TypeError, ValueError):
+            raise ValueError(f"BPE merge {k} must be a pair of ids, got {pair!r}") from None
+        if not (0 <= a < len(tokens) and 0 <= b < len(tokens)):
+            raise ValueError(f"BPE merge {k} ({a}, {b}) uses an id not yet defined (ids so far: 0..{len(tokens) - 1})")
+        joined = tokens[a] + tokens[b]
+        if joined in ranks:
+            raise ValueError(f"BPE merge {k} ({a}, {b}) makes the existing token {joined!r} again")
+        ranks[joined] = len(tokens)
+        tokens.append(joined)
+        clean.append((a, b))
+    eot_id = len(tokens)
+    return TiktokenTokenizer(f"bpe:{eot_id + 1}", ranks, eot_id, pat_str=pat_str, merges=clean, source="trained")
+
+
 # ---------------------------------------------------------------------------------------------
 # GPT-2
 # ---------------------------------------------------------------------------------------------
@@ -271,90 +296,3 @@ def load_gpt2_tokenizer(path: str | os.PathLike | None = None) -> TiktokenTokeni
         f"The GPT-2 tokenizer is not available: no path was given, ${ENV_DIR} is not set, tiktoken's "
         f"cache does not hold it, and downloading it failed ({reason}).\n{how_to_get_gpt2()}"
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# By name, and back from a checkpoint's state
-# ---------------------------------------------------------------------------------------------
-
-TOKENIZER_NAMES = ("bytes", "gpt2", "bpe:N")
-
-
-def parse_bpe_size(name: str) -> int:
-    """N of a "bpe:N" tokenizer name (ValueError when N is missing, not an int, or below 257)."""
-    try:
-        size = int(name.split(":", 1)[1])
-    except ValueError:
-        raise ValueError(f"tokenizer name {name!r}: 'bpe:N' needs an integer vocabulary size N, e.g. 'bpe:2048'") from None
-    if size < 257:
-        raise ValueError(f"tokenizer name {name!r}: N must be at least 257 (256 bytes + <|endoftext|>)")
-    return size
-
-
-_parse_bpe_size = parse_bpe_size  # (older name)
-
-
-def get_tokenizer(name: str | Tokenizer, path: str | os.PathLike | None = None) -> Tokenizer:
-    """The tokenizer called `name`: "bytes", "gpt2" or "bpe:N".
-
-    path: for "gpt2", a folder (or file) with GPT-2's BPE files; for "bpe:N", a JSON file
-    written by `tokenizer.save(path)`. A "bpe:N" tokenizer otherwise has to be trained first:
-    `gpt.train_bpe(text, N)`.
-    """
-    if isinstance(name, Tokenizer):
-        return name
-    if not isinstance(name, str):
-        raise TypeError(f"tokenizer name must be a str, got {type(name).__name__}")
-    key = name.strip().lower()
-    if key == "bytes":
-        return ByteTokenizer()
-    if key == "gpt2":
-        return load_gpt2_tokenizer(path)
-    if key.startswith("bpe:"):
-        size = _parse_bpe_size(key)
-        if path is None:
-            raise ValueError(
-                f"tokenizer {name!r} is trained on your text: call gpt.train_bpe(text, {size}) (the "
-                "command line does this from --data), or give path= a JSON file saved by tokenizer.save()"
-            )
-        state_path = Path(path).expanduser()
-        if not state_path.is_file():
-            raise FileNotFoundError(f"BPE tokenizer file {str(state_path)!r} does not exist")
-        tokenizer = tokenizer_from_state(json.loads(state_path.read_text(encoding="utf-8")))
-        if tokenizer.n_vocab != size:
-            raise ValueError(f"{state_path} holds a tokenizer with n_vocab {tokenizer.n_vocab}, not {size}")
-        return tokenizer
-    raise ValueError(f"unknown tokenizer {name!r}; choose one of: {', '.join(TOKENIZER_NAMES)}")
-
-
-def tokenizer_from_state(state: dict, path: str | os.PathLike | None = None) -> Tokenizer:
-    """Rebuild a tokenizer from `Tokenizer.to_state()` (a checkpoint's copy).
-
-    A trained BPE is rebuilt from its merges; GPT-2 is loaded again from its files (`path` or
-    the usual search) and checked to be the same vocabulary.
-    """
-    if not isinstance(state, dict) or "name" not in state:
-        raise ValueError(f"tokenizer state must be a dict with a 'name', got {type(state).__name__}")
-    kind = state.get("kind") or state["name"].split(":")[0]
-    if kind == "bytes":
-        return ByteTokenizer()
-    if kind == "gpt2":
-        tokenizer = load_gpt2_tokenizer(path)
-        expected = state.get("ranks_sha256")
-        if expected and expected != tokenizer.ranks_sha256:
-            raise ValueError(
-                f"the GPT-2 tokenizer found at {tokenizer.source} differs from the one this checkpoint "
-                f"was made with (ranks hash {tokenizer.ranks_sha256[:16]} != {expected[:16]})"
-            )
-        return tokenizer
-    if kind == "bpe":
-        from .bpe import tokenizer_from_merges
-
-        if "merges" not in state:
-            raise ValueError(f"tokenizer state {state['name']!r} has no 'merges' (truncated checkpoint?)")
-        tokenizer = tokenizer_from_merges(state["merges"], pat_str=state.get("pat_str", GPT2_PAT_STR))
-        expected = state.get("ranks_sha256")
-        if expected and expected != tokenizer.ranks_sha256:
-            raise ValueError(f"tokenizer state {state['name']!r}: its merges do not match its ranks hash (corrupt?)")
-        return tokenizer
-    raise ValueError(f"unknown tokenizer kind {kind!r} in state (name {state['name']!r})")

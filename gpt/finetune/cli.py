@@ -4,7 +4,7 @@
     gpt classify --checkpoint runs/spam --text "You won a prize!"
     gpt instruct-train --checkpoint gpt2/124M --data instruction-data.json --out runs/alpaca
 
-`add_finetune_parsers(subparsers)` registers them on the main parser's subparsers (gpt/cli.py).
+`add_finetune_parsers(subparsers)` registers them on the main parser's subparsers (gpt/cli/__init__.py).
 Defaults follow the book: AdamW lr 5e-5, weight decay 0.1, batch 8, 5 epochs (chapter 6) or
 2 epochs (chapter 7).
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import minigrad
+from minigrad.nn import Dropout
 from minigrad.optim import AdamW
 
 from ..training import TrainingError
@@ -165,8 +166,6 @@ def _set_dropout(model, rate: float | None) -> None:
         return
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"--dropout must be in [0, 1), got {rate}")
-    from minigrad.nn import Dropout
-
     for module in model.modules():
         if isinstance(module, Dropout):
             module.p = float(rate)

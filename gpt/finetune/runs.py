@@ -2,7 +2,7 @@
 
 A base is either a run folder of `gpt train` (its checkpoint) or a GPT-2 folder (OpenAI's or
 Hugging Face's layout, read by `gpt.weights.load_gpt2`). A finetuned run folder is an ordinary
-checkpoint (gpt/checkpoint.py) whose train_config says what was finetuned:
+checkpoint (gpt/training/checkpoint.py) whose train_config says what was finetuned:
 
     OUT/checkpoint/      the finetuned model (LoRA already merged into the weights)
     OUT/lora.npz         LoRA matrices only (when trained with --lora-rank), lora_state_dict
@@ -19,9 +19,12 @@ import numpy as np
 
 import minigrad
 
-from ..training.checkpoint import (CheckpointError, build_tokenizer, check_model_state, is_checkpoint,
-                          load_checkpoint, read_checkpoint, save_checkpoint)
+from ..data.registry import tokenizer_from_state
 from ..model.gpt_model import GPTModel
+from ..training.checkpoint import (CheckpointError, build_tokenizer, check_model_state, is_checkpoint,
+                                   load_checkpoint, read_checkpoint, save_checkpoint)
+from ..weights import is_gpt2_folder, load_gpt2
+from ..weights.gpt2 import model_without_random_init
 from .classify import add_classification_head
 from .guards import check_finite_weights
 from .lora import lora_state_dict, merge_lora
@@ -45,8 +48,6 @@ def load_base_model(path):
         if tokenizer is None:
             raise CheckpointError(f"{path}: the checkpoint stores no tokenizer, so text cannot be encoded")
         return model, tokenizer, f"checkpoint {info['path']} (step {info['step']})"
-    from ..weights import is_gpt2_folder, load_gpt2
-
     if is_gpt2_folder(path):
         model, tokenizer = load_gpt2(path)
         return model, tokenizer, f"GPT-2 weights from {path}"
@@ -83,8 +84,6 @@ def _classifier_tokenizer(checkpoint, config: dict):
     state = checkpoint.state.get("tokenizer")
     base = Path(config.get("base") or "")
     if state is not None and state.get("kind", state.get("name")) == "gpt2" and base.is_dir():
-        from ..data.tokenizer import tokenizer_from_state
-
         try:
             return tokenizer_from_state(state, path=base)
         except (OSError, ValueError, KeyError):
@@ -101,11 +100,8 @@ def load_classifier(path, allow_non_finite: bool = False):
     if config.get("task") != CLASSIFICATION_TASK:
         raise CheckpointError(f"{checkpoint.path} is not a classifier (train_config task is "
                               f"{config.get('task')!r}); train one with `gpt classify-train`")
-    try:  # skip drawing random weights that the checkpoint overwrites (seconds for GPT-2)
-        from ..weights.gpt2 import _model_without_random_init
-        model = _model_without_random_init(GPTModel, checkpoint.model_config, np.float32)
-    except ImportError:
-        model = GPTModel(checkpoint.model_config)
+    # skip drawing random weights that the checkpoint overwrites (seconds for GPT-2)
+    model = model_without_random_init(GPTModel, checkpoint.model_config, np.float32)
     check_finite_weights(checkpoint.model_state, f"classifier {checkpoint.path}", allow=allow_non_finite)
     add_classification_head(model, len(config["label_names"]))
     check_model_state(model, checkpoint.model_state, f"classifier {checkpoint.path}")

@@ -3,7 +3,7 @@ nucleus (top-p) sampling, stopping at an end-of-text id, with a key/value cache.
 
 One step: run the model on the (cropped) context, take the logits of the last position,
 pick the next id, append it. With `use_cache=True` the keys and values of earlier positions
-are kept (gpt.attention.KVCache), so a step runs the model on one new token instead of the
+are kept (gpt.model.attention.KVCache), so a step runs the model on one new token instead of the
 whole context; the result is the same ids as without the cache.
 
 Sampling follows the usual order (as Hugging Face's `generate` does): logits / temperature,

@@ -1,15 +1,20 @@
 """Chapter 5: pretraining, in the order one run uses its parts.
 
     config.py       TrainConfig: every setting of a run, with model presets
+    run_dir.py      the run folder: refuse another run's, resume with the same settings
     data.py         from the settings to the run's token arrays, windows and loaders
     loop.py         the Trainer: forward, backward, clip, schedule, AdamW; `train(config)`
+    world.py        the data-parallel interface of the loop; SingleProcess, the launcher's rank
+    interrupt.py    Ctrl-C: finish the step, save, stop
     evaluate.py     loss and perplexity on fixed batches
-    checkpoint.py   checkpoint folders: save, verify, load, resume
     progress.py     progress lines and metrics.jsonl
     flops.py        the machine's matmul speed and MFU
+    checkpoint.py   checkpoint folders: save, verify, load, resume
     plot.py         the loss curves of a run (matplotlib, optional)
     threads.py      BLAS thread count
-    distributed.py  data parallelism over MPI
+    distributed.py  data parallelism over MPI (an MPIWorld), with fingerprint.py: what ranks
+                    must agree on
+    errors.py       TrainingError
 """
 from .config import PRESETS, TrainConfig
 from .loop import TrainingError, TrainResult, train

@@ -32,6 +32,9 @@ import numpy as np
 import minigrad
 from minigrad.serialization import fsync_path
 
+from ..data.registry import tokenizer_from_state
+from ..model.gpt_model import GPTModel
+
 FORMAT = "minigrad-gpt checkpoint"
 VERSION = 1
 CHECKPOINT_DIR = "checkpoint"
@@ -255,8 +258,6 @@ def check_model_state(model, model_state: dict, where: str = "checkpoint") -> No
 
 def build_model(checkpoint: Checkpoint, dtype=np.float32):
     """A GPTModel with the checkpoint's config and weights (in eval mode)."""
-    from ..model.gpt_model import GPTModel
-
     try:
         model = GPTModel(checkpoint.model_config, dtype=dtype)
     except (TypeError, ValueError) as error:
@@ -279,8 +280,6 @@ def build_tokenizer(checkpoint: Checkpoint, tokenizer_path=None):
     state = checkpoint.state.get("tokenizer")
     if state is None:
         return None
-    from ..data.tokenizer import tokenizer_from_state
-
     try:
         return tokenizer_from_state(state, path=tokenizer_path)
     except (ValueError, KeyError, TypeError) as error:

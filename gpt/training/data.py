@@ -1,8 +1,7 @@
 """From a TrainConfig to batches: text -> tokenizer -> token ids -> train/val windows -> loaders.
 
-The text is the embedded default corpus (gpt.corpus.default_corpus_text: the Python Language
-Reference shipped with CPython) or the files of `--data`. The tokenizer is "bytes", "gpt2" or
-"bpe:N", a BPE trained on (the first BPE_TRAIN_CHARS characters of) that text. The token ids
+The text and tokenizer come from gpt.data.corpus.prepare_corpus (the embedded default corpus
+or the files of `--data`; "bytes", "gpt2", or a "bpe:N" trained on that text). The token ids
 are split by `val_fraction` (the last part is validation, as in the book) and cut into windows
 of the context length (stride: the context length unless given).
 """
@@ -12,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.corpus import prepare_corpus
 from ..data.loader import DataLoader, SlidingWindowDataset, train_val_split
-
-BPE_TRAIN_CHARS = 20_000_000  # a BPE is trained on at most this much of the text
 
 
 class DataError(ValueError):
@@ -70,54 +68,12 @@ def evenly_spaced_batches(dataset: SlidingWindowDataset, batch_size: int, n_batc
         yield dataset.batch(indices[start:start + batch_size])  # (b, T), (b, T)
 
 
-def load_corpus(config) -> tuple[str | None, str]:
-    """(text or None when --data files are tokenized from disk, description)."""
-    if not config.data:
-        from ..data.corpus import default_corpus_text
-
-        return default_corpus_text(), "the default corpus (Python Language Reference, pydoc_data.topics)"
-    from ..data.corpus import list_text_files
-
-    files = list_text_files(config.data)
-    shown = ", ".join(str(f) for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    return None, f"{len(files)} file(s): {shown}"
-
-
-def build_tokenizer(name: str, text_for_bpe, path=None):
-    """"bytes" / "gpt2" by name (gpt2's files from `path` or the usual search); "bpe:N" loaded
-    from `path` when given, else trained on `text_for_bpe()` (called only then)."""
-    from ..data.tokenizer import get_tokenizer
-
-    key = name.strip().lower()
-    if key.startswith("bpe:") and path is None:
-        from ..data.bpe import train_bpe
-        from ..data.tokenizer import _parse_bpe_size
-
-        size = _parse_bpe_size(key)
-        return train_bpe(text_for_bpe()[:BPE_TRAIN_CHARS], size)
-    return get_tokenizer(key, path)
-
-
 def build_data(config, tokenizer=None, progress=None) -> RunData:
     """Tokenize the run's text (with `tokenizer`, or a new one per config.tokenizer) and make loaders."""
-    text, description = load_corpus(config)
-    if tokenizer is None:
-        def text_for_bpe():
-            if text is not None:
-                return text
-            from ..data.corpus import load_text
-
-            return load_text(config.data)
-
-        if progress is not None and config.tokenizer.lower().startswith("bpe:") and not config.tokenizer_path:
-            progress.line(f"training a {config.tokenizer} tokenizer on {description}")
-        tokenizer = build_tokenizer(config.tokenizer, text_for_bpe, config.tokenizer_path)
-    if text is not None:
-        token_ids = tokenizer.encode_array(text)  # (N,)
-    else:
-        from ..data.corpus import tokenize_files
-
-        token_ids = tokenize_files(config.data, tokenizer)  # (N,) cached, memory-mapped
+    log = progress.line if progress is not None else None
+    tokenizer, token_ids, description = prepare_corpus(
+        config.data or None, tokenizer if tokenizer is not None else config.tokenizer,
+        config.tokenizer_path, log=log)  # (N,) token ids
     context = config.resolved_model_dims()["context_length"]
     stride = config.stride or context
     batch_size = config.resolved_batch_size()
@@ -126,8 +82,7 @@ def build_data(config, tokenizer=None, progress=None) -> RunData:
     train_dataset = SlidingWindowDataset(train_tokens, context, stride)
     val_dataset = SlidingWindowDataset(val_tokens, context, context)
     loader = DataLoader(train_dataset, batch_size, shuffle=True, drop_last=True, seed=config.seed)
-    return RunData(tokenizer, train_tokens, val_tokens, loader, val_dataset, batch_size,
-                   f"{description}, tokenizer {tokenizer.name}")
+    return RunData(tokenizer, train_tokens, val_tokens, loader, val_dataset, batch_size, description)
 
 
 def windows(n_tokens: int, context: int, stride: int) -> int:

@@ -6,7 +6,7 @@
 
 Every rank runs the same program on the same data with the same seed, so all ranks start
 from the same weights and draw the same global batches in the same order. One step
-(gpt.train.Trainer.train_step, with `world` an MPIWorld):
+(gpt.training.loop.Trainer.train_step, with `world` an MPIWorld):
 
     inputs, targets = loader.next_batch()        (B, T) each: the GLOBAL batch (--batch-size B)
     rows r*B/N ... (r+1)*B/N - 1                 (B/N, T): this rank's contiguous shard   shard()
@@ -39,22 +39,19 @@ Failures end the whole job, never leave ranks waiting in a collective call:
   rank 0, exit code 1;
 - an exception on any rank during training: that rank prints it (naming its rank) and calls
   MPI_Abort, which ends every rank; a rank killed outright is noticed by mpiexec, which ends
-  the others. Checkpoints are written atomically (gpt.checkpoint), so the last one stays
+  the others. Checkpoints are written atomically (gpt.training.checkpoint), so the last one stays
   loadable.
 - Ctrl-C (mpiexec forwards it to every rank): the ranks agree each step on whether a stop was
   asked (`any`), so all stop after the same step and rank 0 saves.
 - A rank that hangs (rather than fails) stalls the others in the next Allreduce: MPI has no
   timeout of its own; MPICH's mpiexec ends the job after MPIEXEC_TIMEOUT seconds when set.
 
-Without an MPI launcher, or with one rank, `world_from_env()` returns gpt.train's
-SingleProcess: nothing changes and mpi4py is never imported. The launcher is recognised by
-its environment variables (MPICH/Intel MPI: PMI_SIZE; Open MPI: OMPI_COMM_WORLD_SIZE;
-MVAPICH: MV2_COMM_WORLD_SIZE; PMIx: PMIX_RANK).
+Without an MPI launcher, or with one rank, `world_from_env()` returns gpt.training.world's
+SingleProcess: nothing changes and mpi4py is never imported. The launcher is recognised by its
+environment variables (gpt.training.world.launched_size).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import time
@@ -63,14 +60,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .loop import SingleProcess, TrainingError
+import minigrad
 
-# Environment variables by which MPI launchers announce the world size and this process's rank.
-SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
-RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
+from .errors import TrainingError
+from .fingerprint import differences_message, run_fingerprint, value_digest
+from .threads import get_blas_threads, set_threads
+from .world import SingleProcess, launched_size
+
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-# Settings that may differ between ranks (they change no computed value).
-PER_RANK_FIELDS = ("threads", "quiet")
 INSTALL_HINT = "pip install 'minigrad-gpt[mpi]' (mpi4py and MPICH)"
 
 
@@ -83,46 +80,9 @@ class DistributedError(TrainingError):
         self.collective = collective
 
 
-# ------------------------------------------------------------------------------ the launcher
-def _env_int(name: str, environ) -> int | None:
-    text = environ.get(name)
-    if text is None:
-        return None
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
-
-
-def launched_size(environ=None) -> int | None:
-    """World size announced by an MPI launcher: 1 when there is none, None when a launcher
-    started this process but did not say how many ranks (ask MPI)."""
-    environ = os.environ if environ is None else environ
-    sizes = [size for size in (_env_int(var, environ) for var in SIZE_VARS) if size is not None]
-    if sizes:
-        return max(sizes)
-    if any(var in environ for var in RANK_VARS):
-        return None
-    return 1
-
-
-def launched_rank(environ=None) -> int:
-    """This process's rank as the launcher's environment says (0 without a launcher)."""
-    environ = os.environ if environ is None else environ
-    for var in RANK_VARS:
-        rank = _env_int(var, environ)
-        if rank is not None:
-            return rank
-    return 0
-
-
-def is_main_process(environ=None) -> bool:
-    """True on rank 0 (and in a plain process): the one that prints and writes."""
-    return launched_rank(environ) == 0
-
-
+# ------------------------------------------------------------------------------ the world
 def world_from_env(environ=None):
-    """The data-parallel world of this process: gpt.train.SingleProcess unless an MPI launcher
+    """The data-parallel world of this process: SingleProcess unless an MPI launcher
     started more than one rank, then an MPIWorld (importing mpi4py only then)."""
     size = launched_size(environ)
     if size == 1:
@@ -133,7 +93,7 @@ def world_from_env(environ=None):
 
 # ------------------------------------------------------------------------------ the MPI world
 class MPIWorld:
-    """The data-parallel hooks of gpt.train (shard, average_gradients, average, any,
+    """The data-parallel hooks of the training loop (shard, average_gradients, average, any,
     check_same, setup, guard) over an MPI communicator.
 
     timings: seconds spent in `average_gradients` ("average": copies + Allreduce + scaling)
@@ -156,7 +116,7 @@ class MPIWorld:
     def create(cls, expected_size: int | None = None) -> "MPIWorld | None":
         """MPI_COMM_WORLD as a world (None when MPI says there is only one rank)."""
         try:
-            from mpi4py import MPI
+            from mpi4py import MPI  # optional (the mpi extra): imported only under an MPI launcher
         except ImportError as error:
             ranks = f"{expected_size} ranks" if expected_size else "several ranks"
             raise DistributedError(
@@ -188,8 +148,6 @@ class MPIWorld:
             cores = len(os.sched_getaffinity(0))
         except AttributeError:
             cores = os.cpu_count() or 1
-        from .threads import set_threads
-
         set_threads(max(1, cores // local_ranks))
 
     # ---------------------------------------------------------------- the training hooks
@@ -239,7 +197,7 @@ class MPIWorld:
         """Raise a collective DistributedError listing the differences when the ranks do not
         all hold the same `value` (JSON-able: dicts, lists, numbers, strings)."""
         self._started = True
-        values = self.comm.allgather(_digest(value))
+        values = self.comm.allgather(value_digest(value))
         if len(set(values)) == 1:
             return
         everything = self.comm.allgather(value)
@@ -257,19 +215,15 @@ class MPIWorld:
         statuses = self._rendezvous(("ready", fingerprint))
         _raise_failed_ranks(statuses)
         everything = [payload for _kind, payload in statuses]
-        if len({_digest(item) for item in everything}) > 1:
+        if len({value_digest(item) for item in everything}) > 1:
             raise DistributedError(differences_message("the run", everything), collective=True)
 
         config = trainer.config
         if trainer.model_config.get("drop_rate", 0.0) > 0 and self.rank > 0:
-            import minigrad
-
             stream = np.random.default_rng([int(config.seed), self.rank, int(trainer.step)])
             minigrad.random.set_state(stream.bit_generator.state)
         trainer.peak = trainer.peak * self.size  # MFU of the job: all ranks' peaks (equal ranks)
         buffer, _slots = self._flat_buffer(trainer.parameters)
-
-        from .threads import get_blas_threads
 
         threads = get_blas_threads()
         library = " ".join(self.MPI.Get_library_version().strip().splitlines()[0].split())
@@ -372,71 +326,6 @@ def batch_size_message(batch: int, size: int) -> str:
             f"or another number of ranks")
 
 
-def run_fingerprint(trainer) -> dict:
-    """What must be equal on every rank: settings, model, tokenizer, data, step and weights."""
-    config = {key: value for key, value in trainer.config.to_dict().items() if key not in PER_RANK_FIELDS}
-    data = trainer.data
-    return {
-        "config": config,
-        "model": dict(trainer.model_config),
-        "tokenizer": f"{getattr(trainer.tokenizer, 'name', '?')} ({trainer.tokenizer.n_vocab} tokens)",
-        "data": {"train tokens": int(data.n_train_tokens), "val tokens": int(data.n_val_tokens),
-                 "token checksum": _tokens_checksum(data.train_tokens, data.val_tokens)},
-        "step": int(trainer.step),
-        "loader": data.train_loader.state_dict(),
-        "weights checksum": _weights_checksum(trainer.parameters),
-    }
-
-
-def _tokens_checksum(*arrays) -> str:
-    """SHA-256 of at most ~65,536 evenly spaced tokens of each array (cheap on huge corpora)."""
-    digest = hashlib.sha256()
-    for tokens in arrays:
-        step = max(1, len(tokens) // 65536)
-        digest.update(np.ascontiguousarray(tokens[::step], dtype=np.int64).tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _weights_checksum(parameters) -> str:
-    """SHA-256 of each parameter's float64 sum and shape: equal weights, equal checksum."""
-    digest = hashlib.sha256()
-    for param in parameters:
-        digest.update(repr(tuple(param.shape)).encode())
-        digest.update(np.float64(param.data.sum(dtype=np.float64)).tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _digest(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _flatten(value, prefix: str = "") -> dict:
-    """{"config.lr": 0.001, ...} from nested dicts."""
-    if isinstance(value, dict):
-        flat = {}
-        for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}{key}."))
-        return flat
-    return {prefix.rstrip("."): value}
-
-
-def differences_message(what: str, values: list) -> str:
-    """Which entries of each rank's `values[rank]` differ from rank 0's."""
-    reference = _flatten(values[0])
-    lines = []
-    for rank, value in enumerate(values[1:], start=1):
-        flat = _flatten(value)
-        for key in sorted(set(reference) | set(flat)):
-            mine, theirs = reference.get(key, "(missing)"), flat.get(key, "(missing)")
-            if mine != theirs:
-                lines.append(f"  {key or what}: {mine!r} on rank 0, {theirs!r} on rank {rank}")
-    if not lines:
-        lines.append("  (the values differ in a way the listing does not show)")
-    shown = lines[:20] + ([f"  ... and {len(lines) - 20} more"] if len(lines) > 20 else [])
-    return (f"the MPI ranks disagree on {what}; every rank must run the same command on the "
-            f"same data (and resume the same checkpoint):\n" + "\n".join(shown))
-
-
 def _raise_failed_ranks(statuses: list) -> None:
     """After the rendezvous of a rank that is ready: the errors of the ranks that were not."""
     failed = [(rank, payload) for rank, (kind, payload) in enumerate(statuses) if kind == "error"]
@@ -446,5 +335,4 @@ def _raise_failed_ranks(statuses: list) -> None:
                                f"started: {listed}", collective=True)
 
 
-__all__ = ["MPIWorld", "DistributedError", "world_from_env", "launched_size", "launched_rank",
-           "is_main_process"]
+__all__ = ["MPIWorld", "DistributedError", "world_from_env"]

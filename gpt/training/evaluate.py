@@ -12,6 +12,9 @@ import numpy as np
 from minigrad import no_grad
 from minigrad.nn import functional as F
 
+from ..data.loader import SlidingWindowDataset
+from .data import evenly_spaced_batches
+
 
 def batch_loss(model, inputs: np.ndarray, targets: np.ndarray) -> float:
     """Mean cross-entropy of one batch: inputs, targets (B, T) int. No graph is built."""
@@ -44,9 +47,6 @@ def evaluate_tokens(model, token_ids: np.ndarray, batch_size: int = 8, max_batch
 
     max_batches: evaluate evenly spaced windows only (None: all of them).
     """
-    from ..data.loader import SlidingWindowDataset
-    from .data import evenly_spaced_batches
-
     context = context_length or model.cfg["context_length"]
     if len(token_ids) < context + 1:
         if len(token_ids) < 2:

@@ -29,10 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .threads import get_blas_threads
+
 
 def cache_dir() -> Path:
     """The package's cache folder (not created here): $GPT_CACHE_DIR, else
-    $XDG_CACHE_HOME/minigrad-gpt, else ~/.cache/minigrad-gpt (as gpt.corpus's token cache)."""
+    $XDG_CACHE_HOME/minigrad-gpt, else ~/.cache/minigrad-gpt (as gpt.data.corpus's token cache)."""
     if os.environ.get("GPT_CACHE_DIR"):
         return Path(os.environ["GPT_CACHE_DIR"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -40,10 +42,8 @@ def cache_dir() -> Path:
 
 
 def _blas_threads() -> int | None:
-    """The BLAS thread count in force, when it can be told (see gpt.threads)."""
+    """The BLAS thread count in force, when it can be told (see gpt.training.threads)."""
     try:
-        from .threads import get_blas_threads
-
         return get_blas_threads()
     except Exception:  # pragma: no cover - best effort only
         return None

@@ -15,7 +15,7 @@ One optimizer step (`Trainer.train_step`):
 
 Every `eval_every` steps the train and validation losses are estimated in eval mode (no
 dropout) on fixed batches, with the perplexity exp(val_loss), and a sample is printed.
-Checkpoints (gpt.checkpoint) hold everything the next step depends on: weights, AdamW
+Checkpoints (gpt.training.checkpoint) hold everything the next step depends on: weights, AdamW
 moments, the step, the loader's position and shuffling state, and the RNG state of dropout,
 so `--resume` continues bit for bit as if never stopped. Ctrl-C (or SIGTERM) finishes the
 current step, saves, and returns with `interrupted=True` (the command line exits with 130).
@@ -25,11 +25,7 @@ gradients and losses, and tells whether this process is rank 0, which alone logs
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import shutil
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,49 +36,20 @@ import minigrad
 from minigrad import nn, optim
 from minigrad.nn import functional as F
 
+from ..model.generate import generate
+from ..model.gpt_model import GPTModel
 from . import checkpoint as ckpt
-from .data import build_data, build_tokenizer, model_config_for
+from .config import PRESETS, TrainConfig
+from .data import build_data, model_config_for
+from .distributed import world_from_env
+from .errors import TrainingError
+from .evaluate import mean_loss
 from .flops import estimate_mfu, peak_flops
+from .interrupt import StopFlag
 from .progress import MetricsLog, Progress, format_step_line
-from .config import PRESETS, TrainConfig, config_differences
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss, a run folder conflict, ...): the message says why."""
-
-
-class SingleProcess:
-    """The data-parallel hooks of a one-process run (an MPI world provides the same methods)."""
-
-    rank = 0
-    size = 1
-    is_main = True
-
-    def shard(self, inputs: np.ndarray, targets: np.ndarray):
-        """This rank's rows of the global batch (B, T) -> (B / size, T)."""
-        return inputs, targets
-
-    def average_gradients(self, parameters: list) -> None:
-        """Average `.grad` over the ranks, in place (nothing to do in one process)."""
-
-    def average(self, value: float) -> float:
-        """Average a number (a loss) over the ranks."""
-        return value
-
-    def check_same(self, what: str, value) -> None:
-        """Fail clearly when ranks disagree on `value` (configs, data sizes)."""
-
-    # [mpi hooks] gpt.distributed.MPIWorld gives these their meaning (issue 10)
-    def any(self, flag: bool) -> bool:
-        """True on every rank when `flag` is True on any (so all ranks stop at the same step)."""
-        return flag
-
-    def setup(self, trainer) -> None:
-        """Called once the trainer is built: checks across ranks, the gradient buffer."""
-
-    def guard(self):
-        """Context around a run: an error on one rank ends them all (nothing in one process)."""
-        return contextlib.nullcontext(self)
+from .run_dir import prepare_run_dir, remove_old_run, resumed_config
+from .threads import set_threads
+from .world import SingleProcess
 
 
 @dataclass
@@ -131,39 +98,6 @@ def parameter_groups(model, weight_decay: float) -> list:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
-# ------------------------------------------------------------------------------ Ctrl-C
-class StopFlag:
-    """SIGINT (Ctrl-C) and SIGTERM (`kill`, a batch system's time limit) handler: the first
-    signal asks to stop after the current step and save; a second stops at once
-    (KeyboardInterrupt; the last checkpoint on disk stays intact)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, progress: Progress):
-        self.requested = False
-        self.progress = progress
-        self.previous = {}
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        self.progress.line(f"{name}: stopping after this step and saving a checkpoint "
-                           f"(press Ctrl-C again to stop at once without saving)")
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
-                self.previous[signum] = signal.signal(signum, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, previous in self.previous.items():
-            signal.signal(signum, previous)
-        return False
-
-
 # ------------------------------------------------------------------------------ the trainer
 class Trainer:
     """Holds one run's model, optimizer, data and counters; `run()` trains to the end."""
@@ -175,14 +109,12 @@ class Trainer:
         config.validate()
         self.config = config
         self.run_dir = Path(config.out) if config.out else None
-        checkpoint = self._prepare_run_dir(explicit)
+        checkpoint, self._replace_old_run = prepare_run_dir(config, self.run_dir)
         if checkpoint is not None:  # resume: the stored config, with run-control fields from the caller
-            config = self._resumed_config(checkpoint, config, explicit)
+            config = resumed_config(checkpoint, config, explicit)
             self.config = config
 
         if config.threads is not None:
-            from .threads import set_threads
-
             set_threads(config.threads)
         minigrad.random.manual_seed(config.seed)  # init and dropout draw from this generator
 
@@ -196,8 +128,6 @@ class Trainer:
             raise ckpt.CheckpointError(
                 f"checkpoint {checkpoint.path} holds a model with config {checkpoint.model_config}, "
                 f"the run asks for {self.model_config}")
-
-        from ..model.gpt_model import GPTModel
 
         self.model = GPTModel(self.model_config)
         self.model.train()
@@ -221,59 +151,11 @@ class Trainer:
         self.world.setup(self)  # [mpi hook] ranks agree on config/data/weights; gradient buffer
 
     # ---------------------------------------------------------------- run folder
-    def _prepare_run_dir(self, explicit):
-        """Refuse a folder holding another run unless resume/overwrite; returns the checkpoint to resume."""
-        config, run_dir = self.config, self.run_dir
-        if run_dir is None:
-            if config.resume:
-                raise TrainingError("resume needs the run folder (--out DIR) holding the checkpoint")
-            return None
-        if run_dir.exists() and not run_dir.is_dir():
-            raise TrainingError(f"--out {run_dir} is a file, not a folder")
-        holds_run = run_dir.is_dir() and (ckpt.is_checkpoint(run_dir) or (run_dir / "metrics.jsonl").exists())
-        if config.resume:
-            if not ckpt.is_checkpoint(run_dir):
-                raise TrainingError(f"nothing to resume in {run_dir}: it holds no checkpoint "
-                                    f"(start a new run without --resume)")
-            return ckpt.read_checkpoint(run_dir)
-        if holds_run and not config.overwrite:
-            raise TrainingError(f"{run_dir} already holds a training run; pass --resume to "
-                                f"continue it or --overwrite to replace it (or choose another --out)")
-        self._replace_old_run = holds_run  # removed only once the new run has started
-        return None
-
     def _remove_old_run(self) -> None:
-        """--overwrite: delete the previous run's checkpoint and metrics (only ours, not the folder)."""
-        if not getattr(self, "_replace_old_run", False) or not self.world.is_main:
-            return
-        for name in (ckpt.CHECKPOINT_DIR, ckpt.OLD_DIR):
-            shutil.rmtree(self.run_dir / name, ignore_errors=True)
-        for name in ("metrics.jsonl", "loss.png"):
-            (self.run_dir / name).unlink(missing_ok=True)
-        self._replace_old_run = False
-
-    def _resumed_config(self, checkpoint, given: TrainConfig, explicit) -> TrainConfig:
-        stored = checkpoint.config.get("train_config")
-        if not isinstance(stored, dict):
-            raise ckpt.CheckpointError(f"checkpoint {checkpoint.path} has no training config to resume from")
-        saved = TrainConfig.from_dict(stored)
-        if explicit is None:  # called from Python: what the caller changed from the defaults
-            defaults = TrainConfig()
-            explicit = {name for name, value in given.to_dict().items() if getattr(defaults, name) != value}
-        differences = config_differences(saved, given, explicit)
-        if differences:
-            listed = "; ".join(f"{name}: {old!r} in the checkpoint, {new!r} now" for name, old, new in differences)
-            raise TrainingError(f"cannot resume {checkpoint.path} with different settings ({listed}); "
-                                f"a resumed run keeps its data, model and optimizer settings")
-        from .config import RUN_CONTROL_FIELDS
-
-        values = saved.to_dict()
-        for name in RUN_CONTROL_FIELDS:
-            if name in explicit or name in ("out", "resume", "overwrite", "stop_at", "quiet"):
-                values[name] = getattr(given, name)
-        resumed = TrainConfig.from_dict(values)
-        resumed.validate()
-        return resumed
+        """--overwrite: once the new run has started, delete the previous run's files (rank 0)."""
+        if self._replace_old_run and self.world.is_main:
+            remove_old_run(self.run_dir)
+            self._replace_old_run = False
 
     def _restore(self, checkpoint) -> None:
         ckpt.check_model_state(self.model, checkpoint.model_state, f"checkpoint {checkpoint.path}")
@@ -357,8 +239,6 @@ class Trainer:
     # ---------------------------------------------------------------- evaluation
     def evaluate(self) -> tuple[float, float]:
         """(train loss, val loss) in eval mode on fixed batches (no dropout, no RNG used)."""
-        from .evaluate import mean_loss
-
         self.model.eval()
         try:
             train_loss = mean_loss(self.model, self.data.eval_train_batches(self.config.eval_batches))
@@ -372,8 +252,6 @@ class Trainer:
         config = self.config
         if not config.sample_tokens or not self.world.is_main:
             return None
-        from ..model.generate import generate
-
         prompt_ids = self.tokenizer.encode(config.sample_prompt) or [self.tokenizer.eot_id]
         prompt_ids = prompt_ids[-self.model_config["context_length"]:]
         ids = generate(self.model, np.asarray([prompt_ids], dtype=np.int64), config.sample_tokens,
@@ -512,8 +390,6 @@ def train(config: TrainConfig | None = None, *, world=None, progress: Progress |
     if overrides:
         config = TrainConfig.from_dict({**config.to_dict(), **overrides})
     if world is None:  # [mpi hook] under `mpiexec -n N` (N > 1) an MPI world, else SingleProcess
-        from .distributed import world_from_env
-
         world = world_from_env()
     with world.guard():  # [mpi hook] an exception on any rank ends every rank (no hang)
         return Trainer(config, world=world, progress=progress, explicit=explicit).run()

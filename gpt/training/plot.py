@@ -44,10 +44,10 @@ def plot_run(run_dir, out=None) -> Path:
     """Draw `run_dir/metrics.jsonl` to `out` (default `run_dir/loss.png`); returns the path."""
     records = read_metrics(run_dir)  # FileNotFoundError when it is not a run folder
     try:
-        import matplotlib
+        import matplotlib  # optional (the plot extra): imported only by `gpt plot`
 
         matplotlib.use("Agg")  # files only, no display needed
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # optional, as above
     except ImportError:
         raise MatplotlibMissing(f"plotting needs matplotlib, which is not installed: {INSTALL_HINT}") from None
     curves = loss_curves(records)

@@ -15,6 +15,7 @@ NumPy's own element-wise operations are single-threaded whatever is set here.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import sys
 
@@ -61,7 +62,7 @@ def set_blas_threads(n: int) -> str:
             os.environ[var] = str(n)
         return "environment variables (set before NumPy was imported)"
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # optional (the bench extra)
 
         _limiter = threadpool_limits(limits=n, user_api="blas")
         return "threadpoolctl"
@@ -80,8 +81,6 @@ def set_threads(n: int) -> str:
     """`--threads N`: BLAS threads, and the thread pools of minigrad's optimizer and fused
     kernels (when they have one). Returns how the BLAS count was set."""
     how = set_blas_threads(n)
-    import importlib
-
     for module_name in ("minigrad.optim", "minigrad.nn.functional"):
         try:
             module = importlib.import_module(module_name)
@@ -96,7 +95,7 @@ def set_threads(n: int) -> str:
 def get_blas_threads() -> int | None:
     """The BLAS thread count in force, or None when it cannot be told."""
     try:
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import threadpool_info  # optional (the bench extra)
 
         counts = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"]
         if counts:

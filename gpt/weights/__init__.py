@@ -14,13 +14,15 @@ from .gpt2 import detect_layout, is_gpt2_folder, load_gpt2, read_gpt2_weights, s
 
 def download_main(argv=None) -> int:
     """`gpt download ...` as a program (see gpt.weights.download); returns the exit code."""
-    from .download import download_main as main  # imported on use: `python -m gpt.weights.download`
+    # imported on use, not above: `python -m gpt.weights.download` runs that module as __main__,
+    # and a copy already imported by this package would make runpy warn and load it twice
+    from .download import download_main as main
     return main(argv)
 
 
 def add_download_parser(subparsers):
     """Mount `download` on an argparse CLI; the handler is `args.func(args) -> exit code`."""
-    from .download import add_download_parser as add
+    from .download import add_download_parser as add  # (on use: see download_main)
     return add(subparsers)
 
 

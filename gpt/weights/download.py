@@ -29,6 +29,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .errors import WeightsError
+from .gpt2 import read_gpt2_weights
+
 BASE_URL = "https://openaipublic.blob.core.windows.net/gpt-2/models"
 MODEL_SIZES = {"gpt2-small": "124M", "gpt2-medium": "355M", "gpt2-large": "774M", "gpt2-xl": "1558M"}
 APPROX_BYTES = {"124M": 498e6, "355M": 1.42e9, "774M": 3.10e9, "1558M": 6.23e9}
@@ -183,8 +186,6 @@ def run_download(model: str, directory: str | os.PathLike = "gpt2", base_url: st
         print(f"{newline}gpt download: could not download {model}: {reason}\n  (while fetching {current})\n"
               f"{offline_help(model, size, folder, base_url)}", file=stream)
         return 1
-    from .errors import WeightsError
-    from .gpt2 import read_gpt2_weights
     try:
         cfg, _, _ = read_gpt2_weights(folder)  # checks every tensor's CRC-32C
     except (WeightsError, OSError) as error:

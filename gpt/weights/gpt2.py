@@ -31,6 +31,8 @@ import numpy as np
 from minigrad.serialization import current_umask
 from minigrad.untrusted import read_json_file
 
+from ..data.registry import get_tokenizer, tokenizer_from_state
+from ..model.gpt_model import GPTModel
 from .bpe_files import _write_text_atomically, write_bpe_files
 from .errors import WeightsError
 from .mapping import (HF_SKIPPED, book_to_hf, check_config_fits_files, check_tensors, config_from_hf,
@@ -196,8 +198,6 @@ def read_gpt2_weights(path: str | os.PathLike, drop_rate: float = 0.0, verify_cr
 
 def _load_tokenizer(folder: Path):
     """The folder's tokenizer: tokenizer_state.json, else GPT-2's files, else None (warned)."""
-    from gpt.data.tokenizer import get_tokenizer, tokenizer_from_state
-
     state_file = folder / TOKENIZER_STATE_FILE
     if state_file.is_file():
         return tokenizer_from_state(_read_json(state_file), path=folder)
@@ -220,7 +220,7 @@ class _NoDrawGenerator:
     uniform = normal = standard_normal = random = _zeros
 
 
-def _model_without_random_init(model_class, cfg: dict, dtype):
+def model_without_random_init(model_class, cfg: dict, dtype):
     """`model_class(cfg, dtype)` with its weights left at zero; afterwards the model's dropout
     layers use the default generator as usual. Falls back to a normal build if the layers
     ask the generator for something it does not imitate."""
@@ -250,14 +250,12 @@ def load_gpt2(path: str | os.PathLike, dtype=np.float32, *, drop_rate: float = 0
     folder holds a separate `lm_head.weight` with tie_word_embeddings false). The tokenizer
     is None when the folder has no tokenizer files (a warning says so).
     """
-    from gpt.model.gpt_model import GPTModel
-
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"load_gpt2: dtype must be a float type, got {dtype}")
     cfg, state, _ = read_gpt2_weights(path, drop_rate=drop_rate, verify_crc=verify_crc, strict=strict)
     tied = state["out_head.weight"] is state["tok_emb.weight"]
-    model = _model_without_random_init(GPTModel, cfg, dtype)
+    model = model_without_random_init(GPTModel, cfg, dtype)
     if tied:
         model.tie_weights()
     targets = model.state_dict()
