@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gpt import GPTModel
-from gpt.data.tokenizer import get_tokenizer
+from gpt.data import get_tokenizer
 from gpt.finetune import write_classification_file
 from gpt.finetune.classify import MAX_CLASSES, label_names_of, read_classification_file
 from gpt.finetune.cli import main
