@@ -3,16 +3,16 @@
     token ids (T,)
       -> embeddings x_0                                  residual stream (T, C)
       -> block l: a_l = att(norm1(x_l))                  attention weights (H, T, T) per layer
-                  m_l = x_l + a_l
-                  f_l = ff(norm2(m_l)), GELU inside      MLP activations (T, 4C)
-                  x_{l+1} = block(x_l) = m_l + f_l
+                  f_l = ff(norm2(x_l + a_l)), GELU inside  MLP activations (T, 4C)
+                  x_{l+1} = x_l + a_l + f_l
       -> logit lens: out_head(final_norm(x_l)) at every l (nostalgebraist 2020, "interpreting
          GPT: the logit lens"); at l = n_layers this is the model's own logits.
 
-The residual stream is always the block's own output (`block(x)`, the model's numerics, no
-copy of its code); the pieces inside a block are recomputed beside it from the same input
-with the block's own modules, and the attention weights from the block's weights in plain
-NumPy (the kernel `F.scaled_dot_product_attention` never materialises them):
+Everything is read from ONE ordinary forward pass of the model (`model(ids)`, its own code and
+numerics) through forward hooks (minigrad.nn.Module.register_forward_hook) on the embedding
+dropout, each block, its attention, its MLP and the MLP's GELU; the hooks are removed after.
+The attention weights are recomputed from the attention module's input and weights in plain
+NumPy (the fused kernel `F.scaled_dot_product_attention` never materialises them):
 
     weights = softmax(q k^T / sqrt(D) + causal mask)          (H, T, T), rows sum to 1
 
@@ -79,6 +79,14 @@ def lens_logits(model, states: np.ndarray) -> np.ndarray:
     return model.out_head(model.final_norm(Tensor(states[None]))).data[0]  # (T, V)
 
 
+def top_ids(probs: np.ndarray, k: int) -> np.ndarray:
+    """The k largest entries of each row of probs (T, V), most likely first (ties: lowest id)."""
+    k = min(k, probs.shape[-1])
+    candidates = np.argpartition(-probs, k - 1, axis=-1)[:, :k]  # (T, k), unordered
+    order = np.lexsort((candidates, -np.take_along_axis(probs, candidates, axis=-1)), axis=-1)
+    return np.take_along_axis(candidates, order, axis=-1)  # (T, k)
+
+
 def capture_prompt(model, token_ids, lens_top: int = 5) -> PromptCapture:
     """Run `model` (a GPTModel) on one prompt (T,) and record its internals (no graph, eval mode).
 
@@ -88,41 +96,45 @@ def capture_prompt(model, token_ids, lens_top: int = 5) -> PromptCapture:
     num_tokens = ids.shape[1]
     if num_tokens == 0:
         raise ValueError("explain: the prompt has no tokens")
+    seen = {"states": [], "attention": [], "attention_outs": [], "mlp_outs": [], "activations": []}
+
+    def keep(name, transform=lambda module, args, output: output.data[0]):
+        return lambda module, args, output: seen[name].append(transform(module, args, output))
+
+    handles = [model.drop_emb.register_forward_hook(keep("states"))]  # x_0 (T, C)
+    for block in model.trf_blocks:
+        handles += [
+            block.att.register_forward_hook(keep(
+                "attention", lambda module, args, output: attention_weights(module, args[0].data[0]))),
+            block.att.register_forward_hook(keep("attention_outs")),  # a_l (T, C)
+            block.ff.layers[1].register_forward_hook(keep("activations")),  # GELU outputs (T, 4C)
+            block.ff.register_forward_hook(keep("mlp_outs")),  # f_l (T, C)
+            block.register_forward_hook(keep("states")),  # x_{l+1} (T, C)
+        ]
     was_training = model.training
     model.eval()
     try:
         with no_grad():
-            x = model.drop_emb(model.tok_emb(ids) + model.pos_emb(np.arange(num_tokens)))  # (1, T, C)
-            states, attention, attention_outs, mlp_outs, activations = [x.data[0]], [], [], [], []
-            for block in model.trf_blocks:
-                normed = block.norm1(x)  # (1, T, C)
-                attention.append(attention_weights(block.att, normed.data[0]))  # (H, T, T)
-                attention_out = block.att(normed)  # (1, T, C)
-                middle = x + attention_out  # (1, T, C)
-                linear_in, gelu, linear_out = block.ff.layers
-                activation = gelu(linear_in(block.norm2(middle)))  # (1, T, 4C)
-                x = block(x)  # the model's own residual stream x_{l+1} (1, T, C)
-                attention_outs.append(attention_out.data[0])
-                mlp_outs.append(x.data[0] - middle.data[0])  # f_l = x_{l+1} - m_l
-                activations.append(activation.data[0])
-                states.append(x.data[0])
+            logits = model(ids).data[0]  # (T, V): the model's own forward, once
             lens_ids, lens_probs, next_probs = [], [], []
-            for state in states:
-                logits = lens_logits(model, state)  # (T, V)
-                probs = softmax(logits)  # (T, V) float64
-                top = np.argsort(-probs, axis=-1, kind="stable")[:, :lens_top]  # (T, k)
+            for index, state in enumerate(seen["states"]):
+                last = index == len(seen["states"]) - 1
+                probs = softmax(logits if last else lens_logits(model, state))  # (T, V) float64
+                top = top_ids(probs, lens_top)  # (T, k)
                 lens_ids.append(top)
                 lens_probs.append(np.take_along_axis(probs, top, axis=-1))
                 next_probs.append(probs[np.arange(num_tokens - 1), ids[0, 1:]])  # (T - 1,)
     finally:
+        for handle in handles:
+            handle.remove()
         model.train(was_training)
     return PromptCapture(
         token_ids=ids[0].astype(np.int64),
-        attention=np.stack(attention),
-        residual_norms=np.linalg.norm(np.stack(states), axis=-1),
-        attention_norms=np.linalg.norm(np.stack(attention_outs), axis=-1),
-        mlp_norms=np.linalg.norm(np.stack(mlp_outs), axis=-1),
-        mlp_activations=activations,
+        attention=np.stack(seen["attention"]),
+        residual_norms=np.linalg.norm(np.stack(seen["states"]), axis=-1),
+        attention_norms=np.linalg.norm(np.stack(seen["attention_outs"]), axis=-1),
+        mlp_norms=np.linalg.norm(np.stack(seen["mlp_outs"]), axis=-1),
+        mlp_activations=seen["activations"],
         lens_ids=np.stack(lens_ids).astype(np.int64),
         lens_probs=np.stack(lens_probs),
         lens_next_probs=np.stack(next_probs),
@@ -151,11 +163,27 @@ def generation_steps(model, prompt_ids, max_new_tokens: int, temperature: float 
     context = model.cfg["context_length"]
     token_ids = generate(model, prompt, max_new_tokens, context_size=context, temperature=temperature,
                          top_k=top_k, top_p=top_p, seed=seed)  # (1, T + N)
+    prompt_length, total = prompt.shape[1], prompt.shape[1] + max(max_new_tokens, 1) - 1
+    model_was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            # while the sequence fits the context, one pass gives every step's last-position logits
+            # (causal: position t sees what generate's model saw at that step)
+            one_pass = None
+            if prompt_length <= context:
+                hidden = model.hidden_states(token_ids[:, :min(total, context)])  # (1, n, C)
+                one_pass = model.out_head(hidden[:, prompt_length - 1:]).data[0]  # (steps in it, V)
+    finally:
+        model.train(model_was_training)
     steps = []
     for index in range(max(max_new_tokens, 1)):
-        length = prompt.shape[1] + index
-        window = token_ids[:, max(0, length - context):length]  # what generate's model saw
-        logits = model.next_token_logits(window)[0]  # (V,)
+        length = prompt_length + index
+        if length <= context:
+            logits, seen = one_pass[index], length
+        else:  # the window slid: run what generate ran
+            window = token_ids[:, length - context:length]  # (1, context)
+            logits, seen = model.next_token_logits(window)[0], context
         chosen = int(token_ids[0, length]) if index < max_new_tokens else None
-        steps.append(GenerationStep(window.shape[1], logits, chosen))
+        steps.append(GenerationStep(seen, logits, chosen))
     return steps

@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from .. import top_k_filter, top_p_filter
-from .capture import PromptCapture, softmax
+from .capture import PromptCapture, softmax, top_ids
 
 ATTENTION_BUDGET = 8_000_000  # bytes of uint8 attention weights at most (before base64)
 LENS_TOP = 5
@@ -128,10 +128,12 @@ def lens_data(capture: PromptCapture) -> dict:
 def distribution_data(logits: np.ndarray, chosen_id: int | None, settings: dict) -> dict:
     """One step's logits (V,) as the page needs them (see the module docstring)."""
     logits = logits.astype(np.float64)
-    order = np.argsort(-logits, kind="stable")  # most likely first, ties to the lowest id
-    shifted = logits[order] - logits[order[0]]  # (V,) <= 0, descending
-    head = shifted[:DISTRIBUTION_HEAD]
-    tail = shifted[DISTRIBUTION_HEAD:]
+    order = top_ids(logits[None], DISTRIBUTION_HEAD)[0]  # (M,) most likely first, ties to the lowest id
+    maximum = logits[order[0]]
+    head = logits[order] - maximum  # (M,) <= 0, descending
+    rest = np.ones(logits.shape[0], dtype=bool)
+    rest[order] = False
+    tail = logits[rest] - maximum  # (V - M,) unordered: only its histogram is kept
     step = {"top_ids": order[:BARS].tolist(), "head": b64(np.maximum(head, -65000).astype("<f2")),
             "tail": None, "chosen": chosen_id, "chosen_rank": None, "chosen_logit": None,
             "reference_probs": reference_probs(logits, order[:BARS], settings)}
@@ -140,10 +142,11 @@ def distribution_data(logits: np.ndarray, chosen_id: int | None, settings: dict)
         counts, edges = np.histogram(tail, bins=HISTOGRAM_BINS, range=(low, high if high > low else low + 1e-6))
         centers = (edges[:-1] + edges[1:]) / 2
         step["tail"] = {"centers": rounded(centers[::-1], 6), "counts": counts[::-1].tolist()}  # descending
-    if chosen_id is not None:
-        rank = int(np.flatnonzero(order == chosen_id)[0])
+    if chosen_id is not None:  # its rank: the ids above it, and the lower ids tied with it
+        value = logits[chosen_id]
+        rank = int((logits > value).sum() + (logits[:chosen_id] == value).sum())
         step["chosen_rank"] = rank
-        step["chosen_logit"] = float(f"{shifted[rank]:.6g}")
+        step["chosen_logit"] = float(f"{value - maximum:.6g}")
     return step
 
 
