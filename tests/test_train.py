@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 
 import numpy as np
 import pytest
@@ -167,6 +168,63 @@ def test_learning_rate_schedule():
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))                 # then decays
     assert lrs[-1] == pytest.approx(0.1, abs=1e-3)
     assert learning_rate(5, TrainConfig(lr=0.5, schedule="constant"), 100) == 0.5
+
+
+def nanogpt_learning_rate(step, config, max_steps):
+    """The trainer's own schedule before it used minigrad.optim's (kept to check bit equality)."""
+    peak = config.resolved_lr()
+    min_lr = peak / 10 if config.min_lr is None else config.min_lr
+    warmup = min(config.warmup_steps, max_steps // 10)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min((step - warmup) / max(max_steps - warmup, 1), 1.0)
+    return min_lr + (peak - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@pytest.mark.parametrize("settings, max_steps", [({"lr": 1.0, "min_lr": 0.1, "warmup_steps": 10}, 200),
+                                                 ({"preset": "124M"}, 5000), ({"lr": 3e-3, "warmup_steps": 2}, 20),
+                                                 ({"warmup_steps": 0}, 7), ({"warmup_steps": 500}, 30)])
+def test_default_schedule_is_the_old_one_bit_for_bit(settings, max_steps):
+    config = TrainConfig(**settings)
+    assert [learning_rate(step, config, max_steps) for step in range(max_steps)] == \
+        [nanogpt_learning_rate(step, config, max_steps) for step in range(max_steps)]
+
+
+def test_book_schedule_trains_with_appendix_ds_lrs(text_file, monkeypatch):
+    """--schedule book: the lr AdamW uses at every step is the one of the book's train_model loop."""
+    used = []
+    adamw_step = minigrad.optim.AdamW.step
+
+    def recording_step(self):
+        used.append(self.param_groups[0]["lr"])
+        return adamw_step(self)
+
+    monkeypatch.setattr(minigrad.optim.AdamW, "step", recording_step)
+    n_steps, warmup, peak, initial, floor = 12, 4, 3e-3, 3e-5, 1e-6
+    train(tiny(text_file, schedule="book", warmup_steps=warmup, lr=peak, initial_lr=initial,
+               min_lr=floor, max_steps=n_steps))
+    expected, global_step = [], -1
+    lr_increment = (peak - initial) / warmup
+    for _ in range(n_steps):  # appendix D's train_model, line for line
+        global_step += 1
+        if global_step < warmup:
+            lr = initial + global_step * lr_increment
+        else:
+            progress = ((global_step - warmup) / (n_steps - warmup))
+            lr = floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        expected.append(lr)
+    assert used == expected
+
+
+def test_schedule_and_initial_lr_from_the_command_line():
+    from gpt.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--out", "x", "--schedule", "book", "--initial-lr", "1e-5"])
+    assert args.schedule == "book" and args.initial_lr == 1e-5
+    with pytest.raises(ValueError, match="initial_lr"):
+        TrainConfig(lr=1e-3, initial_lr=2e-3).validate()
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear").validate()
 
 
 @pytest.mark.parametrize("field, value", [("lr", 0.0), ("batch_size", 0), ("preset", "huge"),

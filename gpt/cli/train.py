@@ -13,7 +13,7 @@ import dataclasses
 import os
 
 from ..data.registry import TOKENIZER_KINDS
-from ..training.config import PRESETS, TrainConfig
+from ..training.config import PRESETS, SCHEDULES, TrainConfig
 from ..training.loop import train
 from ..training.progress import format_duration
 from ..training.world import is_main_process
@@ -66,8 +66,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(optim, "--lr", "peak learning rate (default: the preset's: default 2e-3, 124M 4e-4, gpt2-small "
         "6e-4, ...; else 1e-3)", type=finite_float)
     add(optim, "--min-lr", "final learning rate of the cosine schedule (default: lr/10)", type=finite_float)
-    add(optim, "--warmup-steps", "linear warmup steps (at most a tenth of the run)", type=nonnegative_int)
-    add(optim, "--schedule", "learning-rate schedule", choices=["cosine", "constant"])
+    add(optim, "--warmup-steps", "linear warmup steps (cosine: at most a tenth of the run)", type=nonnegative_int)
+    add(optim, "--schedule", "learning-rate schedule: cosine (nanoGPT's warmup from lr/warmup, then cosine to "
+        "--min-lr), book (the book's appendix D: warmup from --initial-lr, then cosine), constant",
+        choices=list(SCHEDULES))
+    add(optim, "--initial-lr", "first lr of the book schedule's warmup (default: lr/10)", type=finite_float)
     add(optim, "--weight-decay", "AdamW weight decay (matrices only)", type=finite_float)
     add(optim, "--beta1", "AdamW beta1", type=finite_float)
     add(optim, "--beta2", "AdamW beta2", type=finite_float)

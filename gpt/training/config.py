@@ -38,6 +38,8 @@ for _name, _cfg in GPT2_CONFIGS.items():
     PRESETS[_short]["lr"] = _GPT2_LR[_short]
 del _name, _cfg, _short
 
+SCHEDULES = ("cosine", "book", "constant")  # learning-rate schedules (gpt.training.loop.learning_rate)
+
 MODEL_FIELDS = ("emb_dim", "n_layers", "n_heads", "context_length", "dropout", "qkv_bias")
 
 # Fields that may differ when a run is resumed: they steer the run, not what it computes
@@ -70,8 +72,10 @@ class TrainConfig:
     grad_accum_steps: int = 1            # micro-batches summed into one optimizer step
     lr: float | None = None              # peak learning rate of AdamW; None: the preset's, else 1e-3
     min_lr: float | None = None          # floor of the cosine decay; None: lr / 10
-    warmup_steps: int = 100              # linear warmup from 0 to lr (capped at a tenth of the run)
-    schedule: str = "cosine"             # "cosine" (warmup, then cosine to min_lr) or "constant"
+    warmup_steps: int = 100              # linear warmup to lr (cosine: capped at a tenth of the run)
+    schedule: str = "cosine"             # "cosine" (nanoGPT's warmup, then cosine to min_lr), "book"
+                                         # (appendix D: warmup from initial_lr, then cosine), "constant"
+    initial_lr: float | None = None      # "book": the lr of the first warmup step; None: lr / 10
     weight_decay: float = 0.1            # AdamW decoupled weight decay, on matrices only (not biases/norms)
     beta1: float = 0.9                   # AdamW first-moment decay
     beta2: float = 0.95                  # AdamW second-moment decay (nanoGPT; the book uses 0.999)
@@ -128,6 +132,10 @@ class TrainConfig:
             return float(self.lr)
         return float(PRESETS.get(self.preset, {}).get("lr", 1e-3))
 
+    def resolved_initial_lr(self) -> float:
+        """The book schedule's starting lr (initial_lr, else a tenth of the peak as in appendix D)."""
+        return self.resolved_lr() / 10 if self.initial_lr is None else float(self.initial_lr)
+
     def resolved_dropout(self) -> float:
         if self.dropout is not None:
             return float(self.dropout)
@@ -168,8 +176,10 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.grad_clip is not None and self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip!r}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.initial_lr is not None and not 0 <= self.initial_lr <= lr:
+            raise ValueError(f"initial_lr must be between 0 and lr={lr}, got {self.initial_lr!r}")
         if self.sample_tokens < 0:
             raise ValueError(f"sample_tokens must be >= 0, got {self.sample_tokens!r}")
         if self.sample_temperature < 0:

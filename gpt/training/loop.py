@@ -10,7 +10,7 @@ One optimizer step (`Trainer.train_step`):
         logits = model(inputs)                           (B, T, V)
         loss = cross_entropy(logits, targets) / grad_accum_steps;  loss.backward()
     world.average_gradients(params)                      one hook for data-parallel training (MPI)
-    clip the global gradient norm; lr from the schedule (linear warmup, then cosine decay)
+    clip the global gradient norm; lr from the schedule (minigrad.optim: warmup, then cosine)
     AdamW step (decoupled weight decay on matrices only); zero the gradients
 
 Every `eval_every` steps the train and validation losses are estimated in eval mode (no
@@ -34,6 +34,7 @@ import numpy as np
 
 import minigrad
 from minigrad import nn, optim
+from minigrad.optim.schedules import constant, cosine_with_warmup
 from minigrad.nn import functional as F
 
 from ..model.generate import generate
@@ -70,21 +71,22 @@ class TrainResult:
 
 # ------------------------------------------------------------------------------ the schedule
 def learning_rate(step: int, config: TrainConfig, max_steps: int) -> float:
-    """lr of optimizer step `step` (0-based): linear warmup to lr, then cosine decay to min_lr.
+    """lr of optimizer step `step` (0-based), from minigrad.optim's cosine_with_warmup.
 
-    nanoGPT's schedule: warmup over min(warmup_steps, max_steps // 10) steps (so a short run
-    is not all warmup), then min_lr + (lr - min_lr) * (1 + cos(pi * progress)) / 2.
+    "cosine" (the default): nanoGPT's schedule, warmup over min(warmup_steps, max_steps // 10)
+    steps (so a short run is not all warmup) from lr / warmup to lr, then cosine decay to min_lr.
+    "book": the book's appendix D, warmup from initial_lr to lr over warmup_steps (at most the
+    run), then cosine decay to min_lr. "constant": lr at every step.
     """
     peak = config.resolved_lr()
     if config.schedule == "constant":
-        return peak
+        return constant(step, peak)
     min_lr = peak / 10 if config.min_lr is None else config.min_lr
-    warmup = min(config.warmup_steps, max_steps // 10)
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    decay_steps = max(max_steps - warmup, 1)
-    progress = min((step - warmup) / decay_steps, 1.0)
-    return min_lr + (peak - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if config.schedule == "book":
+        return cosine_with_warmup(step, min(config.warmup_steps, max_steps), max_steps, peak, min_lr,
+                                  initial_lr=config.resolved_initial_lr(), warmup_form="book")
+    return cosine_with_warmup(step, min(config.warmup_steps, max_steps // 10), max_steps, peak, min_lr,
+                              warmup_form="nanogpt")
 
 
 def parameter_groups(model, weight_decay: float) -> list:

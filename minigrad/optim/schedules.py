@@ -7,9 +7,20 @@ to an optimizer's groups every step and can be saved with a checkpoint.
     for batch in batches:
         ...; optimizer.step(); scheduler.step()     # lr = schedule(1), schedule(2), ...
 
-`cosine_with_warmup` is the book's appendix D schedule: a linear warmup from `initial_lr` to
-`peak_lr` over `warmup_steps` steps, then a half cosine from `peak_lr` down to `min_lr` at
-`total_steps`. Steps count from 0 (the first optimizer step uses the lr of step 0).
+`cosine_with_warmup` is a linear warmup to `peak_lr` over `warmup_steps` steps, then a half
+cosine from `peak_lr` down to `min_lr` at `total_steps`. Steps count from 0 (the first
+optimizer step uses the lr of step 0). The warmup has two forms, computed exactly as their
+sources do (`warmup_form`):
+
+    "book"     the book's appendix D (`train_model`): lr = initial_lr + step * lr_increment,
+               lr_increment = (peak_lr - initial_lr) / warmup_steps; step 0 trains at
+               initial_lr, step warmup_steps at the peak.
+    "nanogpt"  nanoGPT's `get_lr`: lr = peak_lr * (step + 1) / warmup_steps; step 0 already
+               trains at peak_lr / warmup_steps, step warmup_steps - 1 at the peak (no initial_lr).
+
+The decay is the same in both: min_lr + (peak_lr - min_lr) * 0.5 * (1 + cos(pi * progress)),
+progress = (step - warmup_steps) / (total_steps - warmup_steps). `gpt train --schedule cosine`
+(the default) uses the nanoGPT form, `--schedule book` the book's.
 """
 from __future__ import annotations
 
@@ -35,23 +46,40 @@ def constant(step: int, lr: float) -> float:
     return _check_lr("constant", "lr", lr)
 
 
-def linear_warmup(step: int, warmup_steps: int, peak_lr: float, initial_lr: float = 0.0) -> float:
-    """initial_lr + step * (peak_lr - initial_lr) / warmup_steps during warmup, then peak_lr."""
+WARMUP_FORMS = ("book", "nanogpt")
+
+
+def linear_warmup(step: int, warmup_steps: int, peak_lr: float, initial_lr: float = 0.0,
+                  warmup_form: str = "book") -> float:
+    """The lr of a warmup step, then peak_lr (see the module docstring for the two forms).
+
+    book:    initial_lr + step * lr_increment, lr_increment = (peak_lr - initial_lr) / warmup_steps
+    nanogpt: peak_lr * (step + 1) / warmup_steps
+    """
     _check_step("linear_warmup", step)
     peak_lr = _check_lr("linear_warmup", "peak_lr", peak_lr)
     initial_lr = _check_lr("linear_warmup", "initial_lr", initial_lr)
     if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
         raise ValueError(f"linear_warmup: warmup_steps must be an int >= 0, got {warmup_steps!r}")
-    if step < warmup_steps:
-        return initial_lr + step * (peak_lr - initial_lr) / warmup_steps
-    return peak_lr
+    if warmup_form not in WARMUP_FORMS:
+        raise ValueError(f"linear_warmup: warmup_form must be one of {WARMUP_FORMS}, got {warmup_form!r}")
+    if warmup_form == "nanogpt" and initial_lr:
+        raise ValueError(f"linear_warmup: the nanogpt warmup starts from 0 (peak_lr / warmup_steps at "
+                         f"step 0), so initial_lr must be 0, got {initial_lr}")
+    if step >= warmup_steps:
+        return peak_lr
+    if warmup_form == "nanogpt":
+        return peak_lr * (step + 1) / warmup_steps
+    lr_increment = (peak_lr - initial_lr) / warmup_steps
+    return initial_lr + step * lr_increment
 
 
 def cosine_with_warmup(step: int, warmup_steps: int, total_steps: int, peak_lr: float,
-                       min_lr: float = 0.0, initial_lr: float = 0.0) -> float:
-    """The book's appendix D schedule.
+                       min_lr: float = 0.0, initial_lr: float = 0.0, warmup_form: str = "book") -> float:
+    """Linear warmup, then cosine decay: the book's appendix D schedule (warmup_form="book") or
+    nanoGPT's (warmup_form="nanogpt").
 
-    step < warmup_steps:  initial_lr + step * (peak_lr - initial_lr) / warmup_steps
+    step < warmup_steps:  linear_warmup(step, warmup_steps, peak_lr, initial_lr, warmup_form)
     otherwise:            min_lr + (peak_lr - min_lr) * 0.5 * (1 + cos(pi * progress)),
                           progress = (step - warmup_steps) / (total_steps - warmup_steps),
                           held at 1 after total_steps (the lr stays at min_lr;
@@ -64,11 +92,13 @@ def cosine_with_warmup(step: int, warmup_steps: int, total_steps: int, peak_lr: 
     for label, value in (("warmup_steps", warmup_steps), ("total_steps", total_steps)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name}: {label} must be an int >= 0, got {value!r}")
+    if warmup_form not in WARMUP_FORMS:
+        raise ValueError(f"{name}: warmup_form must be one of {WARMUP_FORMS}, got {warmup_form!r}")
     if total_steps < warmup_steps:
         raise ValueError(f"{name}: total_steps ({total_steps}) is smaller than warmup_steps "
                          f"({warmup_steps})")
     if step < warmup_steps:
-        return linear_warmup(step, warmup_steps, peak_lr, initial_lr)
+        return linear_warmup(step, warmup_steps, peak_lr, initial_lr, warmup_form)
     if total_steps == warmup_steps:
         return min_lr  # no decay phase: straight to the floor
     progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
