@@ -84,6 +84,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(run, "--eval-every", "evaluate and print a sample every N steps", type=positive_int)
     add(run, "--eval-batches", "batches per loss estimate", type=positive_int)
     add(run, "--log-every", "a progress line every N steps", type=positive_int)
+    add(run, "--diagnostics", "every N steps, record per-layer activation and gradient statistics "
+        "and update-to-data ratios into metrics.jsonl (drawn by gpt plot; 0: off)",
+        type=nonnegative_int)
     add(run, "--save-every", "write a checkpoint every N steps (also at the end and on Ctrl-C)",
         type=positive_int)
     add(run, "--sample-prompt", "prompt of the samples", metavar="TEXT")

@@ -46,7 +46,7 @@ MODEL_FIELDS = ("emb_dim", "n_layers", "n_heads", "context_length", "dropout", "
 # (changing max_steps or epochs changes the schedule from there on; that is allowed).
 RUN_CONTROL_FIELDS = ("out", "resume", "overwrite", "max_steps", "epochs", "stop_at", "log_every",
                       "eval_every", "eval_batches", "save_every", "sample_prompt", "sample_tokens",
-                      "sample_temperature", "sample_top_k", "threads", "quiet")
+                      "sample_temperature", "sample_top_k", "threads", "quiet", "diagnostics")
 
 
 @dataclass
@@ -88,6 +88,7 @@ class TrainConfig:
     eval_every: int = 100                # evaluate train/val loss (and print a sample) every N steps
     eval_batches: int = 20               # batches per loss estimate (val: at most the whole split)
     log_every: int = 10                  # one progress line every N steps
+    diagnostics: int = 0                 # activation/gradient statistics into metrics.jsonl every N steps; 0: off
     save_every: int = 500                # write a checkpoint every N steps (and at the end, and on Ctrl-C)
     sample_prompt: str = "The"           # prompt of the samples printed at each evaluation
     sample_tokens: int = 60              # new tokens per sample
@@ -159,6 +160,8 @@ class TrainConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if isinstance(self.diagnostics, bool) or not isinstance(self.diagnostics, int) or self.diagnostics < 0:
+            raise ValueError(f"diagnostics must be a number of steps >= 0 (0: off), got {self.diagnostics!r}")
         if self.epochs is not None and not self.epochs > 0:
             raise ValueError(f"epochs must be positive, got {self.epochs!r}")
         if not 0.0 < self.val_fraction < 1.0:

@@ -39,7 +39,7 @@ from minigrad.nn import functional as F
 
 from ..model.generate import generate
 from ..model.gpt_model import GPTModel
-from . import checkpoint as ckpt
+from . import checkpoint as ckpt, diagnostics
 from .config import PRESETS, TrainConfig
 from .data import build_data, model_config_for
 from .distributed import world_from_env
@@ -199,9 +199,12 @@ class Trainer:
         lr = learning_rate(self.step, config, self.max_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        watch = diagnostics.start(self.model, self.step + 1, config.diagnostics)  # None unless due
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is caught below
             total_loss = self._accumulate_gradients()
             self.world.average_gradients(self.parameters)  # the data-parallel hook (MPI)
+            if watch is not None:
+                watch.gradients(self.model.named_parameters())
             if config.grad_clip:
                 norm = nn.utils.clip_grad_norm(self.parameters, config.grad_clip)
             else:
@@ -211,6 +214,8 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad()
         self.step += 1
+        if watch is not None:
+            self.metrics.write(step=self.step, diagnostics=watch.finish())
         return self.world.average(total_loss)
 
     def _accumulate_gradients(self) -> float:

@@ -1,5 +1,9 @@
 """`gpt plot DIR`: the train and validation loss curves of a run, from its metrics.jsonl, as a PNG
-(the book's figure 5.12: losses against steps, with tokens seen on a second axis).
+(the book's figure 5.12: losses against steps, with tokens seen on a second axis); for a run
+trained with `--diagnostics N`, also `diagnostics.png` (see gpt.training.diagnostics): the
+log10 update-to-data ratio of each weight matrix over the steps with the 1e-3 guide line, GELU
+saturation per layer over the steps, and the GELU-input and gradient histograms of the last
+diagnostics record.
 
 matplotlib is optional: `pip install "minigrad-gpt[plot]"` (or `pip install matplotlib`).
 """
@@ -7,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .diagnostics import diagnostics_records
 from .progress import read_metrics
 
 INSTALL_HINT = 'pip install "minigrad-gpt[plot]"  (or: pip install matplotlib)'
@@ -40,9 +45,7 @@ def loss_curves(records: list[dict]) -> dict:
     return curves
 
 
-def plot_run(run_dir, out=None) -> Path:
-    """Draw `run_dir/metrics.jsonl` to `out` (default `run_dir/loss.png`); returns the path."""
-    records = read_metrics(run_dir)  # FileNotFoundError when it is not a run folder
+def _pyplot():
     try:
         import matplotlib  # optional (the plot extra): imported only by `gpt plot`
 
@@ -50,6 +53,13 @@ def plot_run(run_dir, out=None) -> Path:
         import matplotlib.pyplot as plt  # optional, as above
     except ImportError:
         raise MatplotlibMissing(f"plotting needs matplotlib, which is not installed: {INSTALL_HINT}") from None
+    return plt
+
+
+def plot_run(run_dir, out=None) -> Path:
+    """Draw `run_dir/metrics.jsonl` to `out` (default `run_dir/loss.png`); returns the path."""
+    records = read_metrics(run_dir)  # FileNotFoundError when it is not a run folder
+    plt = _pyplot()
     curves = loss_curves(records)
     if not any(curves[name][0] for name in curves):
         raise ValueError(f"{Path(run_dir) / 'metrics.jsonl'} holds no loss values to plot yet")
@@ -68,5 +78,57 @@ def plot_run(run_dir, out=None) -> Path:
     ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def _histogram_line(ax, histogram: dict, label: str) -> None:
+    lo, hi = histogram["range"]
+    counts = histogram["counts"]
+    width = (hi - lo) / len(counts)
+    centers = [lo + (i + 0.5) * width for i in range(len(counts))]
+    ax.plot(centers, counts, label=label)
+
+
+def plot_diagnostics(run_dir, out=None) -> Path | None:
+    """Draw the `--diagnostics` records of `run_dir/metrics.jsonl` to `out` (default
+    `run_dir/diagnostics.png`); returns the path, or None when the run has no such records."""
+    records = diagnostics_records(read_metrics(run_dir))
+    if not records:
+        return None
+    plt = _pyplot()
+    out = Path(out) if out is not None else Path(run_dir) / "diagnostics.png"
+    last = records[-1]["diagnostics"]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    ratio_ax, saturation_ax, activation_ax, grad_ax = axes.ravel()
+    steps = [r["step"] for r in records]
+    weights = [name for name, h in last.get("histograms", {}).get("grad", {}).items()]
+    for name in weights:
+        ratios = [r["diagnostics"]["params"].get(name, {}).get("log10_update_to_data") for r in records]
+        ratio_ax.plot(steps, [float("nan") if v is None else v for v in ratios], linewidth=1)
+    ratio_ax.axhline(-3.0, color="black", linestyle="--", linewidth=1, label="1e-3 (guide)")
+    ratio_ax.set(title="log10 update-to-data ratio, per weight matrix", xlabel="step",
+                 ylabel="log10(|update| / |weight|)")
+    ratio_ax.legend(loc="upper right")
+    for name in last.get("layers", {}):
+        values = [r["diagnostics"]["layers"].get(name, {}).get("gelu_saturation") for r in records]
+        saturation_ax.plot(steps, [float("nan") if v is None else 100 * v for v in values], label=name)
+    saturation_ax.set(title="GELU inputs beyond +-3 (%), per layer", xlabel="step", ylabel="%")
+    saturation_ax.legend(fontsize=8)
+    for name, histogram in last.get("histograms", {}).get("gelu_input", {}).items():
+        stats = last["layers"].get(name, {})
+        _histogram_line(activation_ax, histogram, f"{name} (std {stats.get('gelu_input_std') or 0:.2f})")
+    activation_ax.set(title=f"GELU input histograms (step {records[-1]['step']})", xlabel="value",
+                      ylabel="count")
+    activation_ax.legend(fontsize=8)
+    for name in weights:
+        _histogram_line(grad_ax, last["histograms"]["grad"][name], name)
+    grad_ax.set(title=f"gradient histograms of the weight matrices (step {records[-1]['step']})",
+                xlabel="gradient", ylabel="count", yscale="symlog")
+    if len(weights) <= 12:
+        grad_ax.legend(fontsize=6)
+    fig.suptitle(f"gpt train --diagnostics: {Path(run_dir).resolve().name}")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
     plt.close(fig)
     return out

@@ -3,6 +3,7 @@
     DIR/checkpoint/      the last checkpoint (gpt.training.checkpoint)
     DIR/metrics.jsonl    one record per logged or evaluated step (gpt.training.progress)
     DIR/loss.png         `gpt plot DIR`
+    DIR/diagnostics.png  `gpt plot DIR` of a `--diagnostics N` run
 
 A folder that holds a run is refused unless `--resume` (continue it from its checkpoint, with
 its stored settings) or `--overwrite` (replace it, once the new run has started).
@@ -43,7 +44,7 @@ def remove_old_run(run_dir: Path) -> None:
     """--overwrite: delete the previous run's checkpoint and metrics (only ours, not the folder)."""
     for name in (ckpt.CHECKPOINT_DIR, ckpt.OLD_DIR):
         shutil.rmtree(run_dir / name, ignore_errors=True)
-    for name in ("metrics.jsonl", "loss.png"):
+    for name in ("metrics.jsonl", "loss.png", "diagnostics.png"):
         (run_dir / name).unlink(missing_ok=True)
 
 
