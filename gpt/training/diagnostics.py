@@ -5,7 +5,8 @@ BatchNorm") teach to watch, written as one record into metrics.jsonl; `gpt plot`
 How: on a diagnosed step, forward hooks on the model's modules look at the first micro-batch
 (then remove themselves); after the gradients are averaged (before clipping) the gradients
 are measured and the parameters copied; after the optimizer step the update is measured.
-On every other step nothing runs (off: `--diagnostics 0`, the default, costs one `if`).
+On every other step nothing runs (off, `--diagnostics 0`, the default: one call to `start`
+that returns None).
 
 Record format (one JSON line, beside the loss records; "explain" and `gpt plot` read it):
 
