@@ -12,7 +12,8 @@ from .autograd import Function, enable_grad, is_grad_enabled, no_grad, unbroadca
 from .tensor import Tensor
 from . import ops as _ops  # binds the operators onto Tensor
 from .ops import concat, maximum, stack, where
-from .gradcheck import GradcheckError, gradcheck
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from . import autograd
 from . import nn, optim, random, viz
 from .random import manual_seed
 from .serialization import CheckpointError, load, save
@@ -25,6 +26,6 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
 
 __all__ = [
     "Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled",
-    "unbroadcast", "where", "concat", "stack", "maximum", "gradcheck", "GradcheckError", "nn", "optim", "random", "viz", "manual_seed",
+    "unbroadcast", "where", "concat", "stack", "maximum", "gradcheck", "gradgradcheck", "GradcheckError", "autograd", "nn", "optim", "random", "viz", "manual_seed",
     "save", "load", "CheckpointError", "set_memory_reuse",
 ]

@@ -50,8 +50,17 @@ class Tensor:
 
     Attributes:
       data:          the ndarray holding the values
-      grad:          ndarray of the same shape as `data`, or None before any backward
+      grad:          the gradient, same shape as `data`, or None before any backward
       requires_grad: whether gradients are computed for this tensor
+
+    What `.grad` holds: an ndarray after an ordinary `backward()`, the form optimizers and
+    gradient clipping work on. After `backward(create_graph=True)` it is a Tensor that carries
+    the graph of the gradient computation, so it can be differentiated again
+    (`x.grad.sum().backward()`, or `grad(x.grad, ...)`); its values are `x.grad.data`. The type
+    follows the backward that wrote it last: gradients accumulate, and an ordinary backward onto
+    a Tensor `.grad` leaves the sum as an ndarray. Optimizers accept either. For higher
+    derivatives, `minigrad.autograd.grad(..., create_graph=True)` returns the gradients instead
+    of storing them and is usually clearer.
     """
 
     __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_retain_grad", "__weakref__")
@@ -201,33 +210,40 @@ class Tensor:
         self.grad = None
 
     # ----------------------------------------------------------------- backward
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
+    def backward(self, gradient=None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
         """Compute d(self)/d(leaf) for every leaf that requires grad, accumulating into `.grad`.
 
-        `grad` defaults to 1 for a one-element tensor; any other shape must pass it (a
-        ValueError otherwise). The graph is freed afterwards unless `retain_graph=True`; a
-        second backward through a freed graph raises RuntimeError.
+        `gradient` defaults to 1 for a one-element tensor; any other shape must pass it (a
+        ValueError otherwise). The graph is freed afterwards unless `retain_graph=True`
+        (default: the value of `create_graph`); a second backward through a freed graph raises
+        RuntimeError. With `create_graph=True` the backward is itself recorded and `.grad`
+        becomes a Tensor carrying that graph (see the class docstring).
         """
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad (no input required grad, "
                 "or it was computed under no_grad())"
             )
-        if grad is None:
+        if gradient is None:
             if self.data.size != 1:
                 raise ValueError(
                     f"backward: grad can be implicitly created only for a one-element tensor, "
-                    f"this one has shape {self.shape}; pass grad=..."
+                    f"this one has shape {self.shape}; pass gradient=..."
                 )
-            grad = np.ones_like(self.data)
-        else:
-            grad = grad.data if isinstance(grad, Tensor) else grad
-            grad = np.asarray(grad, dtype=self.dtype)
-            if grad.shape != self.shape:
-                raise ValueError(
-                    f"backward: grad has shape {grad.shape}, tensor has shape {self.shape}"
-                )
-        autograd.run_backward(self, grad, retain_graph=retain_graph)
+            gradient = Tensor._wrap(np.ones_like(self.data), False)
+        elif not isinstance(gradient, Tensor):
+            gradient = Tensor._wrap(np.asarray(gradient, dtype=self.dtype), False)
+        if gradient.shape != self.shape:
+            raise ValueError(
+                f"backward: grad has shape {gradient.shape}, tensor has shape {self.shape}"
+            )
+        if gradient.dtype != self.dtype:
+            gradient = Tensor._wrap(gradient.data.astype(self.dtype), False)
+        if retain_graph is None:
+            retain_graph = create_graph
+        seed = gradient if create_graph else gradient.data
+        autograd.run_backward(self, seed, retain_graph=retain_graph, create_graph=create_graph)
 
     # ----------------------------------------------------------------- operators
     # (bound to minigrad.ops at import time of that module; see ops/__init__.py)

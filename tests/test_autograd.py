@@ -225,7 +225,6 @@ def test_backward_accepts_lists_tensors_and_one_element_shapes():
 # --------------------------------------------------------------------- the Function contract
 class Cube(Function):
     # d(a^3)/da = 3 a^2
-    fresh_grads = True
 
     def forward(self, a):
         if self.requires_grad:

@@ -19,8 +19,8 @@ def _grads(parameters) -> list:
         if not isinstance(param, Tensor):
             raise TypeError(f"clip_grad_norm: parameter {index} is a {type(param).__name__}, "
                             f"not a Tensor/Parameter")
-        if param.grad is not None:
-            grads.append(param.grad)
+        if param.grad is not None:  # an ndarray, or a Tensor after backward(create_graph=True)
+            grads.append(param.grad.data if isinstance(param.grad, Tensor) else param.grad)
     return grads
 
 
@@ -70,8 +70,11 @@ def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0,
         return total_norm
     clip_coef = float(max_norm) / (total_norm + 1e-6)
     if clip_coef < 1.0:
-        for g in _grads(parameters):
-            g *= clip_coef  # a Python float keeps the gradient's dtype (NEP 50)
+        for param in parameters:
+            if isinstance(param.grad, Tensor):  # new values, so the graph's saved arrays stay intact
+                param.grad.data = param.grad.data * clip_coef
+            elif param.grad is not None:
+                param.grad *= clip_coef  # a Python float keeps the gradient's dtype (NEP 50)
     return total_norm
 
 

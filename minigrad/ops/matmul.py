@@ -10,13 +10,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function, unbroadcast
+from .broadcast import sum_to
+from .shape import Reshape, Transpose
+
+
+def _swap_last_two(t):
+    axes = list(range(t.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return Transpose.apply(t, axes=tuple(axes))
 
 
 class MatMul(Function):
     # out = a @ b:  dL/da = g @ b^T,  dL/db = a^T @ g  (summed over broadcast batch axes;
     # a 1-D operand is treated as a (1, K) row or (K, 1) column, as np.matmul does)
-    fresh_grads = True
-
     def forward(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError(f"matmul: both operands need at least 1 dimension, got {a.shape} @ {b.shape}")
@@ -53,4 +59,18 @@ class MatMul(Function):
             ga = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
             gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
+        return ga, gb
+
+    def backward_graph(self, g):
+        # the same two products in Tensor ops (the general batched form, no folding)
+        a, b = self.parents
+        a2 = Reshape.apply(a, shape=(1,) + a.shape) if a.ndim == 1 else a  # (K,) -> (1, K)
+        b2 = Reshape.apply(b, shape=b.shape + (1,)) if b.ndim == 1 else b  # (K,) -> (K, 1)
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        g2 = Reshape.apply(g, shape=(*batch, a2.shape[-2], b2.shape[-1]))  # the squeezed axes back
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = Reshape.apply(sum_to(MatMul.apply(g2, _swap_last_two(b2)), a2.shape), shape=a.shape)
+        if self.needs_input_grad[1]:
+            gb = Reshape.apply(sum_to(MatMul.apply(_swap_last_two(a2), g2), b2.shape), shape=b.shape)
         return ga, gb

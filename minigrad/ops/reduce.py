@@ -1,13 +1,17 @@
 """Reductions: sum, mean, max, var over an axis (int, tuple, negative allowed) or all axes.
 
 Backward broadcasts the incoming gradient back over the reduced axes: we first re-insert
-them as size-1 axes (`keepdims` shape), then let NumPy broadcasting stretch them.
+them as size-1 axes (`keepdims` shape), then let NumPy broadcasting stretch them. The
+`backward_graph` rules do the same with Reshape and BroadcastTo (create_graph=True).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..autograd import Function
+from ..tensor import Tensor
+from .broadcast import BroadcastTo
+from .shape import Reshape
 
 
 def normalize_axes(op: str, axis, ndim: int, shape: tuple | None = None) -> tuple:
@@ -50,6 +54,10 @@ class Sum(Function):
         g = g.reshape(_keepdims_shape(self.in_shape, self.axes))
         return np.broadcast_to(g, self.in_shape)  # a read-only view, no copy
 
+    def backward_graph(self, g):
+        g = Reshape.apply(g, shape=_keepdims_shape(self.in_shape, self.axes))
+        return BroadcastTo.apply(g, shape=self.in_shape)
+
 
 class Mean(Function):
     # d mean(a)/da_i = 1/n for every element reduced (n = number of elements reduced)
@@ -63,12 +71,14 @@ class Mean(Function):
         g = g.reshape(_keepdims_shape(self.in_shape, self.axes)) / self.count
         return np.broadcast_to(g, self.in_shape)
 
+    def backward_graph(self, g):
+        g = Reshape.apply(g, shape=_keepdims_shape(self.in_shape, self.axes)) * (1.0 / self.count)
+        return BroadcastTo.apply(g, shape=self.in_shape)
+
 
 class Max(Function):
     # d max(a)/da_i = 1 at the maximal element, 0 elsewhere; k tied maxima get 1/k each
     # (a NaN makes the maximum NaN: its slice's gradient is NaN, as 0/0)
-    fresh_grads = True
-
     def forward(self, a, axis=None, keepdims=False):
         self.axes = normalize_axes("max", axis, a.ndim, a.shape)
         if a.size == 0:
@@ -85,12 +95,17 @@ class Max(Function):
             share /= share.sum(axis=self.axes, keepdims=True)
         return g.reshape(_keepdims_shape(self.in_shape, self.axes)) * share
 
+    def backward_graph(self, g):
+        share = (self.a == self.out_kept).astype(g.dtype)  # piecewise constant: a constant
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share /= share.sum(axis=self.axes, keepdims=True)
+        g = Reshape.apply(g, shape=_keepdims_shape(self.in_shape, self.axes))
+        return g * Tensor._wrap(share, False)
+
 
 class Var(Function):
     # var = mean((a - mu)^2) (ddof=0); d var/da_i = 2 (a_i - mu) / n  (the terms through mu
     # sum to zero because sum(a - mu) = 0)
-    fresh_grads = True
-
     def forward(self, a, axis=None, keepdims=False):
         self.axes = normalize_axes("var", axis, a.ndim, a.shape)
         self.in_shape = a.shape
@@ -103,3 +118,9 @@ class Var(Function):
     def backward(self, g):
         g = g.reshape(_keepdims_shape(self.in_shape, self.axes))
         return g * (2 / self.count) * self.centered
+
+    def backward_graph(self, g):
+        a = self.parents[0]
+        centered = a - Mean.apply(a, axis=self.axes, keepdims=True)  # differentiable in a
+        g = Reshape.apply(g, shape=_keepdims_shape(self.in_shape, self.axes))
+        return g * centered * (2 / self.count)

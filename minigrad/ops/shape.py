@@ -1,6 +1,7 @@
 """Ops that move values around without arithmetic: reshape, transpose, indexing, split,
 concat, stack, masked_fill, where. Each backward routes the gradient back to where the
-value came from.
+value came from; `backward_graph` does the same with these ops (a getitem's gradient is a
+ScatterAdd, whose gradient is a getitem again).
 """
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 
 from ..autograd import Function, unbroadcast
 from ..tensor import Tensor
-from .elementwise import broadcast_shape
+from .broadcast import sum_to
+from .elementwise import broadcast_shape, constant
 
 
 class Reshape(Function):
@@ -25,6 +27,9 @@ class Reshape(Function):
     def backward(self, g):
         return g.reshape(self.in_shape)
 
+    def backward_graph(self, g):
+        return Reshape.apply(g, shape=self.in_shape)
+
 
 class Transpose(Function):
     # out = a.transpose(axes) moves input axis axes[i] to position i; the gradient goes
@@ -37,6 +42,9 @@ class Transpose(Function):
 
     def backward(self, g):
         return g.transpose(np.argsort(self.axes))
+
+    def backward_graph(self, g):
+        return Transpose.apply(g, axes=tuple(int(ax) for ax in np.argsort(self.axes)))
 
 
 def check_permutation(op: str, axes, shape: tuple) -> tuple:
@@ -96,8 +104,6 @@ def _has_integer_array(index) -> bool:
 class GetItem(Function):
     # out = a[index]: the gradient is scattered back to the selected positions, and added up
     # where an integer array picks the same position more than once
-    fresh_grads = True
-
     def forward(self, a, index):
         index = normalize_index(index)
         _check_index(index, a.shape)
@@ -108,12 +114,34 @@ class GetItem(Function):
             raise IndexError(f"getitem: {error} (tensor shape {a.shape})") from None
 
     def backward(self, g):
-        grad = np.zeros(self.in_shape, dtype=g.dtype)
-        if _has_integer_array(self.index):
-            np.add.at(grad, self.index, g)  # unbuffered: repeated positions accumulate
-        else:
-            grad[self.index] = g  # slices, ints, None, Ellipsis, boolean masks: no repeats
-        return grad
+        return _scatter_add(g, self.index, self.in_shape)
+
+    def backward_graph(self, g):
+        return ScatterAdd.apply(g, index=self.index, shape=self.in_shape)
+
+
+def _scatter_add(g: np.ndarray, index, shape: tuple) -> np.ndarray:
+    """zeros(shape) with g added at a[index] (repeated positions add up)."""
+    grad = np.zeros(shape, dtype=g.dtype)
+    if _has_integer_array(index):
+        np.add.at(grad, index, g)  # unbuffered: repeated positions accumulate
+    else:
+        grad[index] = g  # slices, ints, None, Ellipsis, boolean masks: no repeats
+    return grad
+
+
+class ScatterAdd(Function):
+    # out = zeros(shape) with g added at [index], the adjoint of getitem: each output element
+    # is a sum of the g elements sent to it, so the gradient picks them back: gg[index]
+    def forward(self, g, index, shape):
+        self.index = index
+        return _scatter_add(g, index, shape)
+
+    def backward(self, gg):
+        return gg[self.index]
+
+    def backward_graph(self, gg):
+        return GetItem.apply(gg, index=self.index)
 
 
 class Concat(Function):
@@ -137,6 +165,12 @@ class Concat(Function):
     def backward(self, g):
         return tuple(np.split(g, self.bounds, axis=self.axis))
 
+    def backward_graph(self, g):
+        edges = [0, *self.bounds, g.shape[self.axis]]
+        before = (slice(None),) * self.axis
+        return tuple(GetItem.apply(g, index=before + (slice(int(lo), int(hi)),)) if need else None
+                     for lo, hi, need in zip(edges[:-1], edges[1:], self.needs_input_grad))
+
 
 class Stack(Function):
     # the gradient is unstacked along the new axis (views of g)
@@ -155,11 +189,14 @@ class Stack(Function):
     def backward(self, g):
         return tuple(np.moveaxis(g, self.axis, 0))
 
+    def backward_graph(self, g):
+        before = (slice(None),) * self.axis
+        return tuple(GetItem.apply(g, index=before + (i,)) if need else None
+                     for i, need in enumerate(self.needs_input_grad))
+
 
 class MaskedFill(Function):
     # filled positions are constants: their gradient is zero; the rest pass through
-    fresh_grads = True
-
     def forward(self, a, mask, value=0.0):
         if mask.dtype != np.bool_:
             raise TypeError(f"masked_fill: mask must be boolean, got dtype {mask.dtype}")
@@ -171,11 +208,12 @@ class MaskedFill(Function):
     def backward(self, g):
         return np.where(self.mask, 0, g).astype(g.dtype, copy=False), None
 
+    def backward_graph(self, g):
+        return MaskedFill.apply(g, constant(self.mask), value=0.0), None
+
 
 class Where(Function):
     # d where(c, a, b)/da = c, /db = not c (then summed back over broadcast axes)
-    fresh_grads = True
-
     def forward(self, cond, a, b):
         if cond.dtype != np.bool_:
             raise TypeError(f"where: condition must be boolean, got dtype {cond.dtype}")
@@ -187,4 +225,10 @@ class Where(Function):
         zero = np.zeros((), dtype=g.dtype)
         ga = unbroadcast(np.where(self.cond, g, zero), self.a_shape) if self.needs_input_grad[1] else None
         gb = unbroadcast(np.where(self.cond, zero, g), self.b_shape) if self.needs_input_grad[2] else None
+        return None, ga, gb
+
+    def backward_graph(self, g):
+        cond, zero = constant(self.cond), constant(np.zeros((), dtype=g.dtype))
+        ga = sum_to(Where.apply(cond, g, zero), self.a_shape) if self.needs_input_grad[1] else None
+        gb = sum_to(Where.apply(cond, zero, g), self.b_shape) if self.needs_input_grad[2] else None
         return None, ga, gb

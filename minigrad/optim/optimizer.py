@@ -241,6 +241,8 @@ class Optimizer:
             for param in group["params"]:
                 if set_to_none:
                     param.grad = None
+                elif isinstance(param.grad, Tensor):  # from backward(create_graph=True)
+                    param.grad = np.zeros_like(param.grad.data)
                 elif param.grad is not None:
                     param.grad.fill(0)
 
@@ -263,6 +265,8 @@ class Optimizer:
         grad = param.grad
         if grad is None:
             return None
+        if isinstance(grad, Tensor):  # from backward(create_graph=True): its values
+            grad = grad.data
         if grad.shape != param.shape:
             raise ValueError(f"optimizer: a gradient has shape {grad.shape}, its parameter has "
                              f"shape {param.shape}")

@@ -45,8 +45,6 @@ def _softmax_rows(x: np.ndarray, out: np.ndarray) -> None:
 class Softmax(Function):
     # y = exp(x) / sum(exp(x));  dy_i/dx_j = y_i (delta_ij - y_j)
     # => dL/dx_j = y_j (g_j - sum_i g_i y_i)
-    fresh_grads = True  # backward returns new arrays only
-
     def forward(self, x, axis=-1):
         self.layout = RowLayout(x.shape, axis)
         rows = self.layout.to_rows(x)  # (N, C)
@@ -75,8 +73,6 @@ class Softmax(Function):
 class LogSoftmax(Function):
     # y = x - max - log(sum(exp(x - max)));  dy_i/dx_j = delta_ij - softmax_j
     # => dL/dx_j = g_j - softmax_j * sum_i g_i,  with softmax = exp(y)
-    fresh_grads = True  # backward returns new arrays only
-
     def forward(self, x, axis=-1):
         self.layout = RowLayout(x.shape, axis)
         x2 = self.layout.to_rows(x)  # (N, C)
@@ -155,8 +151,6 @@ class GELU(Function):
     # y = x h  with  h = 0.5 (1 + tanh(u)),  u = c (x + a x^3);  using 1 - tanh^2 = 4 h (1 - h):
     # dy/dx = h + x dh/dx = h (1 + 2 (1 - h) x du/dx),  x du/dx = c x (1 + 3 a x^2)
     # (the slope dy/dx is computed in forward, where x and h are at hand, and saved)
-    fresh_grads = True  # backward returns new arrays only
-
     def forward(self, x):
         x = np.asarray(x, order="C")  # (keeps 0-d arrays 0-d, unlike ascontiguousarray)
         flat = x.reshape(-1)
@@ -246,8 +240,6 @@ def dropout_multiplier(generator, shape, p: float, dtype=np.float32) -> np.ndarr
 
 class Dropout(Function):
     # y = x * m,  m = keep / (1 - p) with keep ~ Bernoulli(1 - p)  =>  dL/dx = g * m
-    fresh_grads = True  # backward returns new arrays only
-
     def forward(self, x, p, generator):
         mask_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
         mask = dropout_multiplier(generator, x.shape, p, mask_dtype)

@@ -77,8 +77,6 @@ def _softmax_rows_inplace(rows: np.ndarray) -> None:
 
 class ScaledDotProductAttention(Function):
     # see the module docstring for the derivation of dQ, dK, dV
-    fresh_grads = True  # backward returns new arrays only
-
     def forward(self, q, k, v, *mask, causal=False, dropout_p=0.0, generator=None, scale=None,
                 groups=1):
         dtype = np.result_type(q, k, v)

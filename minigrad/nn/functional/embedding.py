@@ -17,8 +17,6 @@ from ._util import as_float_tensor, as_index_array
 
 class Embedding(Function):
     # out[n] = W[ids[n]]  =>  dL/dW[v] = sum_{n: ids[n] = v} g[n]   (0 for rows never used)
-    fresh_grads = True  # backward returns new arrays only
-
     def forward(self, weight, ids):
         if self.requires_grad:
             self.ids, self.weight_shape = ids, weight.shape

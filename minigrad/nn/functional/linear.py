@@ -14,8 +14,6 @@ from ._util import as_float_tensor, for_row_blocks
 
 class Linear(Function):
     # y = x W^T + b  =>  dL/dx = g W,  dL/dW = g^T x,  dL/db = sum of g over rows
-    fresh_grads = True  # backward returns new arrays only
-
     def forward(self, x, weight, *bias):
         in_features = weight.shape[1]
         x2 = x.reshape(-1, in_features)  # (N, in); a view when x is contiguous

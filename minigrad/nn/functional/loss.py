@@ -55,8 +55,6 @@ def _cross_entropy_rows(z, safe_targets, counted, row_scale, row_loss=None, grad
 class CrossEntropy(Function):
     # loss_n = log sum_c exp(z_nc) - z_n,t_n  =>  d loss_n / d z_nc = softmax(z_n)_c - [c == t_n]
     # (rows whose target is ignore_index contribute 0 and get gradient 0)
-    fresh_grads = True  # backward hands over its (N, C) buffer and keeps no reference
-
     def forward(self, logits, targets, ignore_index=-100, reduction="mean"):
         class_count = logits.shape[-1]
         z = np.ascontiguousarray(logits).reshape(-1, class_count)  # (N, C)
@@ -137,8 +135,6 @@ def cross_entropy_last_axis(logits, targets, ignore_index: int = -100, reduction
 
 class MSELoss(Function):
     # L = reduce((a - b)^2)  =>  dL/da = 2 (a - b) * dL/dloss_i,  dL/db = -dL/da
-    fresh_grads = True  # backward returns new arrays only
-
     def forward(self, a, b, reduction="mean"):
         diff = a - b
         self.reduction, self.a_shape, self.b_shape = reduction, a.shape, b.shape

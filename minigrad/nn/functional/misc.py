@@ -12,8 +12,6 @@ class Normalize(Function):
     # y = x / n, n = max(||x||_p, eps) along `axis`.  Where the norm exceeds eps,
     #   dn/dx = sign(x) |x|^(p-1) / ||x||^(p-1)  =>  dL/dx = g / n - sum(g x) / n^2 * dn/dx;
     # where it is clamped, n is a constant: dL/dx = g / eps
-    fresh_grads = True
-
     def forward(self, x, p, axis, eps):
         abs_x = np.abs(x)
         norm = np.sum(abs_x ** p, axis=axis, keepdims=True) ** (1.0 / p) if p != 2 else \

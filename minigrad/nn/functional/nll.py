@@ -31,8 +31,6 @@ from ._util import as_float_tensor, as_index_array
 class NLLLoss(Function):
     # loss_n = -w[t_n] x[n, t_n]  =>  dL/dx[n, c] = -w[t_n] g_n [c == t_n]  (g_n / total weight
     # for "mean"); x is (N, C) rows, t (N,), and ignored rows have weight 0
-    fresh_grads = True
-
     def forward(self, x, target_weight, targets, reduction):
         rows = np.arange(x.shape[0])
         self.saved = (rows, targets, target_weight, reduction, float(target_weight.sum()))

@@ -19,8 +19,6 @@ class LayerNorm(Function):
     # With gh = g * weight and r = 1 / sqrt(var + eps), the row-wise Jacobian of xhat gives
     #   dL/dx = r (gh - mean(gh) - xhat mean(gh xhat)),  dL/dweight = sum_rows g xhat,
     #   dL/dbias = sum_rows g
-    fresh_grads = True  # backward returns new arrays only
-
     def forward(self, x, *params, eps=1e-5, has_weight=True, has_bias=True):
         params = list(params)
         weight = params.pop(0) if has_weight else None

@@ -37,7 +37,6 @@ class Pointwise(Function):
     """y = f(x) with slope dy/dx; subclasses define compute(x, **options) -> (y, slope) and
     slope_graph(x: Tensor, **options) -> Tensor."""
 
-    fresh_grads = True  # backward returns g * slope, a new array
 
     def forward(self, x, **options):
         self.options = options

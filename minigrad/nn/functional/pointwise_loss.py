@@ -27,7 +27,6 @@ REDUCTIONS = ("mean", "sum", "none")
 class PointwiseLoss(Function):
     """Subclasses define local(x, t, **options) -> (loss, dloss/dx, dloss/dt), arrays."""
 
-    fresh_grads = True
 
     def forward(self, x, t, reduction="mean", **options):
         self.options = dict(options, reduction=reduction)

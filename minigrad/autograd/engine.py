@@ -1,0 +1,235 @@
+"""The backward pass: `run_backward` (behind `Tensor.backward`) and `grad`.
+
+The graph is walked in reverse topological order (iteratively, so a chain of 100,000 ops is
+fine). Each node turns the gradient of its output into gradients of its inputs, which are
+summed per tensor and handed on; a node is released as soon as it has run (unless
+`retain_graph`), so intermediate buffers are freed during the pass.
+
+Two modes:
+  - create_graph=False (the default): gradients are plain ndarrays and each node runs its fast
+    `backward`. Grad mode is off, nothing is recorded.
+  - create_graph=True: gradients are Tensors and each node runs `backward_graph`, written in
+    Tensor ops, with grad mode on, so the gradients carry a graph and can be differentiated
+    again (a Hessian-vector product is `grad` of a `grad`).
+
+Memory ownership (ndarray mode): one gradient array may reach several tensors (add returns
+the very array it was given, a reshape returns a view of it), so the engine adopts a returned
+array as a leaf's `.grad`, or adds into it in place, only when it is private: writeable, and
+its memory (followed through `.base` to the array that owns it) is not the incoming gradient's,
+not a parent's data, not an array saved on the node, and not shared with another gradient the
+same node returned. Everything else is copied before it is written. Ops declare nothing.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .grad_mode import set_grad_enabled
+
+
+def _freed_graph_error(ctx) -> RuntimeError:
+    return RuntimeError(
+        f"backward: trying to backward through the graph a second time: the graph through a "
+        f"'{ctx.name}' node was already freed by an earlier backward() or grad(); call the "
+        f"first one with retain_graph=True to backpropagate through the same graph twice"
+    )
+
+
+def _topological_order(roots, stop=frozenset()) -> list:
+    """Tensors reachable from `roots` through recorded nodes, parents before children.
+
+    Iterative depth-first search with an explicit stack (no recursion limit); tensors whose id
+    is in `stop` are not expanded. Raises RuntimeError when it meets a node released by an
+    earlier backward.
+    """
+    order, visited = [], set()
+    stack = [(root, False) for root in reversed(roots)]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        ctx = tensor._ctx
+        if ctx is not None and id(tensor) not in stop:
+            if ctx.parents is None:
+                raise _freed_graph_error(ctx)
+            for parent in ctx.parents:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def _nodes_leading_to(order, input_ids, stop) -> set:
+    """Ids of the tensors in `order` whose node must run for a gradient to reach an input."""
+    reaches, run = set(input_ids), set()
+    for tensor in order:  # parents first
+        ctx = tensor._ctx
+        if ctx is not None and id(tensor) not in stop and any(id(p) in reaches for p in ctx.parents):
+            run.add(id(tensor))
+            reaches.add(id(tensor))
+    return run
+
+
+def run_backward(roots, grads, retain_graph: bool = False, create_graph: bool = False,
+                 inputs=None, partial: bool = False):
+    """Backpropagate `grads` (one per root, same shapes) through the graph behind `roots`.
+
+    inputs=None: accumulate into `.grad` of every leaf (and of non-leaves that retain_grad);
+    returns None. With `inputs` (a sequence of tensors): leave every `.grad` alone, run only
+    the nodes through which a gradient reaches an input, and return {id(input): (gradient,
+    private)}. partial=True also stops at the inputs (derivatives with respect to the inputs
+    as independent variables, which a fused kernel's reference backward needs).
+    Gradients are ndarrays, or Tensors with their own graph when `create_graph`.
+    """
+    if not isinstance(roots, (tuple, list)):
+        roots, grads = (roots,), (grads,)
+    input_ids = None if inputs is None else {id(x) for x in inputs}
+    stop = input_ids if partial else frozenset()
+    order = _topological_order(roots, stop)
+    run = None if inputs is None else _nodes_leading_to(order, input_ids, stop)
+    pending = {}  # id(tensor) -> (gradient so far, private)
+    for root, g in zip(roots, grads):
+        _add_pending(pending, id(root), g, False, create_graph)
+    captured = {}
+    previous_mode = set_grad_enabled(create_graph)
+    try:
+        while order:
+            tensor = order.pop()  # children before parents; popping lets memory go early
+            entry = pending.pop(id(tensor), None)
+            ctx = tensor._ctx
+            if input_ids is not None:  # grad(): capture the inputs, skip what leads to none
+                if id(tensor) in input_ids and entry is not None:
+                    captured[id(tensor)] = entry
+                if id(tensor) not in run:
+                    continue
+            elif entry is not None and (ctx is None or tensor._retain_grad):
+                _accumulate_grad(tensor, entry[0], entry[1] and ctx is None, create_graph)
+            if ctx is None:
+                continue
+            if entry is not None:
+                g = entry[0]
+                parent_grads = ctx.backward_graph(g) if create_graph else ctx.backward(g)
+                _send_to_parents(ctx, parent_grads, pending, g, create_graph)
+            if not retain_graph:
+                ctx.release()
+    finally:
+        set_grad_enabled(previous_mode)
+    return None if inputs is None else captured
+
+
+def _accumulate_grad(tensor, g, private: bool, create_graph: bool) -> None:
+    """Add `g` into `tensor.grad`: a Tensor with a graph under create_graph, else an ndarray."""
+    if create_graph:
+        if tensor.grad is None:
+            tensor.grad = g
+        else:
+            previous = tensor.grad if isinstance(tensor.grad, Tensor) else Tensor._wrap(tensor.grad, False)
+            tensor.grad = previous + g
+    elif tensor.grad is None:
+        tensor.grad = g if private else g.copy()
+    elif isinstance(tensor.grad, Tensor):  # the last backward built a graph; this one does not
+        tensor.grad = tensor.grad.data + g
+    else:
+        tensor.grad += g
+
+
+def _add_pending(pending, key, g, private: bool, create_graph: bool) -> None:
+    """Add gradient `g` to the pending sum under `key`, in place only into a private buffer."""
+    previous = pending.get(key)
+    if previous is None:
+        pending[key] = (g, private)
+        return
+    total, total_private = previous
+    if create_graph:
+        pending[key] = (total + g, False)  # Tensor ops: out of place, recorded
+    elif total_private:
+        total += g  # our own buffer: add in place
+    elif private:
+        g += total  # the new one is ours: add into it instead of allocating
+        pending[key] = (g, True)
+    else:
+        pending[key] = (total + g, True)
+
+
+def _send_to_parents(ctx, parent_grads, pending, grad_out, create_graph: bool) -> None:
+    """Check the gradients one node returned and add them to its parents' pending sums."""
+    if not isinstance(parent_grads, tuple):
+        parent_grads = (parent_grads,)
+    if len(parent_grads) != len(ctx.parents):
+        raise RuntimeError(
+            f"{ctx.name}.backward returned {len(parent_grads)} gradients "
+            f"for {len(ctx.parents)} inputs"
+        )
+    checked = []
+    for parent, pg in zip(ctx.parents, parent_grads):
+        if pg is None or not parent.requires_grad:
+            continue
+        if create_graph:
+            checked.append((parent, _checked_graph_grad(ctx, parent, pg), False))
+            continue
+        pg = np.asarray(pg)
+        _check_shape(ctx, pg.shape, parent.shape)
+        if pg.dtype != parent.dtype:
+            checked.append((parent, pg.astype(parent.dtype), True))  # a new array
+        else:
+            checked.append((parent, pg, None))  # private or not: decided below
+    if not create_graph and any(private is None for _, _, private in checked):
+        in_use = _memory_in_use(ctx, grad_out)
+        owners = [id(_owner(pg)) for _, pg, _ in checked]
+        for i, (parent, pg, private) in enumerate(checked):
+            if private is None:
+                private = (pg.flags.writeable and owners[i] not in in_use
+                           and owners.count(owners[i]) == 1)
+            _add_pending(pending, id(parent), pg, private, create_graph)
+        return
+    for parent, pg, private in checked:
+        _add_pending(pending, id(parent), pg, private, create_graph)
+
+
+def _owner(array: np.ndarray) -> np.ndarray:
+    """The array that owns `array`'s memory (itself unless it is a view)."""
+    base = array.base
+    while isinstance(base, np.ndarray):
+        array, base = base, base.base
+    return array
+
+
+_NOT_SAVED = frozenset(("parents", "needs_input_grad", "requires_grad", "options"))
+
+
+def _memory_in_use(ctx, grad_out) -> set:
+    """Ids of the arrays owning memory that a node's returned gradient must not be written
+    through: the incoming gradient, the parents' data, and every array saved on the node
+    (an attribute, or an item of a tuple or list attribute)."""
+    owners = {id(_owner(grad_out))}
+    for parent in ctx.parents:
+        owners.add(id(_owner(parent.data)))
+    for key, value in ctx.__dict__.items():
+        if isinstance(value, np.ndarray):
+            owners.add(id(_owner(value)))
+        elif isinstance(value, (tuple, list)) and key not in _NOT_SAVED:
+            for item in value:
+                if isinstance(item, np.ndarray):
+                    owners.add(id(_owner(item)))
+    return owners
+
+
+def _check_shape(ctx, grad_shape, input_shape) -> None:
+    if grad_shape != input_shape:
+        raise RuntimeError(
+            f"{ctx.name}.backward: gradient has shape {grad_shape}, input has shape {input_shape}"
+        )
+
+
+def _checked_graph_grad(ctx, parent, pg):
+    """A gradient from backward_graph as a Tensor of the parent's shape and dtype."""
+    if not isinstance(pg, Tensor):
+        pg = Tensor._wrap(np.asarray(pg), False)  # a constant
+    _check_shape(ctx, pg.shape, parent.shape)
+    return pg if pg.dtype == parent.dtype else pg.astype(parent.dtype)
+
+
+from ..tensor import Tensor  # noqa: E402  (at the end: tensor.py imports this package)
