@@ -9,6 +9,9 @@ vocabulary V=50,257. Each kernel is timed forward only and forward+backward (bes
 --repeat runs after one warm-up), and next to it one float32 matmul: the GEMM of equal FLOPs
 for attention and linear, otherwise the model's GEMM that produces (or consumes) an array of
 the kernel's size. The ratio says how many such matmuls the kernel's forward+backward costs.
+conv2d (batch 32, 64 -> 64 channels, 32x32, 3x3, padding 1: a small ResNet's layer) is timed
+against one GEMM with the FLOPs of its forward AND backward (three GEMMs' worth), so its ratio
+is the GEMM's FLOP rate over the convolution's: 2 or less means at least half the GEMM's rate.
 The last column gives process CPU times (all threads), which other processes on a shared
 machine do not inflate; with --threads 1 they are the idle-machine wall times.
 """
@@ -41,6 +44,7 @@ import minigrad.nn.functional as F  # noqa: E402
 
 B, T, C, H, D, HIDDEN, VOCAB = 8, 256, 768, 12, 64, 3072, 50257
 N = B * T
+CONV_N, CONV_C, CONV_HW = 32, 64, 32  # the conv2d line: a small ResNet's 3x3 layer
 
 
 def best_time(fn, repeat: int) -> tuple[float, float]:
@@ -77,7 +81,11 @@ def cases(rng):
     w_fc, b_fc = param(rng, HIDDEN, C, scale=0.02), param(rng, HIDDEN, scale=0.02)
     scores = param(rng, B, H, T, T)
     attention_flops = 2 * (2 * B * H * T * T * D)  # q k^T and P v
-    leaves = [x_c, x_h, w_ln, b_ln, q, k, v, logits, table, w_fc, b_fc, scores]
+    # a small-ResNet convolution: batch 32, 64 -> 64 channels, 32x32, 3x3, padding 1
+    images = param(rng, CONV_N, CONV_C, CONV_HW, CONV_HW)
+    conv_w, conv_b = param(rng, CONV_C, CONV_C, 3, 3, scale=0.05), param(rng, CONV_C, scale=0.05)
+    conv_gemm = (CONV_C, CONV_C * 9, 3 * CONV_N * CONV_HW * CONV_HW)  # forward + 2 backward GEMMs
+    leaves = [x_c, x_h, w_ln, b_ln, q, k, v, logits, table, w_fc, b_fc, scores, images, conv_w, conv_b]
     return [
         ("attention", f"q,k,v ({B},{H},{T},{D}) causal",
          lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), (N, C, attention_flops // (2 * N * C)),
@@ -86,7 +94,7 @@ def cases(rng):
          lambda: F.scaled_dot_product_attention(q, k, v, dropout_p=0.1, is_causal=True),
          (N, C, attention_flops // (2 * N * C)), "equal FLOPs"),
         ("softmax", f"({B},{H},{T},{T})", lambda: F.softmax(scores, dim=-1), (N, C, C), "x @ W_attn_out"),
-        ("layer_norm", f"({N},{C})", lambda: F.layer_norm(x_c, w_ln, b_ln), (N, C, C), "x @ W_attn_out"),
+        ("layer_norm", f"({N},{C})", lambda: F.layer_norm(x_c, (C,), w_ln, b_ln), (N, C, C), "x @ W_attn_out"),
         ("gelu", f"({N},{C})", lambda: F.gelu(x_c, approximate="tanh"), (N, C, C), "x @ W_attn_out"),
         ("gelu", f"({N},{HIDDEN})", lambda: F.gelu(x_h, approximate="tanh"), (N, C, HIDDEN), "x @ W_fc"),
         ("dropout", f"({N},{C}) p=0.1", lambda: F.dropout(x_c, 0.1), (N, C, C), "x @ W_attn_out"),
@@ -96,6 +104,8 @@ def cases(rng):
          "x @ W_attn_out"),
         ("linear", f"({N},{C}) @ ({C},{HIDDEN})", lambda: F.linear(x_c, w_fc, b_fc), (N, C, HIDDEN),
          "equal FLOPs"),
+        ("conv2d", f"({CONV_N},{CONV_C},{CONV_HW},{CONV_HW}) 3x3 pad 1 -> {CONV_C}",
+         lambda: F.conv2d(images, conv_w, conv_b, padding=1), conv_gemm, "equal FLOPs (fwd+bwd)"),
     ], leaves
 
 

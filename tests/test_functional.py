@@ -313,14 +313,14 @@ def test_layer_norm_gradcheck_and_reference(data, shape, use_weight, use_bias):
         expected = expected * weight
     if use_bias:
         expected = expected + bias
-    np.testing.assert_allclose(F.layer_norm(x, weight, bias).data, expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(F.layer_norm(x, x.shape[-1:], weight, bias).data, expected, rtol=1e-10, atol=1e-10)
     tensors = [leaf(x)] + [leaf(p) for p in (weight, bias) if p is not None]
 
     def fn(x_, *params):
         params = list(params)
         w = params.pop(0) if use_weight else None
         b = params.pop(0) if use_bias else None
-        return F.layer_norm(x_, w, b)
+        return F.layer_norm(x_, x_.shape[-1:], w, b)
 
     assert mg.gradcheck(fn, *tensors, atol=1e-5, rtol=1e-4)
 
@@ -351,15 +351,16 @@ def test_layer_norm_float32_constant_rows_and_large():
 
 def test_layer_norm_one_node_with_three_parents():
     x, w, b = leaf(np.ones((2, 3))), leaf(np.ones(3)), leaf(np.zeros(3))
-    out = F.layer_norm(x, w, b)
+    out = F.layer_norm(x, w, b)  # the older call, weight in second place
     assert out._ctx.parents == (x, w, b)
+    assert F.layer_norm(x, (3,), w, b)._ctx.parents == (x, w, b)
 
 
 def test_layer_norm_bad_input():
     with pytest.raises(ValueError, match=r"layer_norm: weight has shape \(4,\), expected \(3,\) for input \(2, 3\)"):
-        F.layer_norm(np.ones((2, 3)), np.ones(4), None)
+        F.layer_norm(np.ones((2, 3)), (3,), np.ones(4), None)
     with pytest.raises(ValueError, match=r"layer_norm: bias has shape \(3, 1\)"):
-        F.layer_norm(np.ones((2, 3)), None, np.ones((3, 1)))
+        F.layer_norm(np.ones((2, 3)), 3, None, np.ones((3, 1)))
     with pytest.raises(ValueError, match="0-d"):
         F.layer_norm(np.float64(1.0))
     with pytest.raises(ValueError, match="eps must be positive"):

@@ -36,7 +36,7 @@ class LayerNorm(nn.Module):
         self.shift = nn.Parameter(np.zeros(emb_dim, dtype=dtype))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.layer_norm(x, self.scale, self.shift, self.eps)  # (..., C)
+        return F.layer_norm(x, self.scale.shape, self.scale, self.shift, self.eps)  # (..., C)
 
 
 class GELU(nn.Module):

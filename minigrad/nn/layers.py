@@ -95,30 +95,29 @@ class Embedding(Module):
 
 
 class LayerNorm(Module):
-    """Normalize over the last axis: (x - mean) / sqrt(var + eps) * weight + bias.
+    """Normalize over the trailing `normalized_shape` axes: (x - mean) / sqrt(var + eps) *
+    weight + bias (biased variance, as the book and PyTorch).
 
-    Biased variance (as the book and PyTorch). weight ones, bias zeros, both of shape
-    `normalized_shape` (an int or a 1-tuple: the last axis only).
+    normalized_shape: an int (the last axis) or a tuple of trailing sizes; weight ones and
+    bias zeros of that shape (when elementwise_affine; bias=False drops the bias).
     """
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, dtype=np.float32):
         super().__init__()
-        if isinstance(normalized_shape, (tuple, list)):
-            if len(normalized_shape) != 1:
-                raise ValueError(f"LayerNorm: only normalization over the last axis is supported, "
-                                 f"got normalized_shape={tuple(normalized_shape)}")
-            normalized_shape = normalized_shape[0]
-        size = _check_positive_int("LayerNorm", "normalized_shape", normalized_shape)
+        sizes = tuple(normalized_shape) if isinstance(normalized_shape, (tuple, list)) else (normalized_shape,)
+        if not sizes:
+            raise ValueError("LayerNorm: normalized_shape must name at least one axis, got ()")
+        shape = tuple(_check_positive_int("LayerNorm", "normalized_shape", n) for n in sizes)
         if not eps > 0:
             raise ValueError(f"LayerNorm: eps must be > 0, got {eps}")
-        self.normalized_shape = (size,)
+        self.normalized_shape = shape
         self.eps = float(eps)
         self.elementwise_affine = bool(elementwise_affine)
         dtype = _float_dtype("LayerNorm", dtype)
-        self.register_parameter("weight", Parameter(np.ones(size, dtype=dtype))
+        self.register_parameter("weight", Parameter(np.ones(shape, dtype=dtype))
                                 if elementwise_affine else None)
-        self.register_parameter("bias", Parameter(np.zeros(size, dtype=dtype))
+        self.register_parameter("bias", Parameter(np.zeros(shape, dtype=dtype))
                                 if elementwise_affine and bias else None)
 
     def reset_parameters(self) -> None:
@@ -128,7 +127,7 @@ class LayerNorm(Module):
             init.zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.layer_norm(x, self.weight, self.bias, eps=self.eps)
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, eps=self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "

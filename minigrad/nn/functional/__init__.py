@@ -21,12 +21,16 @@ function and the shapes for bad input. Elementwise work runs in cache-sized bloc
 from ._util import get_num_threads, set_num_threads
 from .activation import dropout, gelu, log_softmax, relu, softmax, softmin
 from .attention import causal_lower_right, scaled_dot_product_attention
+from .batch_norm import batch_norm, group_norm
+from .conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from .embedding import embedding
+from .interpolate import interpolate
 from .linear import linear
 from .loss import mse_loss
 from .misc import normalize, one_hot
 from .nll import cross_entropy, nll_loss
 from .normalization import layer_norm
+from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from .pointwise import (celu, elu, hardsigmoid, hardswish, hardtanh, leaky_relu, logsigmoid, mish,
                         relu6, selu, silu, softplus, softsign)
 from .pointwise_loss import (binary_cross_entropy, binary_cross_entropy_with_logits, huber_loss,
@@ -39,5 +43,7 @@ __all__ = [
     "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
     "layer_norm", "embedding", "linear", "scaled_dot_product_attention", "causal_lower_right",
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
+    "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "interpolate", "batch_norm", "group_norm",
     "set_num_threads", "get_num_threads",
 ]

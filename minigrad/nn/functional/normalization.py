@@ -1,4 +1,4 @@
-"""Layer normalization over the last axis (Ba, Kiros & Hinton 2016; the book's section 4.2).
+"""Layer normalization over the trailing axes (Ba, Kiros & Hinton 2016; the book's section 4.2).
 
     mean = mean(x),  var = mean((x - mean)^2)   (biased, as the book and PyTorch)
     xhat = (x - mean) / sqrt(var + eps),        y = xhat * weight + bias
@@ -98,26 +98,42 @@ class LayerNorm(Function):
         return tuple(grads)
 
 
-def layer_norm(x, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
-    """Normalize `x` (..., C) over its last axis, then scale by weight (C,) and add bias (C,).
+def layer_norm(input, normalized_shape=None, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Normalize `input` over its trailing `normalized_shape` axes (PyTorch's signature), then
+    scale by weight and add bias (both of shape normalized_shape, or None). Biased variance.
 
-    weight and bias may be None (no scale / no shift). Biased variance, as in the book.
+    The GPT's older call layer_norm(x, weight, bias, eps) (weight in second place, the last
+    axis normalized) is still accepted.
     """
-    x = as_float_tensor(x, "layer_norm")
+    if isinstance(normalized_shape, (Tensor, np.ndarray)):  # the older layer_norm(x, weight, bias, eps)
+        if isinstance(bias, (int, float)):
+            eps = bias
+        normalized_shape, weight, bias = None, normalized_shape, (weight if not isinstance(weight, (int, float)) else None)
+    x = as_float_tensor(input, "layer_norm")
     if x.ndim == 0:
         raise ValueError("layer_norm: input needs at least 1 dimension, got a 0-d tensor")
-    width = x.shape[-1]
+    if normalized_shape is None:
+        normalized_shape = x.shape[-1:]
+    if isinstance(normalized_shape, (int, np.integer)):
+        normalized_shape = (int(normalized_shape),)
+    normalized_shape = tuple(int(n) for n in normalized_shape)
+    k = len(normalized_shape)
+    if k == 0 or k > x.ndim or x.shape[-k:] != normalized_shape:
+        raise ValueError(f"layer_norm: normalized_shape {normalized_shape} must be the trailing axes "
+                         f"of the input, got input {x.shape}")
+    width = int(np.prod(normalized_shape))
     params = []
     for name, p in (("weight", weight), ("bias", bias)):
         if p is None:
             continue
         p = as_float_tensor(p, "layer_norm", name)
-        if p.shape != (width,):
-            raise ValueError(
-                f"layer_norm: {name} has shape {p.shape}, expected ({width},) for input {x.shape}"
-            )
-        params.append(p)
+        if p.shape != normalized_shape:
+            raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected {normalized_shape} "
+                             f"for input {x.shape}")
+        params.append(p if k == 1 else p.reshape(width))
     if not eps > 0:
         raise ValueError(f"layer_norm: eps must be positive, got {eps}")
-    return LayerNorm.apply(x, *params, eps=float(eps), has_weight=weight is not None,
-                           has_bias=bias is not None)
+    flat = x if k == 1 else x.reshape(*x.shape[:-k], width)  # (..., prod(normalized_shape))
+    y = LayerNorm.apply(flat, *params, eps=float(eps), has_weight=weight is not None,
+                        has_bias=bias is not None)
+    return y if k == 1 else y.reshape(x.shape)
