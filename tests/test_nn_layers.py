@@ -75,8 +75,9 @@ def test_layer_norm_values_and_gradcheck():
     xt = mg.Tensor(x, requires_grad=True)
     assert mg.gradcheck(lambda t: norm(t), xt)
     assert nn.LayerNorm((5,)).normalized_shape == (5,)
-    with pytest.raises(ValueError, match="last axis"):
-        nn.LayerNorm((2, 5))
+    assert nn.LayerNorm((2, 5)).weight.shape == (2, 5)  # the two trailing axes (PyTorch's tuple form)
+    with pytest.raises(ValueError, match="at least one axis"):
+        nn.LayerNorm(())
 
 
 def test_dropout_train_and_eval():

@@ -21,8 +21,21 @@ import numpy as np
 
 from ...autograd import Function
 from ...tensor import Tensor
+from ._blas import single_blas_thread
 from ._conv_util import col2im, conv_padding, crop, im2col, output_size, pad_spatial, pair
 from ._util import as_float_tensor
+
+
+SMALL_GEMM = 1 << 25  # multiply-adds below which a product runs on one BLAS thread
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.matmul of (g, m, k) @ (g, k, n); small products on one BLAS thread, which on a busy
+    machine is >10x faster than OpenBLAS splitting them (see _blas.py)."""
+    if a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2] < SMALL_GEMM:
+        with single_blas_thread():
+            return np.matmul(a, b)
+    return np.matmul(a, b)
 
 
 def _grouped(matrix: np.ndarray, groups: int) -> np.ndarray:
@@ -41,7 +54,7 @@ class Conv2d(Function):
         xp = pad_spatial(x, padding)
         cols = im2col(xp, (kh, kw), stride, dilation, out)  # (C kh kw, N Ho Wo)
         w2 = weight.reshape(groups, out_channels // groups, -1)  # (g, O/g, C/g kh kw)
-        y = np.matmul(w2, _grouped(cols, groups)).reshape(out_channels, n, *out)  # (O, N, Ho, Wo)
+        y = _matmul(w2, _grouped(cols, groups)).reshape(out_channels, n, *out)  # (O, N, Ho, Wo)
         if bias:
             y += bias[0].reshape(-1, 1, 1, 1)
         if self.requires_grad:
@@ -58,10 +71,10 @@ class Conv2d(Function):
         if self.needs_input_grad[1]:
             cols = _grouped(self.cols, groups)  # (g, C/g kh kw, N Ho Wo)
             # dW2^T = cols G^T: OpenBLAS runs this long-k product ~10x faster than G cols^T
-            grads[1] = np.ascontiguousarray(np.matmul(cols, g2.transpose(0, 2, 1)).transpose(0, 2, 1)).reshape(weight.shape)
+            grads[1] = np.ascontiguousarray(_matmul(cols, g2.transpose(0, 2, 1)).transpose(0, 2, 1)).reshape(weight.shape)
         if self.needs_input_grad[0]:
             w2 = weight.data.reshape(groups, out_channels // groups, -1)
-            dcols = np.matmul(w2.transpose(0, 2, 1), g2).reshape(-1, g2.shape[-1])  # (C kh kw, N Ho Wo)
+            dcols = _matmul(w2.transpose(0, 2, 1), g2).reshape(-1, g2.shape[-1])  # (C kh kw, N Ho Wo)
             dxp = col2im(dcols, self.padded_shape, (kh, kw), stride, dilation, self.out)
             grads[0] = np.ascontiguousarray(crop(dxp, padding, x.shape[2:]))
         if len(grads) == 3 and self.needs_input_grad[2]:
@@ -82,7 +95,7 @@ class ConvTranspose2d(Function):
                      for size, s, d, k, op in zip((h, w), stride, dilation, (kh, kw), output_padding))
         x2 = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, in_channels // groups, -1)
         w2 = weight.reshape(groups, in_channels // groups, -1)  # (g, C_in/g, O/g kh kw)
-        cols = np.matmul(w2.transpose(0, 2, 1), x2).reshape(-1, n * h * w)  # (O kh kw, N H W)
+        cols = _matmul(w2.transpose(0, 2, 1), x2).reshape(-1, n * h * w)  # (O kh kw, N H W)
         yp = col2im(cols, (n, out_channels) + full, (kh, kw), stride, dilation, (h, w))
         size = tuple(f - p0 - p1 for f, (p0, p1) in zip(full, padding))
         y = np.ascontiguousarray(crop(yp, padding, size))
@@ -105,10 +118,10 @@ class ConvTranspose2d(Function):
         grads = [None, None] + [None] * (len(self.parents) - 2)
         if self.needs_input_grad[0]:
             w2 = weight.data.reshape(groups, in_channels // groups, -1)
-            dx = np.matmul(w2, cols).reshape(in_channels, n, h, w)
+            dx = _matmul(w2, cols).reshape(in_channels, n, h, w)
             grads[0] = np.ascontiguousarray(dx.transpose(1, 0, 2, 3))
         if self.needs_input_grad[1]:
-            grads[1] = np.ascontiguousarray(np.matmul(cols, self.x2.transpose(0, 2, 1)).transpose(0, 2, 1)).reshape(weight.shape)
+            grads[1] = np.ascontiguousarray(_matmul(cols, self.x2.transpose(0, 2, 1)).transpose(0, 2, 1)).reshape(weight.shape)
         if len(grads) == 3 and self.needs_input_grad[2]:
             grads[2] = g.sum(axis=(0, 2, 3))
         return tuple(grads)
