@@ -1,5 +1,5 @@
 """Data-parallel training on one machine: 1 rank with 2 BLAS threads against 2 MPI ranks with
-1 thread each (issue 10), on the default `gpt train` model and on GPT_CONFIG_124M.
+1 thread each, on the default `gpt train` model and on GPT_CONFIG_124M.
 
     pip install -e ".[mpi]"
     python -m benchmarks.distributed                     # both models, prints a Markdown table
@@ -78,7 +78,7 @@ def worker(args) -> None:
     from gpt.training.distributed import world_from_env
     from gpt.model import GPTModel
     from gpt.training.threads import get_blas_threads, set_threads
-    from gpt.training.loop import parameter_groups
+    from gpt.training.optimizer import parameter_groups
 
     world = world_from_env()
     set_threads(args.threads)

@@ -13,7 +13,7 @@ MAX_LINES = 400
 
 # The subpackages of gpt/ in the order one batch travels: a module may import its own layer and
 # the layers before it, never a later one (gpt/__init__.py and gpt/__main__.py sit on top).
-LAYERS = ["data", "model", "training", "weights", "finetune", "cli"]
+LAYERS = ["data", "model", "training", "weights", "finetune", "explain", "cli"]
 
 # Imports that may sit inside a function: optional or heavy dependencies, loaded only when used.
 LAZY_ALLOWED = {"matplotlib", "mpi4py", "threadpoolctl", "pydoc_data"}

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import CheckpointError, count_parameters, is_gpt2_folder, load_checkpoint, load_gpt2
+from ..model.config import count_parameters
+from ..training.checkpoint import CheckpointError, load_checkpoint
+from ..weights import is_gpt2_folder, load_gpt2
 from .capture import capture_prompt, generation_steps
 from .page import render_page, write_page
 from .summary import (attention_data, distribution_data, lens_data, mlp_data, rounded, training_data,

@@ -27,7 +27,7 @@ import numpy as np
 
 from minigrad import Tensor, no_grad
 
-from .. import generate
+from ..model.generate import generate
 
 
 @dataclass

@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from .. import top_k_filter, top_p_filter
+from ..model.generate import top_k_filter, top_p_filter
 from .capture import PromptCapture, softmax, top_ids
 
 ATTENTION_BUDGET = 8_000_000  # bytes of uint8 attention weights at most (before base64)

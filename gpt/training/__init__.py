@@ -4,9 +4,11 @@
     run_dir.py      the run folder: refuse another run's, resume with the same settings
     data.py         from the settings to the run's token arrays, windows and loaders
     loop.py         the Trainer: forward, backward, clip, schedule, AdamW; `train(config)`
+    optimizer.py    AdamW's parameter groups and the lr of every step (minigrad.optim's schedules)
     world.py        the data-parallel interface of the loop; SingleProcess, the launcher's rank
     interrupt.py    Ctrl-C: finish the step, save, stop
     evaluate.py     loss and perplexity on fixed batches
+    diagnostics.py  per-layer activation and gradient statistics (`--diagnostics N`)
     progress.py     progress lines and metrics.jsonl
     flops.py        the machine's matmul speed and MFU
     checkpoint.py   checkpoint folders: save, verify, load, resume

@@ -34,7 +34,6 @@ import numpy as np
 
 import minigrad
 from minigrad import nn, optim
-from minigrad.optim.schedules import constant, cosine_with_warmup
 from minigrad.nn import functional as F
 
 from ..model.generate import generate
@@ -47,6 +46,7 @@ from .errors import TrainingError
 from .evaluate import mean_loss
 from .flops import estimate_mfu, peak_flops
 from .interrupt import StopFlag
+from .optimizer import learning_rate, parameter_groups
 from .progress import MetricsLog, Progress, format_step_line
 from .run_dir import prepare_run_dir, remove_old_run, resumed_config
 from .threads import set_threads
@@ -67,37 +67,6 @@ class TrainResult:
     checkpoint: Path | None = None     # the checkpoint folder written last
     elapsed: float = 0.0               # training seconds (over all resumed sessions)
     sample: str | None = None          # the last sample text
-
-
-# ------------------------------------------------------------------------------ the schedule
-def learning_rate(step: int, config: TrainConfig, max_steps: int) -> float:
-    """lr of optimizer step `step` (0-based), from minigrad.optim's cosine_with_warmup.
-
-    "cosine" (the default): nanoGPT's schedule, warmup over min(warmup_steps, max_steps // 10)
-    steps (so a short run is not all warmup) from lr / warmup to lr, then cosine decay to min_lr.
-    "book": the book's appendix D, warmup from initial_lr to lr over warmup_steps (at most the
-    run), then cosine decay to min_lr. "constant": lr at every step.
-    """
-    peak = config.resolved_lr()
-    if config.schedule == "constant":
-        return constant(step, peak)
-    min_lr = peak / 10 if config.min_lr is None else config.min_lr
-    if config.schedule == "book":
-        return cosine_with_warmup(step, min(config.warmup_steps, max_steps), max_steps, peak, min_lr,
-                                  initial_lr=config.resolved_initial_lr(), warmup_form="book")
-    return cosine_with_warmup(step, min(config.warmup_steps, max_steps // 10), max_steps, peak, min_lr,
-                              warmup_form="nanogpt")
-
-
-def parameter_groups(model, weight_decay: float) -> list:
-    """AdamW groups as in nanoGPT: decay matrices (Linear weights, embeddings), not biases or norms."""
-    decay, no_decay = [], []
-    for _name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (decay if param.ndim >= 2 else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
 
 
 # ------------------------------------------------------------------------------ the trainer
