@@ -1,4 +1,4 @@
-"""GPTModel (issue 5): configs, parameter counts, state dict names, causality, gradients,
+"""GPTModel: configs, parameter counts, state dict names, causality, gradients,
 dropout modes, bad inputs, and agreement with the tiny GPT-2 ground truth."""
 from __future__ import annotations
 
@@ -336,3 +336,28 @@ def test_output_head_can_be_swapped_for_classification():
     assert model.out_head.weight.grad.shape == (2, TINY["emb_dim"])
     assert model.trf_blocks[-1].att.W_query.weight.grad is not None
     assert model.trf_blocks[0].att.W_query.weight.grad is None and model.tok_emb.weight.grad is None
+
+
+def test_optional_config_keys_take_their_defaults():
+    sizes = {key: TINY[key] for key in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers")}
+    cfg = validate_config(sizes)
+    assert cfg == {**sizes, "drop_rate": 0.0, "qkv_bias": False}
+    assert list(cfg) == list(GPT_CONFIG_124M)  # the book's key order
+    model = GPTModel(sizes)
+    assert model.cfg == cfg and model.trf_blocks[0].att.W_query.bias is None
+
+
+def test_a_variant_key_is_one_entry_of_optional_keys(monkeypatch):
+    from gpt.model import config as model_config
+
+    def check_norm(key, value):
+        if value not in ("layernorm", "rmsnorm"):
+            raise ValueError(f"config: {key} must be 'layernorm' or 'rmsnorm', got {value!r}")
+        return value
+
+    monkeypatch.setitem(model_config.OPTIONAL_KEYS, "norm", model_config.OptionalKey("layernorm", check_norm))
+    monkeypatch.setattr(model_config, "CONFIG_KEYS", model_config.REQUIRED_KEYS + tuple(model_config.OPTIONAL_KEYS))
+    assert model_config.validate_config(GPT_CONFIG_124M)["norm"] == "layernorm"   # old configs stay valid
+    assert model_config.validate_config({**GPT_CONFIG_124M, "norm": "rmsnorm"})["norm"] == "rmsnorm"
+    with pytest.raises(ValueError, match="norm must be"):
+        model_config.validate_config({**GPT_CONFIG_124M, "norm": "batchnorm"})

@@ -1,15 +1,22 @@
 """Model configurations: the book's `GPT_CONFIG_124M` (chapter 4) and the four GPT-2 sizes
 (chapter 5, section 5.5), plus validation and a parameter count computed from the shapes alone.
 
-A configuration is a plain dict with exactly the book's seven keys, so code and checkpoints
-from the book carry over unchanged:
+A configuration is a plain dict with the book's seven keys, so code and checkpoints from the
+book carry over unchanged:
 
     cfg = {**GPT_CONFIG_124M, "context_length": 256}   # the chapter-5 training setting
     model = GPTModel(cfg)
+
+The five sizes are required; the other keys are optional, with defaults (OPTIONAL_KEYS). A
+model variant (rotary positions, grouped-query attention, RMSNorm, SwiGLU, ...) is one entry
+there (its default keeps the book's model, so every config and checkpoint stays valid) and
+the layer that reads `cfg[key]`.
 """
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
+from typing import Callable
 
 GPT_CONFIG_124M = {
     "vocab_size": 50257,     # Vocabulary size: GPT-2's byte-pair encoding (50,256 merges + <|endoftext|>)
@@ -50,49 +57,76 @@ GPT2_CONFIGS = {
     for name, sizes in GPT2_MODEL_CONFIGS.items()
 }
 
-CONFIG_KEYS = tuple(GPT_CONFIG_124M)
+# ------------------------------------------------------------------------------ the keys
+def _size(key: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"config: {key} must be an int, got {value!r} ({type(value).__name__})")
+    if value <= 0:
+        raise ValueError(f"config: {key} must be positive, got {value}")
+    return int(value)
+
+
+def _rate(key: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"config: {key} must be a number, got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"config: {key} must be in [0, 1), got {value}")
+    return float(value)
+
+
+def _flag(key: str, value) -> bool:
+    if not isinstance(value, (bool, numbers.Integral)) or value not in (0, 1):
+        raise TypeError(f"config: {key} must be True or False, got {value!r}")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class OptionalKey:
+    """An optional config key: its value when absent, and the check that cleans a given one."""
+
+    default: object
+    check: Callable  # (key, value) -> the clean value; TypeError/ValueError naming the key
+
+
+# Keys every config must give: the sizes of the model.
+REQUIRED_KEYS = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers")
+
+# Optional keys, with the default that gives the book's model. A variant adds its key here.
+OPTIONAL_KEYS = {
+    "drop_rate": OptionalKey(0.0, _rate),   # dropout (embeddings, attention weights, shortcuts)
+    "qkv_bias": OptionalKey(False, _flag),  # biases on W_query/W_key/W_value (GPT-2 has them)
+}
+
+CONFIG_KEYS = REQUIRED_KEYS + tuple(OPTIONAL_KEYS)  # the order of a clean config
 
 
 def validate_config(cfg) -> dict:
-    """Check a model configuration and return a clean copy (Python ints, float, bool).
+    """Check a model configuration and return a clean copy (Python ints, float, bool) with
+    every key, the optional ones at their defaults when absent.
 
     Raises TypeError when `cfg` is not a dict or a value has the wrong type, and ValueError
-    for unknown or missing keys, non-positive sizes, a dropout rate outside [0, 1), and an
-    `emb_dim` that the heads cannot share evenly.
+    for unknown or missing required keys, non-positive sizes, a dropout rate outside [0, 1),
+    and an `emb_dim` that the heads cannot share evenly.
     """
     if not isinstance(cfg, dict):
-        raise TypeError(f"config: expected a dict with keys {list(CONFIG_KEYS)}, got {type(cfg).__name__}")
+        raise TypeError(f"config: expected a dict with keys {list(REQUIRED_KEYS)} (and optionally "
+                        f"{list(OPTIONAL_KEYS)}), got {type(cfg).__name__}")
     unknown = [key for key in cfg if key not in CONFIG_KEYS]
     if unknown:
         raise ValueError(f"config: unknown key(s) {unknown}; the keys are {list(CONFIG_KEYS)}")
-    missing = [key for key in CONFIG_KEYS if key not in cfg]
+    missing = [key for key in REQUIRED_KEYS if key not in cfg]
     if missing:
-        raise ValueError(f"config: missing key(s) {missing}; the keys are {list(CONFIG_KEYS)}")
+        raise ValueError(f"config: missing key(s) {missing}; the required keys are {list(REQUIRED_KEYS)}")
 
-    clean = {}
-    for key in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
-        value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"config: {key} must be an int, got {value!r} ({type(value).__name__})")
-        if value <= 0:
-            raise ValueError(f"config: {key} must be positive, got {value}")
-        clean[key] = int(value)
-    drop_rate = cfg["drop_rate"]
-    if isinstance(drop_rate, bool) or not isinstance(drop_rate, numbers.Real):
-        raise TypeError(f"config: drop_rate must be a number, got {drop_rate!r}")
-    if not 0.0 <= float(drop_rate) < 1.0:
-        raise ValueError(f"config: drop_rate must be in [0, 1), got {drop_rate}")
-    clean["drop_rate"] = float(drop_rate)
-    qkv_bias = cfg["qkv_bias"]
-    if not isinstance(qkv_bias, (bool, numbers.Integral)) or qkv_bias not in (0, 1):
-        raise TypeError(f"config: qkv_bias must be True or False, got {qkv_bias!r}")
-    clean["qkv_bias"] = bool(qkv_bias)
+    clean = {key: _size(key, cfg[key]) for key in REQUIRED_KEYS}
+    for key, option in OPTIONAL_KEYS.items():
+        clean[key] = option.check(key, cfg[key]) if key in cfg else option.default
     if clean["emb_dim"] % clean["n_heads"] != 0:
         raise ValueError(
             f"config: emb_dim {clean['emb_dim']} is not divisible by n_heads {clean['n_heads']} "
             f"(each head gets emb_dim / n_heads features)"
         )
-    return {key: clean[key] for key in CONFIG_KEYS}
+    return clean
 
 
 def count_parameters(cfg, tied: bool = False) -> int:
