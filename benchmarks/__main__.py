@@ -1,4 +1,4 @@
-"""End-to-end benchmark of minigrad's GPT: `python -m benchmarks` (issue 9).
+"""End-to-end benchmark of minigrad's GPT: `python -m benchmarks`.
 
     python -m benchmarks                          # tiny, small and 124m on all cores
     python -m benchmarks --threads 2 --configs tiny,small
@@ -33,7 +33,7 @@ from pathlib import Path
 from benchmarks.configs import CONFIGS, DROP_RATE, GENERATION_TOKENS, flops_per_step, model_config
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-FLOORS = {"tiny": 0.18, "small": 0.33, "124m": 0.33}  # fraction of the GEMM peak (issue 9)
+FLOORS = {"tiny": 0.18, "small": 0.33, "124m": 0.33}  # fraction of the GEMM peak each config must reach
 GEN_FLOOR_TOKENS_PER_S = 20.0  # 124m, batch 1, with the cache
 GEN_FLOOR_SPEEDUP = 3.0        # cached / uncached
 RSS_FLOOR_BYTES = 4.3e9        # PyTorch's peak for a 124m training step, measured here
@@ -181,7 +181,7 @@ def derive(result: dict, peak: float) -> dict:
 
 
 def floor_checks(results: list) -> list:
-    """[(what, value text, floor text, ok)] for issue 9's floors, for the configs that ran."""
+    """[(what, value text, floor text, ok)] for the MFU floors (FLOORS), for the configs that ran."""
     checks = []
     for r in results:
         if r["engine"] != "minigrad":
@@ -250,7 +250,7 @@ def markdown(report: dict) -> str:
                   + ", ".join(f"{name} {ratio:.2f}" for name, ratio in ratios.items()) + "."]
     checks = floor_checks(report["results"])
     if checks:
-        lines += ["", "| floor (issue 9) | measured | floor | |", "|---|---:|---:|---|"]
+        lines += ["", "| floor | measured | floor | |", "|---|---:|---:|---|"]
         for what, value, floor, ok in checks:
             lines.append(f"| {what} | {value} | {floor} | {'ok' if ok else 'MISSED'} |")
     if report.get("seconds"):

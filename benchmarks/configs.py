@@ -1,4 +1,4 @@
-"""The benchmarked model configurations (issue 9) and nanoGPT's FLOP count.
+"""The benchmarked model configurations and nanoGPT's FLOP count.
 
 Each entry: the book's seven config keys, plus the batch size of the training step. All use
 the book's chapter-5 dropout rate of 0.1 (training runs dropout; generation and forward-only

@@ -43,7 +43,9 @@ MAX_STRUCTURE_DEPTH = 256  # JSON levels (a nested dict takes 3): deeper is refu
 
 
 class CheckpointError(ValueError):
-    """A file given to `minigrad.load` is truncated, corrupt, or not a minigrad file."""
+    """A saved state cannot be used: a file given to `minigrad.load` is truncated, corrupt, or
+    not a minigrad file; a checkpoint is missing, incomplete, or does not fit what it is loaded
+    into. The one class for both: gpt's checkpoint folders (gpt.training.checkpoint) raise it too."""
 
 
 # ---------------------------------------------------------------- encoding to JSON + arrays

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+import gpt
 import minigrad
 from gpt.training import checkpoint as ckpt
 from gpt.data.bpe import train_bpe
@@ -127,3 +128,13 @@ def test_stale_temporary_folder_is_ignored_and_cleaned(saved):
     shutil.rmtree(run / "checkpoint")
     with pytest.raises(ckpt.CheckpointError, match="no checkpoint"):
         ckpt.load_checkpoint(run)
+
+
+def test_one_checkpoint_error_class_for_files_and_folders(tmp_path):
+    assert gpt.CheckpointError is minigrad.CheckpointError is ckpt.CheckpointError
+    bad = tmp_path / "model.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(gpt.CheckpointError):
+        minigrad.load(bad)          # a damaged file ...
+    with pytest.raises(minigrad.CheckpointError):
+        ckpt.read_checkpoint(tmp_path)  # ... and a folder that holds no checkpoint: one except clause

@@ -1,4 +1,4 @@
-"""Data-parallel training under a real `mpiexec` (issue 10): 2 ranks equal 1 process, checkpoints
+"""Data-parallel training under a real `mpiexec`: 2 ranks equal 1 process, checkpoints
 move between 1 and 2 ranks, and bad input or a failing rank ends the job with a message, never
 a hang (every launch has a timeout). Skipped, with the reason, where mpi4py or mpiexec is
 missing (`pip install -e ".[mpi]"` installs both)."""

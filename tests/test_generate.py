@@ -1,4 +1,4 @@
-"""gpt.generate (issue 5): greedy and sampled decoding, top-k/top-p filters, EOS per row,
+"""gpt.generate: greedy and sampled decoding, top-k/top-p filters, EOS per row,
 the KV cache (equal to no cache, also once the window slides), modes, bad input."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loading and saving GPT-2 (issue 7): both folder layouts onto the book's GPTModel, the
+"""Loading and saving GPT-2: both folder layouts onto the book's GPTModel, the
 tiny-gpt2 ground truth, round trips, tiny checkpoints written here, and bad input."""
 from __future__ import annotations
 

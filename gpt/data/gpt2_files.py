@@ -81,20 +81,27 @@ def how_to_get_gpt2() -> str:
 # Parsers: file contents -> mergeable ranks {token bytes: rank} (tiktoken's format)
 # ---------------------------------------------------------------------------------------------
 
-def _data_gym_byte_map() -> dict[str, int]:
-    """GPT-2's printable stand-in character for each byte (OpenAI's `bytes_to_unicode`, inverted).
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in character for each byte (OpenAI's `bytes_to_unicode`).
 
-    Printable non-space bytes stand for themselves; the other 68 bytes get the characters
-    chr(256), chr(257), ... in byte order (so the space byte 32 is written 'Ġ' = chr(288)).
+    Printable non-space bytes ('!'..'~', '¡'..'¬', '®'..'ÿ') stand for themselves; the other 68
+    bytes get the characters chr(256), chr(257), ... in byte order (so the space byte 32 is
+    written 'Ġ' = chr(288)). Files of GPT-2's tokenizer store token bytes this way.
     """
-    printable = [b for b in range(256) if chr(b).isprintable() and chr(b) != " "]
-    char_to_byte = {chr(b): b for b in printable}
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) \
+        + list(range(ord("®"), ord("ÿ") + 1))
+    table = {byte: chr(byte) for byte in printable}
     extra = 0
-    for b in range(256):
-        if b not in char_to_byte.values():
-            char_to_byte[chr(256 + extra)] = b
+    for byte in range(256):
+        if byte not in table:
+            table[byte] = chr(256 + extra)
             extra += 1
-    return char_to_byte
+    return table
+
+
+def _data_gym_byte_map() -> dict[str, int]:
+    """The inverse of `bytes_to_unicode`: stand-in character -> byte."""
+    return {char: byte for byte, char in bytes_to_unicode().items()}
 
 
 def ranks_from_data_gym(merges_text: str, encoder_json_text: str, source: str = "") -> tuple[dict[bytes, int], int]:

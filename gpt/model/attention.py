@@ -8,7 +8,7 @@ Attention of one head, for queries Q (T, D), keys K and values V (Tk, D):
 The book computes the scores, masks them with a registered `mask` buffer, applies softmax and
 dropout, and multiplies by the values, one op at a time. Here the same math runs in one fused
 kernel, `F.scaled_dot_product_attention`, whose hand-written backward is in
-minigrad/nn/functional.py; `examples/ch03_attention.py` walks through the unfused version.
+minigrad/nn/functional/attention.py; `examples/ch03_attention.py` walks through the unfused version.
 There is no `mask` buffer (the kernel knows the causal pattern), so the state dict holds only
 the four Linear layers, exactly the keys of the book's checkpoints minus `att.mask`.
 """

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import minigrad
-from minigrad.serialization import fsync_path
+from minigrad.serialization import CheckpointError, fsync_path  # one error class for saved states
 
 from ..data.registry import tokenizer_from_state
 from ..model.gpt_model import GPTModel
@@ -41,10 +41,6 @@ CHECKPOINT_DIR = "checkpoint"
 OLD_DIR = "checkpoint.old"
 MANIFEST = "manifest.json"
 CONFIG_FILE = "config.json"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, incomplete, corrupt, or does not fit the model it is loaded into."""
 
 
 @dataclass

@@ -25,7 +25,7 @@ PRESETS = {
     "tiny": {"emb_dim": 32, "n_layers": 2, "n_heads": 2, "context_length": 16},  # tests, seconds
     "default": {"emb_dim": 256, "n_layers": 4, "n_heads": 4, "context_length": 128,
                 "max_steps": 400, "batch_size": 16, "dropout": 0.2, "lr": 2e-3},
-    "small": {"emb_dim": 256, "n_layers": 4, "n_heads": 4, "context_length": 256},  # issue 9's "small"
+    "small": {"emb_dim": 256, "n_layers": 4, "n_heads": 4, "context_length": 256},  # the benchmarks' "small"
     "124M": {key: GPT_CONFIG_124M[key] for key in ("emb_dim", "n_layers", "n_heads")}
     | {"context_length": 256, "lr": 4e-4},  # the book's chapter-5 setting (GPT_CONFIG_124M, context 256)
 }

@@ -126,10 +126,6 @@ class _ParamState(dict):
     """optimizer.state: per-parameter dicts, looked up by the parameter object's identity
     (Tensors are not compared by value here). Keys are id(param); use state[param]."""
 
-    def __init__(self, owner):
-        super().__init__()
-        self._owner = owner
-
     @staticmethod
     def _key(param):
         return id(param) if isinstance(param, Tensor) else param
@@ -173,7 +169,7 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
-        self.state = _ParamState(self)
+        self.state = _ParamState()
         self.param_groups: list[dict] = []
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters "
