@@ -10,6 +10,8 @@ tanh approximation GPT-2 uses (Hendrycks & Gimpel 2016; the book's section 4.3),
 
 computed blockwise in a few in-place passes with Python-float constants (a NumPy float64
 constant would promote float32 arrays to float64, NEP 50) and x*x*x instead of x**3.
+Each formula written plainly, in primitive ops, is in reference.py (read that first); the
+kernels differentiate those references when a backward builds a graph (create_graph=True).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 from ...autograd import Function
 from ...random import default_generator
 from ...tensor import Tensor
+from . import reference as ref
 from .pointwise import gelu_exact
 from ._util import (BLOCK_ELEMENTS, PARALLEL_MIN_ELEMENTS, RowLayout, as_float_tensor, check_axis,
                     for_row_blocks, parallel_for, parallel_multiply)
@@ -45,6 +48,8 @@ def _softmax_rows(x: np.ndarray, out: np.ndarray) -> None:
 class Softmax(Function):
     # y = exp(x) / sum(exp(x));  dy_i/dx_j = y_i (delta_ij - y_j)
     # => dL/dx_j = y_j (g_j - sum_i g_i y_i)
+    reference = staticmethod(ref.softmax)  # the same function in primitive ops
+
     def forward(self, x, axis=-1):
         self.layout = RowLayout(x.shape, axis)
         rows = self.layout.to_rows(x)  # (N, C)
@@ -73,6 +78,8 @@ class Softmax(Function):
 class LogSoftmax(Function):
     # y = x - max - log(sum(exp(x - max)));  dy_i/dx_j = delta_ij - softmax_j
     # => dL/dx_j = g_j - softmax_j * sum_i g_i,  with softmax = exp(y)
+    reference = staticmethod(ref.log_softmax)
+
     def forward(self, x, axis=-1):
         self.layout = RowLayout(x.shape, axis)
         x2 = self.layout.to_rows(x)  # (N, C)
@@ -129,13 +136,15 @@ def _resolve_dim(op: str, x: Tensor, dim, axis, dtype) -> tuple[Tensor, int]:
 
 def softmax(input, dim: int | None = None, dtype=None, *, axis: int | None = None) -> Tensor:
     """Softmax along `dim` (any shape; one node). float32 stays float32; `dtype` casts the
-    input first. Without `dim`, PyTorch's deprecated implicit choice (with a warning)."""
+    input first. Without `dim`, PyTorch's deprecated implicit choice (with a warning).
+    Reference version: `reference.softmax`."""
     x, dim = _resolve_dim("softmax", input, dim, axis, dtype)
     return Softmax.apply(x, axis=dim)
 
 
 def log_softmax(input, dim: int | None = None, dtype=None, *, axis: int | None = None) -> Tensor:
-    """log(softmax(x)) along `dim`, computed stably as x - max - log(sum(exp(x - max)))."""
+    """log(softmax(x)) along `dim`, computed stably as x - max - log(sum(exp(x - max))).
+    Reference version: `reference.log_softmax`."""
     x, dim = _resolve_dim("log_softmax", input, dim, axis, dtype)
     return LogSoftmax.apply(x, axis=dim)
 
@@ -151,6 +160,8 @@ class GELU(Function):
     # y = x h  with  h = 0.5 (1 + tanh(u)),  u = c (x + a x^3);  using 1 - tanh^2 = 4 h (1 - h):
     # dy/dx = h + x dh/dx = h (1 + 2 (1 - h) x du/dx),  x du/dx = c x (1 + 3 a x^2)
     # (the slope dy/dx is computed in forward, where x and h are at hand, and saved)
+    reference = staticmethod(ref.gelu_tanh)  # the formula in four plain ops: read it first
+
     def forward(self, x):
         x = np.asarray(x, order="C")  # (keeps 0-d arrays 0-d, unlike ascontiguousarray)
         flat = x.reshape(-1)
@@ -198,7 +209,8 @@ class GELU(Function):
 
 def gelu(input, approximate: str = "none") -> Tensor:
     """GELU as PyTorch: approximate="none" (the default) is x Phi(x) with the normal CDF;
-    "tanh" is GPT-2's 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), which the GPT uses."""
+    "tanh" is GPT-2's 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), which the GPT uses;
+    its reference version, the formula in plain ops, is `reference.gelu_tanh`."""
     if approximate == "tanh":
         return GELU.apply(as_float_tensor(input, "gelu"))
     if approximate == "none":
@@ -249,6 +261,9 @@ class Dropout(Function):
 
     def backward(self, g):
         return parallel_multiply(g, self.mask)
+
+    def backward_graph(self, g):
+        return ref.dropout(g, self.mask)  # linear in x: the same saved multiplier
 
 
 def check_probability(p, op: str) -> float:

@@ -35,6 +35,7 @@ from ...random import default_generator
 from ...tensor import Tensor
 from ._blas import single_blas_thread
 from ._util import BLOCK_ELEMENTS, as_float_tensor, parallel_for
+from . import reference as ref
 from .activation import check_probability, dropout_multiplier
 
 
@@ -76,7 +77,28 @@ def _softmax_rows_inplace(rows: np.ndarray) -> None:
 
 
 class ScaledDotProductAttention(Function):
-    # see the module docstring for the derivation of dQ, dK, dV
+    # see the module docstring for the derivation of dQ, dK, dV; the plain version of the
+    # whole computation is reference.scaled_dot_product_attention
+    @staticmethod
+    def reference(q, k, v, *mask, causal=False, dropout_p=0.0, generator=None, scale=None, groups=1):
+        multiplier = None
+        if dropout_p > 0.0:  # the same draw as the forward's: one piece of (..., Tq, Tk)
+            dtype = np.result_type(q.dtype, k.dtype, v.dtype)
+            multiplier = dropout_multiplier(generator, q.shape[:-1] + k.shape[-2:-1], dropout_p, dtype)
+        return ref.scaled_dot_product_attention(q, k, v, *mask, causal=causal, scale=scale,
+                                                groups=groups, dropout_multiplier=multiplier)
+
+    def backward_graph(self, g):
+        # differentiate the reference with this node's own dropout multiplier (saved[4])
+        options, multiplier = self.options, self.saved[4]
+
+        def attention(q, k, v, *mask):
+            return ref.scaled_dot_product_attention(
+                q, k, v, *mask, causal=options.get("causal", False), scale=options.get("scale"),
+                groups=options.get("groups", 1), dropout_multiplier=multiplier)
+
+        return self.differentiate(attention, g)
+
     def forward(self, q, k, v, *mask, causal=False, dropout_p=0.0, generator=None, scale=None,
                 groups=1):
         dtype = np.result_type(q, k, v)
@@ -204,7 +226,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     attn_mask (bool: True may attend; float: added to the scores; broadcast to
     (..., Tq, Tk)); dropout_p > 0 drops attention weights (pass 0.0 in evaluation), drawn from
     `generator` or the default generator; scale defaults to 1/sqrt(D); enable_gqa lets
-    Hq be a multiple of H. The leading axes must otherwise be equal.
+    Hq be a multiple of H. The leading axes must otherwise be equal. Reference version, in
+    plain ops: `reference.scaled_dot_product_attention`.
     """
     op = "scaled_dot_product_attention"
     q = as_float_tensor(query, op, "query")

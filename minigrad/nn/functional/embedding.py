@@ -12,11 +12,14 @@ import numpy as np
 
 from ...autograd import Function
 from ...tensor import Tensor
+from . import reference as ref
 from ._util import as_float_tensor, as_index_array
 
 
 class Embedding(Function):
     # out[n] = W[ids[n]]  =>  dL/dW[v] = sum_{n: ids[n] = v} g[n]   (0 for rows never used)
+    reference = staticmethod(ref.embedding)  # weight[ids]
+
     def forward(self, weight, ids):
         if self.requires_grad:
             self.ids, self.weight_shape = ids, weight.shape
@@ -41,6 +44,7 @@ class Embedding(Function):
 
 def embedding(ids, weight) -> Tensor:
     """Rows of `weight` (V, C) picked by integer `ids` of any shape -> (*ids.shape, C).
+    Reference version: `reference.embedding` (weight[ids]).
 
     ids: an integer ndarray, list, or integer Tensor (never differentiated).
     """

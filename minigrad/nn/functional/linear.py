@@ -9,11 +9,14 @@ import numpy as np
 
 from ...autograd import Function
 from ...tensor import Tensor
+from . import reference as ref
 from ._util import as_float_tensor, for_row_blocks
 
 
 class Linear(Function):
     # y = x W^T + b  =>  dL/dx = g W,  dL/dW = g^T x,  dL/db = sum of g over rows
+    reference = staticmethod(ref.linear)  # x @ weight^T + bias
+
     def forward(self, x, weight, *bias):
         in_features = weight.shape[1]
         x2 = x.reshape(-1, in_features)  # (N, in); a view when x is contiguous
@@ -37,7 +40,8 @@ class Linear(Function):
 
 
 def linear(x, weight, bias=None) -> Tensor:
-    """y = x @ weight.T + bias for x (..., in), weight (out, in), bias (out,) or None."""
+    """y = x @ weight.T + bias for x (..., in), weight (out, in), bias (out,) or None.
+    Reference version: `reference.linear`."""
     x = as_float_tensor(x, "linear")
     weight = as_float_tensor(weight, "linear", "weight")
     if weight.ndim != 2:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ...autograd import Function, unbroadcast
 from ...tensor import Tensor
+from . import reference as ref
 from ._util import as_float_tensor, as_index_array, for_row_blocks
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -55,6 +56,8 @@ def _cross_entropy_rows(z, safe_targets, counted, row_scale, row_loss=None, grad
 class CrossEntropy(Function):
     # loss_n = log sum_c exp(z_nc) - z_n,t_n  =>  d loss_n / d z_nc = softmax(z_n)_c - [c == t_n]
     # (rows whose target is ignore_index contribute 0 and get gradient 0)
+    reference = staticmethod(ref.cross_entropy)  # log_softmax, pick, average: in plain ops
+
     def forward(self, logits, targets, ignore_index=-100, reduction="mean"):
         class_count = logits.shape[-1]
         z = np.ascontiguousarray(logits).reshape(-1, class_count)  # (N, C)
@@ -104,6 +107,7 @@ class CrossEntropy(Function):
 
 def cross_entropy_last_axis(logits, targets, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Cross-entropy between `logits` (..., C) and integer class `targets` (...).
+    Reference version: `reference.cross_entropy`.
 
     reduction: "mean" (over targets != ignore_index; nan if there are none, as PyTorch),
     "sum", or "none" (a loss per target, shape of `targets`, 0 where ignored).
@@ -135,6 +139,8 @@ def cross_entropy_last_axis(logits, targets, ignore_index: int = -100, reduction
 
 class MSELoss(Function):
     # L = reduce((a - b)^2)  =>  dL/da = 2 (a - b) * dL/dloss_i,  dL/db = -dL/da
+    reference = staticmethod(ref.mse_loss)
+
     def forward(self, a, b, reduction="mean"):
         diff = a - b
         self.reduction, self.a_shape, self.b_shape = reduction, a.shape, b.shape
@@ -154,7 +160,8 @@ class MSELoss(Function):
 
 
 def mse_loss(input, target, reduction: str = "mean") -> Tensor:
-    """Mean (or summed, or elementwise) squared error; the shapes broadcast like NumPy."""
+    """Mean (or summed, or elementwise) squared error; the shapes broadcast like NumPy.
+    Reference version: `reference.mse_loss`."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"mse_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     a, b = as_float_tensor(input, "mse_loss"), as_float_tensor(target, "mse_loss", "target")

@@ -3,7 +3,9 @@
     mean = mean(x),  var = mean((x - mean)^2)   (biased, as the book and PyTorch)
     xhat = (x - mean) / sqrt(var + eps),        y = xhat * weight + bias
 
-One node computes y and, in backward, the gradients of x, weight and bias together.
+One node computes y and, in backward, the gradients of x, weight and bias together. The same
+formula in five plain ops is `reference.layer_norm` (reference.py): read that first; the
+per-thread partial sums below are only about speed.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 
 from ...autograd import Function
 from ...tensor import Tensor
+from . import reference as ref
 from ._util import (PARALLEL_MIN_ELEMENTS, as_float_tensor, block_rows, for_row_blocks,
                     parallel_for)
 
@@ -19,6 +22,12 @@ class LayerNorm(Function):
     # With gh = g * weight and r = 1 / sqrt(var + eps), the row-wise Jacobian of xhat gives
     #   dL/dx = r (gh - mean(gh) - xhat mean(gh xhat)),  dL/dweight = sum_rows g xhat,
     #   dL/dbias = sum_rows g
+    @staticmethod
+    def reference(x, *params, eps=1e-5, has_weight=True, has_bias=True):
+        weight = params[0] if has_weight else None
+        bias = params[-1] if has_bias else None
+        return ref.layer_norm(x, weight, bias, eps)
+
     def forward(self, x, *params, eps=1e-5, has_weight=True, has_bias=True):
         params = list(params)
         weight = params.pop(0) if has_weight else None
@@ -101,6 +110,7 @@ class LayerNorm(Function):
 def layer_norm(input, normalized_shape=None, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
     """Normalize `input` over its trailing `normalized_shape` axes (PyTorch's signature), then
     scale by weight and add bias (both of shape normalized_shape, or None). Biased variance.
+    Reference version, the formula in plain ops: `reference.layer_norm`.
 
     The GPT's older call layer_norm(x, weight, bias, eps) (weight in second place, the last
     axis normalized) is still accepted.
