@@ -143,7 +143,7 @@ def worker(args) -> None:
     ranks = world.comm.gather(mine, root=0) if world.size > 1 else [mine]
     if world.is_main:
         result = {"model": args.model, "ranks": world.size, "threads": get_blas_threads(),
-                  "batch": batch, "context": context, "parameters": int(sum(p.size for p in parameters)),
+                  "batch": batch, "context": context, "parameters": int(sum(p.numel() for p in parameters)),
                   **mine, "allreduce_alone": alone,
                   "per_rank": ranks, "steps": len(step_times),
                   "buffer_mb": None if world.size == 1 else world._buffer.nbytes / 1e6}

@@ -105,7 +105,7 @@ def main(argv=None) -> None:
     inputs = rng.integers(0, cfg["vocab_size"], size=(batch, context), dtype=np.int64)
     targets = rng.integers(0, cfg["vocab_size"], size=(batch, context), dtype=np.int64)
     parameters = list(model.parameters())
-    result["parameters"] = int(sum(p.size for p in parameters))
+    result["parameters"] = int(sum(p.numel() for p in parameters))
 
     if "train" in parts or args.profile:
         model.train()

@@ -131,7 +131,7 @@ class CausalAttention(nn.Module):
     def forward(self, x):
         b, num_tokens, d_in = x.shape
         keys, queries, values = self.W_key(x), self.W_query(x), self.W_value(x)  # (B, T, d_out)
-        attn_scores = queries @ keys.transpose(0, 2, 1)  # (B, T, T)
+        attn_scores = queries @ keys.transpose(1, 2)  # (B, T, T)
         attn_scores = attn_scores.masked_fill(self.mask[:num_tokens, :num_tokens], -np.inf)
         attn_weights = softmax(attn_scores / math.sqrt(keys.shape[-1]), axis=-1)
         attn_weights = self.dropout(attn_weights)
@@ -176,13 +176,13 @@ print("context_vecs.shape:", context_vecs.shape)
 # The same computation step by step: project, split the heads, attend, merge the heads.
 b, num_tokens, _ = batch.shape
 split = (b, num_tokens, mha.num_heads, mha.head_dim)
-queries = mha.W_query(batch).view(split).transpose(0, 2, 1, 3)  # (B, H, T, D)
-keys = mha.W_key(batch).view(split).transpose(0, 2, 1, 3)  # (B, H, T, D)
-values = mha.W_value(batch).view(split).transpose(0, 2, 1, 3)  # (B, H, T, D)
-attn_scores = queries @ keys.transpose(0, 1, 3, 2)  # (B, H, T, T)
+queries = mha.W_query(batch).view(split).transpose(1, 2)  # (B, H, T, D)
+keys = mha.W_key(batch).view(split).transpose(1, 2)  # (B, H, T, D)
+values = mha.W_value(batch).view(split).transpose(1, 2)  # (B, H, T, D)
+attn_scores = queries @ keys.transpose(2, 3)  # (B, H, T, T)
 attn_scores = attn_scores.masked_fill(np.triu(np.ones((num_tokens, num_tokens), dtype=bool), k=1), -np.inf)
 attn_weights = softmax(attn_scores / math.sqrt(mha.head_dim), axis=-1)
-context = (attn_weights @ values).transpose(0, 2, 1, 3).reshape(b, num_tokens, mha.d_out)  # (B, T, d_out)
+context = (attn_weights @ values).transpose(1, 2).reshape(b, num_tokens, mha.d_out)  # (B, T, d_out)
 step_by_step = mha.out_proj(context)
 difference = np.abs(step_by_step.numpy() - context_vecs.numpy()).max()
 print(f"fused kernel vs step by step: max difference {difference:.2e}")

@@ -92,9 +92,9 @@ def main(argv=None):
     batch_example = Tensor(mg.random.default_generator().standard_normal((2, 5), dtype=np.float32))
     layer = nn.Sequential(nn.Linear(5, 6), nn.ReLU())
     out = layer(batch_example)
-    print("mean:", out.mean(axis=-1).numpy(), " variance:", out.var(axis=-1).numpy())
+    print("mean:", out.mean(axis=-1).numpy(), " variance:", out.var(dim=-1, correction=0).numpy())
     out_ln = LayerNorm(emb_dim=6)(out)
-    print("after LayerNorm: mean:", out_ln.mean(axis=-1).numpy(), " variance:", out_ln.var(axis=-1).numpy())
+    print("after LayerNorm: mean:", out_ln.mean(axis=-1).numpy(), " variance:", out_ln.var(dim=-1, correction=0).numpy())
 
     print("\n4.3 GELU and the feed-forward network")
     x = Tensor(np.linspace(-3, 3, 7, dtype=np.float32))
@@ -130,7 +130,7 @@ def main(argv=None):
     print(out.numpy()[0, :, :6], "...")
     print_model_summary(model)
     print(f"parameters of the transformer blocks alone: "
-          f"{sum(p.size for p in model.trf_blocks.parameters()):,}")
+          f"{sum(p.numel() for p in model.trf_blocks.parameters()):,}")
 
     print("\n4.7 Generating text")
     start_context = "Hello, I am"

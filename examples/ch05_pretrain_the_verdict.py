@@ -97,7 +97,7 @@ def main(argv=None):
     minigrad.manual_seed(123)
     model = GPTModel(config)
     model.train()
-    print(f"model: {sum(p.size for p in model.parameters()):,} parameters")
+    print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters")
 
     # 5.1.3: split the text 90/10 by characters, windows of 256 tokens, stride 256
     split_idx = int(0.90 * len(text_data))

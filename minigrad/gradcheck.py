@@ -91,7 +91,7 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
     for position, x in enumerate(inputs):
         if not (isinstance(x, Tensor) and x.requires_grad):
             continue
-        g = analytic[tensors.index(x)]
+        g = analytic[[t is x for t in tensors].index(True)]  # by identity: == is elementwise
         numeric = _numeric_gradient(loss_value, x, eps, name)
         excess = np.abs(g - numeric) - (atol + rtol * np.abs(numeric))
         excess = np.where(np.isnan(excess), np.inf, excess)  # NaN on either side fails

@@ -6,11 +6,13 @@
 
 Dtype rules: Python numbers and lists become float32 (integers stay integer); a NumPy float
 array keeps its dtype (float64 stays float64, so gradient checks run in double precision);
-integer and boolean tensors never require grad. Operators broadcast like NumPy; the ops
-themselves live in `minigrad.ops`.
+integer and boolean tensors never require grad. Operators broadcast like NumPy and promote
+dtypes like PyTorch (see `minigrad/ops/promote.py`); the ops and the methods they give a
+Tensor live in `minigrad.ops` (each family's methods next to its ops).
 
-Comparisons `< <= > >=` give boolean tensors (no gradient). `==` and `hash` stay identity-based
-so tensors can be dict keys and set members: compare values with `(a.data == b.data)`.
+Comparisons `== != < <= > >=` are elementwise and give boolean tensors (no gradient), as in
+PyTorch; `hash` stays identity-based (as in PyTorch), so tensors can be dict keys and set
+members, but `tensor in some_list` compares values: look tensors up by identity (`id`).
 NumPy interop: `np.asarray(t)` gives `t.data`; NumPy ufuncs refuse tensors (`np.exp(t)` is a
 TypeError, use `t.exp()`), and `ndarray <op> tensor` calls the tensor's reflected operator.
 """
@@ -112,9 +114,27 @@ class Tensor:
     def ndim(self) -> int:
         return self.data.ndim
 
-    @property
-    def size(self) -> int:
+    def size(self, dim: int | None = None):
+        """The shape as a tuple (PyTorch's `torch.Size`), or the length of axis `dim`."""
+        if dim is None:
+            return self.data.shape
+        if not -self.data.ndim <= dim < self.data.ndim:
+            raise IndexError(f"size: dim {dim} is out of range for a tensor of shape {self.shape}")
+        return self.data.shape[dim]
+
+    def numel(self) -> int:
+        """The number of elements (NumPy's `.size`)."""
         return self.data.size
+
+    nelement = numel
+
+    def dim(self) -> int:
+        """The number of dimensions (`.ndim`)."""
+        return self.data.ndim
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return self.data.itemsize
 
     @property
     def is_leaf(self) -> bool:
@@ -150,19 +170,6 @@ class Tensor:
         array = self.data if dtype is None else self.data.astype(dtype, copy=False)
         return array.copy() if copy else array
 
-    # comparisons give boolean tensors without grad; __eq__/__hash__ stay identity-based
-    def __lt__(self, other) -> "Tensor":
-        return Tensor._wrap(np.less(self.data, _raw(other)), False)
-
-    def __le__(self, other) -> "Tensor":
-        return Tensor._wrap(np.less_equal(self.data, _raw(other)), False)
-
-    def __gt__(self, other) -> "Tensor":
-        return Tensor._wrap(np.greater(self.data, _raw(other)), False)
-
-    def __ge__(self, other) -> "Tensor":
-        return Tensor._wrap(np.greater_equal(self.data, _raw(other)), False)
-
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(", threshold=20)
         extras = [f"dtype={self.data.dtype}"]
@@ -177,6 +184,10 @@ class Tensor:
         """The underlying array (shared, not copied)."""
         return self.data
 
+    def tolist(self):
+        """The values as (nested) Python lists of numbers."""
+        return self.data.tolist()
+
     def item(self):
         """The single value as a Python number."""
         if self.data.size != 1:
@@ -186,17 +197,6 @@ class Tensor:
     def detach(self) -> "Tensor":
         """A tensor sharing this one's data, cut from the graph."""
         return Tensor._wrap(self.data, False)
-
-    def astype(self, dtype) -> "Tensor":
-        from .ops import Cast
-
-        return Cast.apply(self, dtype=np.dtype(dtype))
-
-    def float(self) -> "Tensor":
-        return self.astype(np.float32)
-
-    def double(self) -> "Tensor":
-        return self.astype(np.float64)
 
     def requires_grad_(self, value: bool = True) -> "Tensor":
         self.requires_grad = value
@@ -246,4 +246,6 @@ class Tensor:
         autograd.run_backward(self, seed, retain_graph=retain_graph, create_graph=create_graph)
 
     # ----------------------------------------------------------------- operators
-    # (bound to minigrad.ops at import time of that module; see ops/__init__.py)
+    # installed by minigrad.ops at import time, one mixin class per op family (ops/__init__.py);
+    # `hash` is identity-based even though `==` is elementwise:
+    __hash__ = object.__hash__

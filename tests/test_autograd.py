@@ -293,7 +293,7 @@ def _ops_float32():
         "tanh": lambda: t(3).tanh(), "sigmoid": lambda: t(3).sigmoid(),
         "relu": lambda: t(3, low=-1).relu(), "abs": lambda: t(3, low=-1).abs(),
         "sum": lambda: t(2, 3).sum(axis=0), "mean": lambda: t(2, 3).mean(axis=(0, 1)),
-        "max": lambda: t(2, 3).max(axis=-1), "var": lambda: t(2, 3).var(axis=1, keepdims=True),
+        "max": lambda: t(2, 3).amax(axis=-1), "var": lambda: t(2, 3).var(axis=1, keepdims=True),
         "matmul": lambda: t(2, 3) @ t(3, 4), "matmul_batched": lambda: t(2, 2, 3) @ t(2, 3, 4),
         "matmul_folded": lambda: t(2, 2, 3) @ t(3, 4), "matvec": lambda: t(3) @ t(3),
         "reshape": lambda: t(2, 3).reshape(3, 2), "transpose": lambda: t(2, 3).T,

@@ -13,8 +13,8 @@ REDUCTIONS = {
     # name: (method name, numpy reference, value strategy)
     "sum": ("sum", np.sum, values),
     "mean": ("mean", np.mean, values),
-    "max": ("max", np.max, distinct),  # no ties: the max is differentiable
-    "var": ("var", np.var, values),
+    "max": ("amax", np.max, distinct),  # no ties: the max is differentiable (max(dim) gives indices too)
+    "var": ("var_biased", np.var, values),  # var(correction=0); Bessel's default is tested in test_ops_stats.py
 }
 
 
@@ -43,6 +43,8 @@ def test_reduction_gradcheck_and_forward(name, data, shape_axis, keepdims):
     x = leaf(data.draw(strategy(shape), label="x"))
 
     def fn(t):
+        if method == "var_biased":
+            return t.var(axis=axis, keepdims=keepdims, correction=0)
         return getattr(t, method)(axis=axis, keepdims=keepdims)
 
     out = fn(x)
@@ -56,7 +58,7 @@ def test_reduction_gradcheck_and_forward(name, data, shape_axis, keepdims):
 @pytest.mark.parametrize("name", sorted(REDUCTIONS))
 def test_reduction_keeps_float32(name):
     x = Tensor(np.arange(12, dtype=np.float32).reshape(3, 4), requires_grad=True)
-    out = getattr(x, name)(axis=-1)
+    out = getattr(x, REDUCTIONS[name][0].replace("_biased", ""))(axis=-1)
     assert out.dtype == np.float32
     out.sum().backward()
     assert x.grad.dtype == np.float32
@@ -75,13 +77,13 @@ def test_broadcasting_reduction_gradient_sums_back():
 
 def test_max_ties_share_the_gradient_equally():
     x = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]), requires_grad=True)
-    x.max(axis=1).sum().backward()
+    x.amax(axis=1).sum().backward()
     np.testing.assert_allclose(x.grad, [[0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
 
 
 def test_max_with_nan_propagates_without_warnings():
     x = Tensor(np.array([[1.0, np.nan], [3.0, 2.0]]), requires_grad=True)
-    out = x.max(axis=1)
+    out = x.amax(axis=1)
     np.testing.assert_array_equal(out.data, [np.nan, 3.0])
     with np.errstate(all="raise"):
         out.sum().backward()  # the NaN row's gradient is NaN, computed without a warning
@@ -93,9 +95,10 @@ def test_max_of_empty_tensor_raises():
         Tensor(np.zeros((0, 3))).max()
 
 
-def test_var_is_biased_like_numpy():
+def test_var_correction_like_pytorch():
     a = np.array([1.0, 2.0, 4.0, 7.0])
-    assert Tensor(a).var().item() == pytest.approx(np.var(a))  # ddof=0
+    assert Tensor(a).var(correction=0).item() == pytest.approx(np.var(a))  # biased, ddof=0
+    assert Tensor(a).var().item() == pytest.approx(np.var(a, ddof=1))  # PyTorch's default
 
 
 @pytest.mark.parametrize("name", sorted(REDUCTIONS))
@@ -103,7 +106,7 @@ def test_var_is_biased_like_numpy():
 def test_axis_out_of_range(name, axis):
     x = Tensor(np.ones((2, 3)))
     with pytest.raises(ValueError, match=rf"{name}: axis -?\d is out of range for a tensor of 2 dimensions \(shape \(2, 3\)\)"):
-        getattr(x, name)(axis=axis)
+        getattr(x, REDUCTIONS[name][0].replace("_biased", ""))(axis=axis)
 
 
 @pytest.mark.parametrize("axis", [(0, 0), (1, -1)])

@@ -16,7 +16,7 @@ from core_strategies import broadcast_triples, leaf, nonscalar_shapes, shapes, v
 @given(data=st.data(), shape=shapes)
 def test_reshape_gradcheck_and_forward(data, shape):
     x = leaf(data.draw(values(shape)))
-    size = x.size
+    size = x.numel()
     target = data.draw(st.sampled_from([(size,), (1, size), (size, 1, 1), (-1,), (1, -1)]))
     out = x.reshape(target)
     np.testing.assert_array_equal(out.data, x.data.reshape(target))
@@ -41,11 +41,11 @@ def permutations(draw):
 def test_transpose_gradcheck_and_forward(data, shape_axes):
     shape, axes = shape_axes
     x = leaf(data.draw(values(shape)))
-    np.testing.assert_array_equal(x.transpose(*axes).data, x.data.transpose(axes))
-    np.testing.assert_array_equal(x.transpose(axes).data, x.data.transpose(axes))
+    np.testing.assert_array_equal(x.permute(*axes).data, x.data.transpose(axes))
+    np.testing.assert_array_equal(x.permute(axes).data, x.data.transpose(axes))
     np.testing.assert_array_equal(x.T.data, x.data.T)
     np.testing.assert_array_equal(x.transpose().data, x.data.transpose())
-    assert gradcheck(lambda t: t.transpose(*axes), x)
+    assert gradcheck(lambda t: t.permute(*axes), x)
     assert gradcheck(lambda t: t.T, x)
 
 
@@ -58,7 +58,7 @@ def test_swapaxes_gradcheck_and_forward(data, shape):
     assert gradcheck(lambda t: t.swapaxes(i, j), x)
 
 
-@pytest.mark.parametrize("axes", [(0, 1), (0, 0, 1), (0, 1, 3), (-4, 0, 1), (1, -2, 0)])
+@pytest.mark.parametrize("axes", [(0, 0, 1), (0, 1, 3), (-4, 0, 1), (1, -2, 0)])
 def test_transpose_rejects_non_permutations(axes):
     x = Tensor(np.ones((2, 3, 4)))
     with pytest.raises(ValueError, match=r"transpose: axes .* are not a permutation of the 3 axes of \(2, 3, 4\)"):

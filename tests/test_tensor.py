@@ -43,7 +43,8 @@ def test_non_numeric_data_is_rejected(data):
 
 def test_properties_and_conversions():
     x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
-    assert x.shape == (2, 3) and x.ndim == 2 and x.size == 6 and len(x) == 2
+    assert x.shape == (2, 3) and x.ndim == 2 and x.numel() == 6 and len(x) == 2
+    assert x.size() == (2, 3) and x.size(-1) == 3 and x.dim() == 2
     assert x.numpy() is x.data and x.is_leaf and x.grad is None
     assert Tensor([[4.0]]).item() == 4.0 and isinstance(Tensor([[4.0]]).item(), float)
     assert float(Tensor(2.5)) == 2.5 and int(Tensor([3.0])) == 3
@@ -70,9 +71,11 @@ def test_comparisons_give_boolean_tensors_without_grad():
     assert not (Tensor(np.nan) < 1.0).item()  # NaN compares False, as in NumPy
 
 
-def test_equality_and_hash_stay_identity_based():
-    a, b = Tensor([1.0]), Tensor([1.0])
-    assert a == a and a != b
+def test_equality_is_elementwise_and_hash_identity_based():
+    a, b = Tensor([1.0, 2.0]), Tensor([1.0, 3.0])
+    np.testing.assert_array_equal((a == b).data, [True, False])
+    np.testing.assert_array_equal((a != b).data, [False, True])
+    assert (a == b).dtype == np.bool_ and (a == 1.0).data.tolist() == [True, False]
     table = {a: "a", b: "b"}
     assert table[a] == "a" and len({a, b}) == 2
 

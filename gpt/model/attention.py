@@ -59,9 +59,9 @@ class MultiHeadAttention(nn.Module):
 
         # split the last dimension into heads and put the head axis first: (B, H, T, D)
         split = (batch_size, num_tokens, self.num_heads, self.head_dim)
-        queries = queries.view(split).transpose(0, 2, 1, 3)  # (B, H, T, D)
-        keys = keys.view(split).transpose(0, 2, 1, 3)  # (B, H, T, D)
-        values = values.view(split).transpose(0, 2, 1, 3)  # (B, H, T, D)
+        queries = queries.view(split).transpose(1, 2)  # (B, H, T, D)
+        keys = keys.view(split).transpose(1, 2)  # (B, H, T, D)
+        values = values.view(split).transpose(1, 2)  # (B, H, T, D)
 
         if kv_cache is not None:  # attend to every cached position too: keys (B, H, Tk, D)
             keys, values = kv_cache.append(keys.data, values.data)
@@ -76,7 +76,7 @@ class MultiHeadAttention(nn.Module):
             queries, keys, values, attn_mask=mask, is_causal=n_queries == n_keys,
             dropout_p=dropout_p, generator=self.dropout.generator
         )  # (B, H, T, D)
-        context = context.transpose(0, 2, 1, 3).reshape(batch_size, num_tokens, self.d_out)  # (B, T, d_out)
+        context = context.transpose(1, 2).reshape(batch_size, num_tokens, self.d_out)  # (B, T, d_out)
         return self.out_proj(context)  # (B, T, d_out)
 
 

@@ -50,13 +50,13 @@ def model_summary(model, bytes_per_parameter: int | None = None) -> dict:
       per parameter / 2^20 (the book assumes float32: 621.83 MB).
     """
     params = list(model.parameters())  # deduplicated by identity: a tied weight counts once
-    in_memory = sum(p.size for p in params)
+    in_memory = sum(p.numel() for p in params)
     tok_emb, out_head = model.tok_emb.weight, model.out_head.weight
-    total = in_memory + (out_head.size if out_head is tok_emb else 0)
+    total = in_memory + (out_head.numel() if out_head is tok_emb else 0)
     itemsize = bytes_per_parameter or (params[0].data.itemsize if params else 4)
     return {
         "total_params": int(total),
-        "params_tied": int(total - out_head.size),
+        "params_tied": int(total - out_head.numel()),
         "in_memory_params": int(in_memory),
         "token_embedding_shape": tuple(tok_emb.shape),
         "output_layer_shape": tuple(out_head.shape),

@@ -162,7 +162,7 @@ class StepDiagnostics:
                 continue
             grad_rms, data_rms = _rms(param.grad), _rms(param.data)
             self.params[name] = {
-                "grad_norm": _finite(grad_rms * math.sqrt(param.size)),
+                "grad_norm": _finite(grad_rms * math.sqrt(param.numel())),
                 "grad_to_data": _finite(grad_rms / data_rms) if data_rms > 0 else None}
             self.before[name] = (param, param.data.copy())
             if param.ndim == 2:

@@ -249,8 +249,8 @@ class MPIWorld:
             dtype = np.dtype(dtypes[0]) if dtypes else np.dtype(np.float32)
             slots, offset = [], 0
             for param in parameters:
-                slots.append((offset, offset + param.size))
-                offset += param.size
+                slots.append((offset, offset + param.numel()))
+                offset += param.numel()
             shapes = self.comm.allgather((offset, dtype.name))
             if len(set(shapes)) > 1:
                 listed = ", ".join(f"rank {rank}: {size:,} {name}" for rank, (size, name) in enumerate(shapes))

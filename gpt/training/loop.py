@@ -329,7 +329,7 @@ class Trainer:
 
     def _announce(self, start_step: int) -> None:
         config, data, progress = self.config, self.data, self.progress
-        n_params = sum(p.size for p in self.model.parameters())
+        n_params = sum(p.numel() for p in self.model.parameters())
         cfg = self.model_config
         verb = f"resuming at step {start_step}" if config.resume else "training"
         progress.line(f"{verb}: {n_params:,} parameters (emb {cfg['emb_dim']}, {cfg['n_layers']} layers, "

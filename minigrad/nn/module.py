@@ -286,7 +286,7 @@ class Module(HooksMixin, StateDictMixin):
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Number of scalar weights, each shared parameter counted once."""
-        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # ------------------------------------------------------------ modes and gradients
     def train(self, mode: bool = True) -> "Module":

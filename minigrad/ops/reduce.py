@@ -104,23 +104,30 @@ class Max(Function):
 
 
 class Var(Function):
-    # var = mean((a - mu)^2) (ddof=0); d var/da_i = 2 (a_i - mu) / n  (the terms through mu
-    # sum to zero because sum(a - mu) = 0)
-    def forward(self, a, axis=None, keepdims=False):
+    # var = sum((a - mu)^2) / (n - correction) (correction 0: biased, 1: Bessel's);
+    # d var/da_i = 2 (a_i - mu) / (n - correction)  (the terms through mu sum to zero because
+    # sum(a - mu) = 0). n <= correction divides by zero: inf or nan, as PyTorch.
+    def forward(self, a, axis=None, keepdims=False, correction=0):
         self.axes = normalize_axes("var", axis, a.ndim, a.shape)
         self.in_shape = a.shape
-        self.count = int(np.prod([a.shape[i] for i in self.axes]))
+        self.count = int(np.prod([a.shape[i] for i in self.axes])) - correction
         centered = a - a.mean(axis=self.axes, keepdims=True)
         if self.requires_grad:
             self.centered = centered
-        return np.mean(centered * centered, axis=self.axes, keepdims=keepdims)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            squares = np.sum(centered * centered, axis=self.axes, keepdims=keepdims)
+            return squares / np.asarray(max(self.count, 0), dtype=a.dtype)
 
     def backward(self, g):
         g = g.reshape(_keepdims_shape(self.in_shape, self.axes))
-        return g * (2 / self.count) * self.centered
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.asarray(2, dtype=g.dtype) / np.asarray(max(self.count, 0), dtype=g.dtype)
+        return g * scale * self.centered
 
     def backward_graph(self, g):
         a = self.parents[0]
         centered = a - Mean.apply(a, axis=self.axes, keepdims=True)  # differentiable in a
         g = Reshape.apply(g, shape=_keepdims_shape(self.in_shape, self.axes))
-        return g * centered * (2 / self.count)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.asarray(2, dtype=g.dtype) / np.asarray(max(self.count, 0), dtype=g.dtype)
+        return g * centered * Tensor._wrap(scale, False)
