@@ -87,7 +87,7 @@ def _leaf_node(tensor: Tensor, names: dict, show_grads: bool) -> tuple[str, dict
         label, fill = f"{name}\n{_shape(tensor)}", "lightblue"
     elif tensor.requires_grad:
         label, fill = f"leaf\n{_shape(tensor)}", "lightblue"
-    elif tensor.size == 1:
+    elif tensor.numel() == 1:
         label, fill = f"{tensor.data.item():.4g}", "lightgrey"
     else:
         label, fill = f"input\n{_shape(tensor)}", "lightgrey"

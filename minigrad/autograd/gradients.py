@@ -41,7 +41,7 @@ def make_grad_outputs(outputs, grad_outputs, create_graph: bool, op: str = "grad
             raise RuntimeError(f"{op}: element {position} of tensors does not require grad and "
                                f"does not have a grad_fn (shape {out.shape})")
         if g is None:
-            if out.size != 1:
+            if out.numel() != 1:
                 raise RuntimeError(f"{op}: grad can be implicitly created only for scalar "
                                    f"outputs; output {position} has shape {out.shape}, pass "
                                    f"grad_outputs")

@@ -92,7 +92,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     running_var = _stat_array(op, "running_var", running_var, channels)
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{op}: eval mode (training=False) needs running_mean and running_var")
-    count = x.size // max(channels, 1)
+    count = x.numel() // max(channels, 1)
     if training and count <= 1:
         raise ValueError(f"{op}: expected more than 1 value per channel when training, got input {x.shape}")
     params = []
