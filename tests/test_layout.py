@@ -184,3 +184,30 @@ def test_the_long_file_allowlist_is_not_stale():
         if path.exists():  # (a split may delete the file: then its entry goes too)
             assert len(path.read_text(encoding="utf-8").splitlines()) > MAX_LINES, (
                 f"{relative} is {MAX_LINES} lines or fewer now: remove it from LONG_FILES_ALLOWED")
+
+
+def readme_layout() -> list[str]:
+    """The folders of the README's Layout tree, as paths, in their order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Layout\n", 1)[1]
+    block = section.split("```text\n", 1)[1].split("```", 1)[0]
+    folders, stack = [], []
+    for line in block.splitlines():
+        name = line.split()[0]
+        assert name.endswith("/"), f"README Layout: {line!r} does not start with a folder"
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        stack[depth:] = [name.rstrip("/")]
+        folders.append("/".join(stack))
+    return folders
+
+
+def test_readme_layout_is_true_to_the_code():
+    folders = readme_layout()
+    missing = [folder for folder in folders if not (ROOT / folder).is_dir()]
+    assert not missing, f"the README's Layout names folders that do not exist: {missing}"
+    packages = sorted(path.parent.relative_to(ROOT).as_posix()
+                      for top in ("gpt", "minigrad") for path in (ROOT / top).rglob("__init__.py"))
+    unlisted = [package for package in packages if package not in folders]
+    assert not unlisted, f"packages missing from the README's Layout: {unlisted}"
+    gpt_order = [folder.split("/")[1] for folder in folders if folder.startswith("gpt/")]
+    assert gpt_order == LAYERS, "the README lists gpt/'s folders in another order than LAYERS"
