@@ -45,6 +45,9 @@ class LoRALinear(nn.Module):
             raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(linear).__name__}")
         if not isinstance(rank, (int, np.integer)) or isinstance(rank, bool) or rank < 1:
             raise ValueError(f"LoRALinear: rank must be a positive integer, got {rank!r}")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(alpha):
+            raise ValueError(f"LoRALinear: alpha must be a finite number, got {alpha!r}")
         out_features, in_features = linear.weight.shape
         self.linear = linear
         self.linear.requires_grad_(False)

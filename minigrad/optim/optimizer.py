@@ -20,6 +20,8 @@ buffer" fast path only needs the parameters to be views into one array: it becom
 """
 from __future__ import annotations
 
+import math
+
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -149,6 +151,8 @@ class _ParamState(dict):
 def _check_number(optimizer: str, name: str, value, low=0.0, high=None, high_open=False):
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{optimizer}: {name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):  # NaN passes every comparison below; inf would wreck the weights
+        raise ValueError(f"{optimizer}: invalid {name} {value} (must be a finite number)")
     if value < low or (high is not None and (value >= high if high_open else value > high)):
         interval = f"[{low}, {high})" if high_open else f">= {low}"
         raise ValueError(f"{optimizer}: invalid {name} {value} (must be {interval})")

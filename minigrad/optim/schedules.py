@@ -35,8 +35,8 @@ def _check_step(name: str, step) -> int:
 
 
 def _check_lr(name: str, which: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name}: {which} must be a number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"{name}: {which} must be a finite number >= 0, got {value!r}")
     return float(value)
 
 
@@ -127,9 +127,9 @@ class LRScheduler:
 
     def _apply(self) -> None:
         lr = self.lr_fn(self.last_step)
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr >= 0:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 <= lr < math.inf:
             raise ValueError(f"LRScheduler: the schedule gave lr={lr!r} at step {self.last_step} "
-                             f"(must be a number >= 0)")
+                             f"(must be a finite number >= 0)")
         for group in self.optimizer.param_groups:
             group["lr"] = float(lr)
 
