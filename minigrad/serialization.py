@@ -34,7 +34,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .tensor import Tensor
-from .untrusted import loads_json, short_repr, shorten
+from .untrusted import FileFormatError, loads_json, short_repr, shorten
 
 FORMAT = "minigrad.save"
 VERSION = 1
@@ -42,10 +42,11 @@ STRUCTURE_ENTRY = "__minigrad__.json"
 MAX_STRUCTURE_DEPTH = 256  # JSON levels (a nested dict takes 3): deeper is refused on load
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FileFormatError):
     """A saved state cannot be used: a file given to `minigrad.load` is truncated, corrupt, or
     not a minigrad file; a checkpoint is missing, incomplete, or does not fit what it is loaded
-    into. The one class for both: gpt's checkpoint folders (gpt.training.checkpoint) raise it too."""
+    into. The one class for both: gpt's checkpoint folders (gpt.training.checkpoint) raise it
+    too. A ValueError, as every FileFormatError."""
 
 
 # ---------------------------------------------------------------- encoding to JSON + arrays

@@ -1,5 +1,5 @@
-"""Reading files that may be broken or hostile: JSON with bounded nesting, messages of bounded
-length.
+"""Reading files that may be broken or hostile: one error class, JSON with bounded nesting,
+messages of bounded length.
 
 A small file must never cost a lot of memory or time, nor produce a huge error message:
 
@@ -20,6 +20,15 @@ import numpy as np
 MAX_JSON_DEPTH = 64  # nesting levels; the deepest file this project writes has 6
 MAX_SHOWN = 200  # characters of a value shown in an error message
 MAX_MESSAGE = 2000  # characters of a whole error message
+
+
+
+class FileFormatError(ValueError):
+    """A file (or folder) that cannot be used as it is: truncated, corrupt, tampered with, of
+    another format, or claiming sizes it cannot hold. The message names the file and says what
+    is wrong. The base of every such error of minigrad and gpt (minigrad's CheckpointError,
+    gpt's WeightsError, DataError, TokenizerFileError, ...), so one `except` catches them."""
+
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
@@ -46,7 +55,7 @@ def json_depth(data: bytes) -> int:
     return int(np.cumsum(step).max(initial=0))
 
 
-def loads_json(data, where: str, error: type[Exception] = ValueError,
+def loads_json(data, where: str, error: type[Exception] = FileFormatError,
                max_depth: int = MAX_JSON_DEPTH, object_pairs_hook=None):
     """json.loads of `data` (bytes or str) read from `where`; any problem raises `error`.
 
@@ -73,7 +82,7 @@ def loads_json(data, where: str, error: type[Exception] = ValueError,
         raise error(f"{where}: not valid JSON ({shorten(problem)})") from None
 
 
-def read_json_file(path, error: type[Exception] = ValueError, max_bytes: int = 1 << 30,
+def read_json_file(path, error: type[Exception] = FileFormatError, max_bytes: int = 1 << 30,
                    max_depth: int = MAX_JSON_DEPTH):
     """The JSON value of the file at `path`, checked as `loads_json` does; a file larger than
     `max_bytes` is refused before it is read."""

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import tiktoken
 
+from minigrad.untrusted import FileFormatError, loads_json, short_repr
+
 ENDOFTEXT = "<|endoftext|>"
 
 # GPT-2's pre-tokenizer (tiktoken_ext.openai_public.r50k_pat_str; equivalent to the regex of
@@ -55,6 +57,11 @@ KNOWN_SHA256 = {
 ENV_DIR = "GPT2_TOKENIZER_DIR"
 ENV_OFFLINE = "GPT_OFFLINE"
 ENV_TIMEOUT = "GPT2_DOWNLOAD_TIMEOUT"
+
+
+class TokenizerFileError(FileFormatError):
+    """A tokenizer file (encoder.json, vocab.bpe, tokenizer.json, .tiktoken) is malformed; the
+    message names it."""
 
 
 class TokenizerNotFoundError(FileNotFoundError):
@@ -104,7 +111,8 @@ def _data_gym_byte_map() -> dict[str, int]:
     return {char: byte for byte, char in bytes_to_unicode().items()}
 
 
-def ranks_from_data_gym(merges_text: str, encoder_json_text: str, source: str = "") -> tuple[dict[bytes, int], int]:
+def ranks_from_data_gym(merges_text: str, encoder_json_text: str, source: str = "",
+                        json_source: str | None = None) -> tuple[dict[bytes, int], int]:
     """(mergeable ranks, eot id) from OpenAI's vocab.bpe + encoder.json, or HF's merges.txt + vocab.json.
 
     The ranks are the 256 single bytes (in GPT-2's order: printable bytes first) followed by one
@@ -116,7 +124,7 @@ def ranks_from_data_gym(merges_text: str, encoder_json_text: str, source: str = 
         try:
             return bytes(char_to_byte[c] for c in value)
         except KeyError as exc:
-            raise ValueError(f"{source}: character {exc.args[0]!r} is not a GPT-2 byte symbol") from None
+            raise TokenizerFileError(f"{source}: character {exc.args[0]!r} is not a GPT-2 byte symbol") from None
 
     byte_order = sorted(char_to_byte.items(), key=lambda kv: ord(kv[0]))
     ranks = {bytes([b]): i for i, (_, b) in enumerate(byte_order)}
@@ -125,18 +133,19 @@ def ranks_from_data_gym(merges_text: str, encoder_json_text: str, source: str = 
             continue  # the '#version: 0.2' header, blank lines, a missing or present final newline
         parts = line.split()
         if len(parts) != 2:
-            raise ValueError(f"{source}: line {line_no} is not a merge 'A B': {line[:80]!r}")
+            raise TokenizerFileError(f"{source}: line {line_no} is not a merge 'A B': {line[:80]!r}")
         ranks[to_bytes(parts[0]) + to_bytes(parts[1])] = len(ranks)
 
-    try:
-        encoder = json.loads(encoder_json_text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{source}: the encoder/vocab JSON is not valid JSON ({exc})") from None
+    json_source = json_source or f"{source}: the encoder/vocab JSON"
+    encoder = loads_json(encoder_json_text, json_source, TokenizerFileError)
+    if not isinstance(encoder, dict) or not all(type(v) is int for v in encoder.values()):
+        raise TokenizerFileError(f"{json_source} must be an object mapping each token "
+                                 f"to its integer id, got {short_repr(encoder, 80)}")
     eot_id = encoder.pop(ENDOFTEXT, len(ranks))
     encoder.pop("<|startoftext|>", None)
     encoder_bytes = {to_bytes(k): v for k, v in encoder.items()}
     if encoder_bytes != ranks:
-        raise ValueError(
+        raise TokenizerFileError(
             f"{source}: the token ids of the vocabulary JSON ({len(encoder_bytes)} tokens) do not match "
             f"the merge order of the merges file ({len(ranks)} tokens); are the two files from the same model?"
         )
@@ -153,22 +162,26 @@ def ranks_from_tiktoken_file(contents: bytes, source: str = "") -> tuple[dict[by
             token, rank = line.split()
             ranks[base64.b64decode(token, validate=True)] = int(rank)
         except Exception:
-            raise ValueError(f"{source}: line {line_no} is not 'base64-token rank': {line[:80]!r}") from None
+            raise TokenizerFileError(f"{source}: line {line_no} is not 'base64-token rank': {line[:80]!r}") from None
     if not ranks:
-        raise ValueError(f"{source}: no tokens in this .tiktoken file")
+        raise TokenizerFileError(f"{source}: no tokens in this .tiktoken file")
     return ranks, max(ranks.values()) + 1
 
 
 def ranks_from_hf_tokenizer_json(text: str, source: str = "") -> tuple[dict[bytes, int], int]:
     """(mergeable ranks, eot id) from a Hugging Face tokenizer.json of a GPT-2-style BPE."""
-    data = json.loads(text)
-    model = data.get("model") or {}
-    if model.get("type") != "BPE" or "vocab" not in model or "merges" not in model:
-        raise ValueError(f"{source}: not a byte-level BPE tokenizer.json (model.type={model.get('type')!r})")
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    vocab = dict(model["vocab"])
-    for added in data.get("added_tokens", []):
-        vocab.setdefault(added["content"], added["id"])
+    data = loads_json(text, source, TokenizerFileError)
+    model = (data.get("model") if isinstance(data, dict) else None) or {}
+    if not isinstance(model, dict) or model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict) \
+            or not isinstance(model.get("merges"), list):
+        raise TokenizerFileError(f"{source}: not a byte-level BPE tokenizer.json (model: {short_repr(model, 80)})")
+    try:
+        merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+        vocab = dict(model["vocab"])
+        for added in data.get("added_tokens", []):
+            vocab.setdefault(added["content"], added["id"])
+    except (TypeError, KeyError, AttributeError) as error:
+        raise TokenizerFileError(f"{source}: malformed merges or added_tokens ({short_repr(error, 80)})") from None
     return ranks_from_data_gym("\n".join(merges), json.dumps(vocab), source)
 
 
@@ -180,7 +193,7 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+        raise TokenizerFileError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
 
 
 def load_ranks_from_path(path: str | os.PathLike, origin: str = "path") -> tuple[dict[bytes, int], int, str]:
@@ -198,7 +211,8 @@ def load_ranks_from_path(path: str | os.PathLike, origin: str = "path") -> tuple
         if name in ("", vocab_name, merges_name):
             vocab_file, merges_file = folder / vocab_name, folder / merges_name
             if vocab_file.is_file() and merges_file.is_file():
-                ranks, eot = ranks_from_data_gym(_read_text(merges_file), _read_text(vocab_file), str(merges_file))
+                ranks, eot = ranks_from_data_gym(_read_text(merges_file), _read_text(vocab_file), str(merges_file),
+                                                 json_source=str(vocab_file))
                 return ranks, eot, f"{vocab_file} + {merges_file}"
     if name in ("", "tokenizer.json") and (folder / "tokenizer.json").is_file():
         file = folder / "tokenizer.json"

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minigrad.untrusted import FileFormatError
+
 from ..data.corpus import prepare_corpus
 from ..data.loader import DataLoader, SlidingWindowDataset, train_val_split
 
 
-class DataError(ValueError):
-    """The data does not fit the run's settings (too few tokens for the context or batch)."""
+class DataError(FileFormatError):
+    """The data cannot be used: a data file is malformed (the message names it and the line),
+    or it does not fit the run's settings (too few tokens for the context or batch)."""
 
 
 @dataclass
