@@ -49,6 +49,17 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """--seed: NumPy's seeds are 0 .. 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"expected a seed between 0 and 2**32 - 1, got {value}")
+    return value
+
+
 def finite_float(text: str) -> float:
     try:
         value = float(text)

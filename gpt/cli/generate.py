@@ -28,7 +28,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=positive_int, default=None, help="sample among the k most likely tokens")
     parser.add_argument("--top-p", type=finite_float, default=None, help="nucleus sampling: the smallest set "
                         "of tokens with this much probability")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the sampling (same seed, same text)")
+    parser.add_argument("--seed", type=seed, default=None, help="seed of the sampling (same seed, same text)")
     parser.add_argument("--num-samples", type=positive_int, default=1, help="texts to generate (default: 1)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context at each token")
     parser.add_argument("--tokenizer-path", metavar="PATH", default=None,

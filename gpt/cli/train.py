@@ -78,7 +78,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(optim, "--max-steps", "optimizer steps (default: the preset's budget, else one epoch)", type=positive_int)
     add(optim, "--epochs", "passes over the training data (stops at --max-steps if that comes first)",
         type=finite_float)
-    add(optim, "--seed", "seed of init, dropout and shuffling", type=int)
+    add(optim, "--seed", "seed of init, dropout and shuffling", type=seed, metavar="N")
 
     run = parser.add_argument_group("evaluation, logging, checkpoints")
     add(run, "--eval-every", "evaluate and print a sample every N steps", type=positive_int)

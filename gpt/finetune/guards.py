@@ -10,11 +10,9 @@ dict holding NaN or infinity, so `gpt classify` never prints "ham (ham nan, spam
 from __future__ import annotations
 
 import math
-import warnings
-
-import numpy as np
 
 from ..training import TrainingError
+from ..training.checkpoint_checks import check_finite_state
 
 DIVERGED_HINT = "lower the learning rate, clip the gradient norm, or check the LoRA alpha"
 
@@ -30,20 +28,6 @@ def check_loss(loss: float, step: int, epoch: int) -> None:
                             f"stopped, and nothing was saved ({DIVERGED_HINT})")
 
 
-def non_finite_names(state: dict) -> list[str]:
-    """Names of the float arrays in a state dict that hold NaN or infinity."""
-    return [name for name, value in state.items()
-            if np.asarray(value).dtype.kind == "f" and not np.isfinite(np.asarray(value)).all()]
-
-
 def check_finite_weights(state: dict, where: str, allow: bool = False) -> None:
     """Refuse (DivergedError) a state dict with non-finite weights; with `allow`, warn instead."""
-    bad = non_finite_names(state)
-    if not bad:
-        return
-    shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-    message = f"{where}: {len(bad)} weight tensor(s) hold NaN or infinity ({shown})"
-    if allow:
-        warnings.warn(message + "; its outputs are meaningless", RuntimeWarning, stacklevel=2)
-        return
-    raise DivergedError(message + "; the model diverged while it was trained")
+    check_finite_state(state, where, allow, error=DivergedError)

@@ -18,6 +18,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Callable
 
+from minigrad.untrusted import short_repr
+
 GPT_CONFIG_124M = {
     "vocab_size": 50257,     # Vocabulary size: GPT-2's byte-pair encoding (50,256 merges + <|endoftext|>)
     "context_length": 1024,  # Context length: the most tokens the model sees at once (positions)
@@ -60,15 +62,17 @@ GPT2_CONFIGS = {
 # ------------------------------------------------------------------------------ the keys
 def _size(key: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"config: {key} must be an int, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"config: {key} must be an int, got {short_repr(value)} ({type(value).__name__})")
     if value <= 0:
         raise ValueError(f"config: {key} must be positive, got {value}")
+    if value > SIZE_LIMITS[key]:  # a config read from a file must not allocate without bound
+        raise ValueError(f"config: {key} is {value:,}, more than the limit of {SIZE_LIMITS[key]:,}")
     return int(value)
 
 
 def _rate(key: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"config: {key} must be a number, got {value!r}")
+        raise TypeError(f"config: {key} must be a number, got {short_repr(value)}")
     if not 0.0 <= float(value) < 1.0:
         raise ValueError(f"config: {key} must be in [0, 1), got {value}")
     return float(value)
@@ -76,7 +80,7 @@ def _rate(key: str, value) -> float:
 
 def _flag(key: str, value) -> bool:
     if not isinstance(value, (bool, numbers.Integral)) or value not in (0, 1):
-        raise TypeError(f"config: {key} must be True or False, got {value!r}")
+        raise TypeError(f"config: {key} must be True or False, got {short_repr(value)}")
     return bool(value)
 
 
@@ -99,6 +103,11 @@ OPTIONAL_KEYS = {
 
 CONFIG_KEYS = REQUIRED_KEYS + tuple(OPTIONAL_KEYS)  # the order of a clean config
 
+# Upper limits on each size (GPT-2 XL: vocabulary 50,257, context 1,024, width 1,600, 25 heads,
+# 48 layers): a config read from a file cannot make the model allocate without bound.
+SIZE_LIMITS = {"vocab_size": 1 << 22, "context_length": 1 << 20, "emb_dim": 1 << 16,
+               "n_heads": 1 << 10, "n_layers": 1 << 10}
+
 
 def validate_config(cfg) -> dict:
     """Check a model configuration and return a clean copy (Python ints, float, bool) with
@@ -113,7 +122,7 @@ def validate_config(cfg) -> dict:
                         f"{list(OPTIONAL_KEYS)}), got {type(cfg).__name__}")
     unknown = [key for key in cfg if key not in CONFIG_KEYS]
     if unknown:
-        raise ValueError(f"config: unknown key(s) {unknown}; the keys are {list(CONFIG_KEYS)}")
+        raise ValueError(f"config: unknown key(s) {short_repr(unknown)}; the keys are {list(CONFIG_KEYS)}")
     missing = [key for key in REQUIRED_KEYS if key not in cfg]
     if missing:
         raise ValueError(f"config: missing key(s) {missing}; the required keys are {list(REQUIRED_KEYS)}")

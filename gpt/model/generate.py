@@ -68,6 +68,10 @@ def sample_next_token(logits: np.ndarray, temperature: float = 0.0, top_k: int |
     drawn: the draw inverts the cumulative distribution, and a zero-probability id owns an
     empty interval of it. Returns int64 (B,).
     """
+    if not np.isfinite(logits).all():  # NaN weights would make every token "the most likely"
+        raise ValueError(f"generate: the model's logits hold NaN or infinity "
+                         f"({int(np.isnan(logits).sum())} NaN of {logits.size}); its weights are not "
+                         f"finite (a diverged run?), so there is nothing meaningful to sample")
     if temperature == 0.0:
         return np.argmax(logits, axis=-1).astype(np.int64)  # first maximum: lowest id
     rng = np.random.default_rng() if rng is None else rng

@@ -30,10 +30,12 @@ from pathlib import Path
 import numpy as np
 
 import minigrad
-from minigrad.serialization import CheckpointError, fsync_path  # one error class for saved states
+from minigrad.serialization import CheckpointError, fsync_path  # one class for minigrad and gpt
+from minigrad.untrusted import loads_json, read_json_file, short_repr, shorten
 
 from ..data.registry import tokenizer_from_state
 from ..model.gpt_model import GPTModel
+from .checkpoint_checks import check_finite_state, check_model_config
 
 FORMAT = "minigrad-gpt checkpoint"
 VERSION = 1
@@ -41,6 +43,11 @@ CHECKPOINT_DIR = "checkpoint"
 OLD_DIR = "checkpoint.old"
 MANIFEST = "manifest.json"
 CONFIG_FILE = "config.json"
+
+
+MAX_JSON_BYTES = 64 << 20  # config.json and manifest.json are a few KB
+MODEL_STATE = "model.npz"
+STATE_FILE = "state.npz"
 
 
 @dataclass
@@ -99,6 +106,7 @@ def save_checkpoint(run_dir, model, tokenizer=None, *, optimizer=None, model_con
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     final, old = run_dir / CHECKPOINT_DIR, run_dir / OLD_DIR
+    check_not_symlinks(run_dir)
     temporary = run_dir / f".checkpoint.tmp-{os.getpid()}"
     for stale in run_dir.glob(".checkpoint.tmp-*"):  # left by a process killed while saving
         shutil.rmtree(stale, ignore_errors=True)
@@ -138,15 +146,36 @@ def save_checkpoint(run_dir, model, tokenizer=None, *, optimizer=None, model_con
     return final
 
 
+def check_not_symlinks(run_dir: Path) -> None:
+    """A save swaps checkpoint/ and checkpoint.old/ by renaming them: a symbolic link there
+    would be renamed (and its target left behind), so it is refused before anything is written."""
+    for name in (CHECKPOINT_DIR, OLD_DIR):
+        if (run_dir / name).is_symlink():
+            raise CheckpointError(f"{run_dir / name} is a symbolic link (to {os.readlink(run_dir / name)}); "
+                                  f"a run folder's {name}/ must be a real folder, as saves replace it by "
+                                  f"renaming: move the run folder itself instead of linking {name}/")
+
+
 # ------------------------------------------------------------------------------ reading
+def _read_json_object(path: Path, what: str) -> dict:
+    """A JSON object from a checkpoint file, or a CheckpointError naming the file."""
+    value = read_json_file(path, CheckpointError, max_bytes=MAX_JSON_BYTES)
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: the {what} must be a JSON object, got a {type(value).__name__}")
+    return value
+
+
 def _looks_like_checkpoint(folder: Path) -> bool:
     """A folder written by save_checkpoint (complete or not); a Hugging Face GPT-2 folder
     also has a config.json, so that file alone counts only with this format's marker."""
-    if (folder / MANIFEST).exists() or (folder / "model.npz").exists():
+    if (folder / MANIFEST).exists() or (folder / MODEL_STATE).exists():
         return True
     try:
-        return json.loads((folder / CONFIG_FILE).read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
+        if (folder / CONFIG_FILE).stat().st_size > MAX_JSON_BYTES:
+            return False
+        config = loads_json((folder / CONFIG_FILE).read_bytes(), str(folder / CONFIG_FILE), CheckpointError)
+        return isinstance(config, dict) and config.get("format") == FORMAT
+    except (OSError, CheckpointError):
         return False
 
 
@@ -187,16 +216,20 @@ def verify_checkpoint(folder) -> dict:
     if not manifest_path.is_file():
         raise CheckpointError(f"checkpoint {folder} is incomplete: {MANIFEST} is missing (it is "
                               f"written last, so the save did not finish)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        files = manifest["files"]
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"format is {manifest.get('format')!r}")
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"checkpoint {folder}: {MANIFEST} is corrupt ({error})") from None
+    manifest = _read_json_object(manifest_path, "manifest")
+    if manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{manifest_path} is corrupt: format is {short_repr(manifest.get('format'))}, "
+                              f"expected {FORMAT!r}")
     if manifest.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint {folder} has format version {manifest.get('version')}, "
+        raise CheckpointError(f"checkpoint {folder} has format version {short_repr(manifest.get('version'))}, "
                               f"this program reads version {VERSION}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+            isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..")
+            and isinstance(entry, dict) and type(entry.get("bytes")) is int and isinstance(entry.get("sha256"), str)
+            for name, entry in files.items()):
+        raise CheckpointError(f"{manifest_path} is corrupt: 'files' must map each file name of the folder "
+                              f"to {{\"bytes\": int, \"sha256\": str}}, got {short_repr(files)}")
     for name, expected in files.items():
         path = folder / name
         if not path.is_file():
@@ -208,7 +241,7 @@ def verify_checkpoint(folder) -> dict:
         if _sha256(path) != expected["sha256"]:
             raise CheckpointError(f"checkpoint {folder}: {name} is corrupt: its SHA-256 differs "
                                   f"from the manifest's")
-    for required in (CONFIG_FILE, "model.npz", "state.npz"):
+    for required in (CONFIG_FILE, MODEL_STATE, STATE_FILE):
         if required not in files:
             raise CheckpointError(f"checkpoint {folder}: the manifest lists no {required}")
     return manifest
@@ -218,17 +251,23 @@ def read_checkpoint(path, with_optimizer: bool = True) -> Checkpoint:
     """Read and verify a checkpoint folder (or a run folder holding one); builds nothing."""
     folder = find_checkpoint(path)
     manifest = verify_checkpoint(folder)
+    config = _read_json_object(folder / CONFIG_FILE, "checkpoint config")
+    check_model_config(folder / CONFIG_FILE, folder / MODEL_STATE, config)
     try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
-        model_state = minigrad.load(folder / "model.npz")
-        state = minigrad.load(folder / "state.npz")
+        model_state = minigrad.load(folder / MODEL_STATE)
+        state = minigrad.load(folder / STATE_FILE)
         optimizer_state = None
         if with_optimizer and "optimizer.npz" in manifest["files"]:
             optimizer_state = minigrad.load(folder / "optimizer.npz")
+    except CheckpointError:
+        raise  # minigrad.load's: names the file already
     except (ValueError, OSError) as error:
-        raise CheckpointError(f"checkpoint {folder} cannot be read: {error}") from None
-    if not isinstance(model_state, dict) or not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {folder}: model.npz or state.npz does not hold a dict")
+        raise CheckpointError(f"checkpoint {folder} cannot be read: {shorten(error)}") from None
+    for name, value in ((MODEL_STATE, model_state), (STATE_FILE, state)):
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{folder / name} holds a {type(value).__name__}, expected a dict")
+    if not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in model_state.items()):
+        raise CheckpointError(f"{folder / MODEL_STATE} must map parameter names to arrays")
     return Checkpoint(folder, config, model_state, optimizer_state, state)
 
 
@@ -252,16 +291,20 @@ def check_model_state(model, model_state: dict, where: str = "checkpoint") -> No
         raise CheckpointError(f"{where} does not fit this model ({'; '.join(parts)})")
 
 
-def build_model(checkpoint: Checkpoint, dtype=np.float32):
-    """A GPTModel with the checkpoint's config and weights (in eval mode)."""
+def build_model(checkpoint: Checkpoint, dtype=np.float32, allow_non_finite: bool = False):
+    """A GPTModel with the checkpoint's config and weights (in eval mode), in `dtype`
+    (float32 by default; float64 for gradient checks: the stored arrays are converted)."""
     try:
         model = GPTModel(checkpoint.model_config, dtype=dtype)
     except (TypeError, ValueError) as error:
-        raise CheckpointError(f"checkpoint {checkpoint.path}: bad model config: {error}") from None
+        raise CheckpointError(f"checkpoint {checkpoint.path}: bad model config: {shorten(error)}") from None
     if checkpoint.config.get("weights_tied"):
         model.tie_weights()
     check_model_state(model, checkpoint.model_state, f"checkpoint {checkpoint.path}")
-    model.load_state_dict(checkpoint.model_state)
+    check_finite_state(checkpoint.model_state, f"checkpoint {checkpoint.path / MODEL_STATE}", allow_non_finite)
+    dtype = np.dtype(dtype)
+    model.load_state_dict({name: value.astype(dtype, copy=False) if value.dtype.kind == "f" else value
+                           for name, value in checkpoint.model_state.items()})
     model.eval()
     return model
 
@@ -280,21 +323,22 @@ def build_tokenizer(checkpoint: Checkpoint, tokenizer_path=None):
         return tokenizer_from_state(state, path=tokenizer_path)
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f"checkpoint {checkpoint.path}: the stored tokenizer cannot be "
-                              f"rebuilt: {error}") from None
+                              f"rebuilt: {shorten(error)}") from None
 
 
-def load_checkpoint(path, dtype=np.float32, tokenizer_path=None):
+def load_checkpoint(path, dtype=np.float32, tokenizer_path=None, allow_non_finite: bool = False):
     """`(model, tokenizer, info)` from a run folder or its checkpoint folder.
 
     tokenizer_path: where GPT-2's tokenizer files are, for a run trained with "gpt2" (default:
     GPT2_TOKENIZER_DIR or tiktoken's cache); not needed for "bytes" and trained BPEs.
+    allow_non_finite: load weights holding NaN or infinity with a warning (refused otherwise).
 
     model: GPTModel in eval mode. tokenizer: as trained with (None if none was stored).
     info: dict with step, epoch, model_config, train_config, metrics (list of dicts), path,
     val_loss (the last evaluated, or None) and elapsed (training seconds).
     """
     checkpoint = read_checkpoint(path, with_optimizer=False)
-    model = build_model(checkpoint, dtype=dtype)
+    model = build_model(checkpoint, dtype=dtype, allow_non_finite=allow_non_finite)
     tokenizer = build_tokenizer(checkpoint, tokenizer_path)
     metrics = list(checkpoint.state.get("metrics") or [])
     val_losses = [record["val_loss"] for record in metrics if "val_loss" in record]

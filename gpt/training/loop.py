@@ -48,7 +48,7 @@ from .flops import estimate_mfu, peak_flops
 from .interrupt import StopFlag
 from .optimizer import learning_rate, parameter_groups
 from .progress import MetricsLog, Progress, format_step_line
-from .run_dir import prepare_run_dir, remove_old_run, resumed_config
+from .run_dir import RunFolder, prepare_run_dir, resumed_config
 from .threads import set_threads
 from .world import SingleProcess
 
@@ -74,13 +74,14 @@ class Trainer:
     """Holds one run's model, optimizer, data and counters; `run()` trains to the end."""
 
     def __init__(self, config: TrainConfig, world=None, progress: Progress | None = None,
-                 explicit: set | None = None):
+                 explicit: set | None = None, folder: RunFolder | None = None):
         self.world = world or SingleProcess()
         self.progress = progress or Progress(enabled=self.world.is_main and not config.quiet)
         config.validate()
         self.config = config
         self.run_dir = Path(config.out) if config.out else None
-        checkpoint, self._replace_old_run = prepare_run_dir(config, self.run_dir)
+        self.folder = folder if folder is not None else RunFolder(self.run_dir, lock=False)
+        checkpoint, self._replace_old_run = prepare_run_dir(config, self.run_dir, self.progress.line)
         if checkpoint is not None:  # resume: the stored config, with run-control fields from the caller
             config = resumed_config(checkpoint, config, explicit)
             self.config = config
@@ -122,21 +123,12 @@ class Trainer:
         self.world.setup(self)  # [mpi hook] ranks agree on config/data/weights; gradient buffer
 
     # ---------------------------------------------------------------- run folder
-    def _remove_old_run(self) -> None:
-        """--overwrite: once the new run has started, delete the previous run's files (rank 0)."""
-        if self._replace_old_run and self.world.is_main:
-            remove_old_run(self.run_dir)
-            self._replace_old_run = False
-
     def _restore(self, checkpoint) -> None:
         ckpt.check_model_state(self.model, checkpoint.model_state, f"checkpoint {checkpoint.path}")
         self.model.load_state_dict(checkpoint.model_state)
-        if checkpoint.optimizer_state is None:
-            raise ckpt.CheckpointError(f"checkpoint {checkpoint.path} has no optimizer state: it "
-                                       f"can be used for generate/eval but not resumed")
         self.optimizer.load_state_dict(checkpoint.optimizer_state)
         state = checkpoint.state
-        self.step = int(state["step"])
+        self.step = int(state["step"])  # step, loader, rng: checked by check_resumable
         self.elapsed_before = float(state.get("elapsed", 0.0))
         self.data.train_loader.load_state_dict(state["loader"])
         minigrad.random.set_state(state["rng"])
@@ -249,10 +241,14 @@ class Trainer:
             "elapsed": self.elapsed(),
             "metrics": self.metrics.records,
         }
-        path = ckpt.save_checkpoint(self.run_dir, self.model, self.tokenizer, optimizer=self.optimizer,
-                                    model_config=self.model_config, train_config=self.config.to_dict(),
-                                    state=state)
+        try:
+            path = ckpt.save_checkpoint(self.run_dir, self.model, self.tokenizer, optimizer=self.optimizer,
+                                        model_config=self.model_config, train_config=self.config.to_dict(),
+                                        state=state)
+        except OSError as error:  # a full disk: one line saying where, and which step is intact
+            raise self.folder.save_failed(error, self.step, self._saved_step) from None
         self._saved_step = self.step
+        self.folder.saved()  # --overwrite: the replaced run can go now
         return path
 
     def elapsed(self) -> float:
@@ -265,7 +261,8 @@ class Trainer:
         self._saved_step = self.step if config.resume else None
         start_step = self.step
         stop_at = min(self.max_steps, config.stop_at) if config.stop_at else self.max_steps
-        self._remove_old_run()
+        if self._replace_old_run and self.world.is_main:  # --overwrite: the old run waits in
+            self.folder.set_aside_old_run()  # .replaced-run/ until this run's first checkpoint
         self._announce(start_step)
         if self.step >= stop_at:
             progress.line(f"nothing to do: the run is at step {self.step} of {self.max_steps} "
@@ -367,5 +364,13 @@ def train(config: TrainConfig | None = None, *, world=None, progress: Progress |
         config = TrainConfig.from_dict({**config.to_dict(), **overrides})
     if world is None:  # [mpi hook] under `mpiexec -n N` (N > 1) an MPI world, else SingleProcess
         world = world_from_env()
-    with world.guard():  # [mpi hook] an exception on any rank ends every rank (no hang)
-        return Trainer(config, world=world, progress=progress, explicit=explicit).run()
+    folder = RunFolder(None)  # locked inside the guard: a refused lock ends every rank
+    try:
+        with world.guard():  # [mpi hook] an exception on any rank ends every rank (no hang)
+            folder = RunFolder(Path(config.out) if config.out else None, lock=world.is_main)
+            return Trainer(config, world=world, progress=progress, explicit=explicit, folder=folder).run()
+    except BaseException:
+        folder.failed()  # no checkpoint yet: the run that --overwrite replaces is put back
+        raise
+    finally:
+        folder.close()

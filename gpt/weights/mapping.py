@@ -26,6 +26,7 @@ import numpy as np
 
 from minigrad.untrusted import short_repr
 
+from ..model.config import SIZE_LIMITS as MODEL_LIMITS
 from .errors import WeightsError
 
 # Per-block Hugging Face names (after "h.{i}.") and the shape each has, given emb_dim D.
@@ -197,10 +198,11 @@ def book_config(n_vocab: int, n_ctx: int, n_embd: int, n_head: int, n_layer: int
             "n_layers": n_layer, "drop_rate": drop_rate, "qkv_bias": True}
 
 
-# Upper limits on the sizes a config file may give (GPT-2 XL: 48 layers, 1600 wide, 25 heads,
-# context 1024, vocabulary 50257), checked before anything is allocated.
-SIZE_LIMITS = {"n_vocab": 1 << 22, "vocab_size": 1 << 22, "n_ctx": 1 << 20, "n_positions": 1 << 20,
-               "n_embd": 1 << 16, "n_head": 1 << 10, "n_layer": 1 << 10}
+# Upper limits on the sizes a config file may give, checked before anything is allocated.
+SIZE_LIMITS = {"n_vocab": MODEL_LIMITS["vocab_size"], "vocab_size": MODEL_LIMITS["vocab_size"],
+               "n_ctx": MODEL_LIMITS["context_length"], "n_positions": MODEL_LIMITS["context_length"],
+               "n_embd": MODEL_LIMITS["emb_dim"], "n_head": MODEL_LIMITS["n_heads"],
+               "n_layer": MODEL_LIMITS["n_layers"]}  # the model's limits, under GPT-2's names
 
 
 def _require_ints(values: dict, keys: list[str], source: str) -> list[int]:
