@@ -21,6 +21,8 @@ import importlib
 import os
 import sys
 
+from minigrad.untrusted import MAX_MESSAGE, FileFormatError, shorten
+
 from ..training.checkpoint import CheckpointError
 from ..training.data import DataError
 from ..training.errors import TrainingError
@@ -96,25 +98,31 @@ def _early_threads(argv: list[str]) -> None:
 
 
 def _user_errors() -> tuple:
-    return (UserError, CheckpointError, DataError, TrainingError, ValueError, FileNotFoundError,
-            NotADirectoryError, IsADirectoryError, PermissionError)
+    """What ends a command with its message alone: our errors, bad input, and the operating
+    system's (a full disk, a missing or forbidden path: OSError names the path)."""
+    return (UserError, CheckpointError, DataError, TrainingError, FileFormatError, ValueError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `gpt ARGS`; returns the exit code (the console script exits with it)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    _early_threads(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)  # exits with code 2 and a usage message on bad flags
+    """Run `gpt ARGS`; returns the exit code (the console script exits with it).
+
+    Ctrl-C at any point from here on (parsing, loading, training) is one line and exit 130;
+    an error is one line of at most MAX_MESSAGE characters and exit 1."""
+    command = "gpt"
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        _early_threads(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)  # exits with code 2 and a usage message on bad flags
+        command = f"gpt {args.command}"
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print(f"\ngpt {args.command}: interrupted", file=sys.stderr)
+        print(f"\n{command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except _user_errors() as error:
         if os.environ.get("GPT_DEBUG"):
             raise
-        print(f"gpt {args.command}: error: {error}", file=sys.stderr)
+        print(f"{command}: error: {shorten(error, MAX_MESSAGE)}", file=sys.stderr)
         return EXIT_ERROR
 
 

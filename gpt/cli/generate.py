@@ -13,7 +13,7 @@ import numpy as np
 from ..model.generate import generate
 from ..training import checkpoint as ckpt
 from ..weights import is_gpt2_folder, load_gpt2
-from .common import Command, UserError, finite_float, nonnegative_int, positive_int
+from .common import Command, UserError, finite_float, nonnegative_int, positive_int, seed
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,14 +35,17 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="GPT-2's tokenizer files, for a run trained with --tokenizer gpt2 (default: "
                              "$GPT2_TOKENIZER_DIR or tiktoken's cache)")
     parser.add_argument("--threads", type=positive_int, default=None, help="BLAS threads")
+    parser.add_argument("--allow-non-finite", action="store_true",
+                        help="load weights holding NaN or infinity (refused otherwise; generation then says so)")
 
 
-def load_any_model(path: str, tokenizer_path: str | None = None):
+def load_any_model(path: str, tokenizer_path: str | None = None, allow_non_finite: bool = False):
     """(model, tokenizer, description) from a training checkpoint or a GPT-2 weights folder."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"--checkpoint {path} does not exist")
     if ckpt.is_checkpoint(path):
-        model, tokenizer, info = ckpt.load_checkpoint(path, tokenizer_path=tokenizer_path)
+        model, tokenizer, info = ckpt.load_checkpoint(path, tokenizer_path=tokenizer_path,
+                                                      allow_non_finite=allow_non_finite)
         return model, tokenizer, f"checkpoint {info['path']} (step {info['step']})"
     if is_gpt2_folder(path):
         model, tokenizer = load_gpt2(path)
@@ -51,7 +54,7 @@ def load_any_model(path: str, tokenizer_path: str | None = None):
 
 
 def run_generate(args) -> int:
-    model, tokenizer, description = load_any_model(args.checkpoint, args.tokenizer_path)
+    model, tokenizer, description = load_any_model(args.checkpoint, args.tokenizer_path, args.allow_non_finite)
     if tokenizer is None:
         raise UserError(f"{description} stores no tokenizer, so a text prompt cannot be encoded")
     if args.top_p is not None and not 0 < args.top_p <= 1:

@@ -17,7 +17,8 @@ from ..training.config import PRESETS, SCHEDULES, TrainConfig
 from ..training.loop import train
 from ..training.progress import format_duration
 from ..training.world import is_main_process
-from .common import EXIT_INTERRUPTED, Command, finite_float, nonnegative_int, positive_int, tokenizer_name
+from .common import (EXIT_INTERRUPTED, Command, finite_float, nonnegative_int, positive_int, seed,
+                     tokenizer_name)
 
 
 def _default(name: str):

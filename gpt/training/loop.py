@@ -48,7 +48,7 @@ from .flops import estimate_mfu, peak_flops
 from .interrupt import StopFlag
 from .optimizer import learning_rate, parameter_groups
 from .progress import MetricsLog, Progress, format_step_line
-from .run_dir import RunFolder, prepare_run_dir, resumed_config
+from .run_dir import RunFolder, held_run_folder, prepare_run_dir, resumed_config
 from .threads import set_threads
 from .world import SingleProcess
 
@@ -241,14 +241,10 @@ class Trainer:
             "elapsed": self.elapsed(),
             "metrics": self.metrics.records,
         }
-        try:
-            path = ckpt.save_checkpoint(self.run_dir, self.model, self.tokenizer, optimizer=self.optimizer,
-                                        model_config=self.model_config, train_config=self.config.to_dict(),
-                                        state=state)
-        except OSError as error:  # a full disk: one line saying where, and which step is intact
-            raise self.folder.save_failed(error, self.step, self._saved_step) from None
+        path = self.folder.save_checkpoint(self.model, self.tokenizer, self._saved_step, optimizer=self.optimizer,
+                                           model_config=self.model_config, train_config=self.config.to_dict(),
+                                           state=state)  # a full disk: one line naming the intact step
         self._saved_step = self.step
-        self.folder.saved()  # --overwrite: the replaced run can go now
         return path
 
     def elapsed(self) -> float:
@@ -364,13 +360,6 @@ def train(config: TrainConfig | None = None, *, world=None, progress: Progress |
         config = TrainConfig.from_dict({**config.to_dict(), **overrides})
     if world is None:  # [mpi hook] under `mpiexec -n N` (N > 1) an MPI world, else SingleProcess
         world = world_from_env()
-    folder = RunFolder(None)  # locked inside the guard: a refused lock ends every rank
-    try:
-        with world.guard():  # [mpi hook] an exception on any rank ends every rank (no hang)
-            folder = RunFolder(Path(config.out) if config.out else None, lock=world.is_main)
+    with world.guard():  # [mpi hook] an exception on any rank ends every rank (no hang)
+        with held_run_folder(Path(config.out) if config.out else None, lock=world.is_main) as folder:
             return Trainer(config, world=world, progress=progress, explicit=explicit, folder=folder).run()
-    except BaseException:
-        folder.failed()  # no checkpoint yet: the run that --overwrite replaces is put back
-        raise
-    finally:
-        folder.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 try:  # POSIX file locks; elsewhere the run folder is not locked
@@ -98,15 +99,37 @@ class RunFolder:
             self.lock.release()
             self.lock = None
 
-    def save_failed(self, error: OSError, step: int, saved_step: int | None) -> TrainingError:
-        """The one-line error for a save that failed (a full disk, a quota): where, and what is intact."""
-        if saved_step is not None:
-            intact = f"the checkpoint of step {saved_step} in {self.run_dir / ckpt.CHECKPOINT_DIR} is intact"
-        else:
-            intact = "no checkpoint of this run is on disk" + (
-                " (the run it replaces is put back)" if self.old_run_aside else "")
-        return TrainingError(f"could not write the checkpoint of step {step} in {self.run_dir}: "
-                             f"{error.strerror or error}; {intact}")
+    def save_checkpoint(self, model, tokenizer, saved_step: int | None, **options) -> Path:
+        """ckpt.save_checkpoint into the run folder; a save that fails (a full disk, a quota) is
+        one TrainingError saying where, and which step (`saved_step`, None: none) is intact.
+        The first checkpoint of an --overwrite run lets the replaced run go."""
+        try:
+            path = ckpt.save_checkpoint(self.run_dir, model, tokenizer, **options)
+        except OSError as error:
+            if saved_step is not None:
+                intact = f"the checkpoint of step {saved_step} in {self.run_dir / ckpt.CHECKPOINT_DIR} is intact"
+            else:
+                intact = "no checkpoint of this run is on disk" + (
+                    " (the run it replaces is put back)" if self.old_run_aside else "")
+            step = options.get("state", {}).get("step")
+            raise TrainingError(f"could not write the checkpoint of step {step} in {self.run_dir}: "
+                                f"{error.strerror or error}; {intact}") from None
+        self.saved()
+        return path
+
+
+@contextmanager
+def held_run_folder(run_dir: Path | None, lock: bool = True):
+    """The RunFolder of a run from start to end: locked (when `lock`), the replaced run put back
+    if the run fails before its first checkpoint, the lock released however it ends."""
+    folder = RunFolder(run_dir, lock)
+    try:
+        yield folder
+    except BaseException:
+        folder.failed()
+        raise
+    finally:
+        folder.close()
 
 
 def recover_replaced_run(run_dir: Path) -> str | None:
