@@ -142,7 +142,7 @@ def test_broken_cache_is_redone_with_a_warning(tmp_path, user_cache):
     ids = np.array(gpt.tokenize_files(path, "bytes"))
     cache = next(tmp_path.glob("*.tokens.npy"))
     cache.write_bytes(b"garbage")
-    with pytest.warns(UserWarning, match="unreadable token cache"):
+    with pytest.warns(UserWarning, match="unreadable or damaged token cache"):
         again = gpt.tokenize_files(path, "bytes")
     assert np.array_equal(again, ids)
 

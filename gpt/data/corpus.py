@@ -9,7 +9,8 @@
   `<|endoftext|>`, tokenized once and kept as a `.npy` beside the text (nanoGPT's uint16 token
   files), memory-mapped on reuse. The cache name holds the tokenizer's identity (a trained
   BPE's includes a hash of its ranks) and a hash of the files' bytes, so any change of either
-  tokenizes again. When the text's folder is read-only, the cache goes to $GPT_CACHE_DIR, else
+  tokenizes again; `<cache>.sha256` beside it holds the SHA-256 of the cache's own bytes, so a
+  damaged cache is noticed and redone, never used. When the text's folder is read-only, the cache goes to $GPT_CACHE_DIR, else
   $XDG_CACHE_HOME/minigrad-gpt, else ~/.cache/minigrad-gpt.
 - `prepare_corpus(data, tokenizer)`: the one path from the data settings (`--data`,
   `--tokenizer`) to (tokenizer, token ids, description), training a bpe:N on the text first.
@@ -28,12 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
+from minigrad.serialization import default_file_mode
+
 from .gpt2_files import ENDOFTEXT
 from .registry import get_tokenizer, is_trained_here, make_tokenizer
 from .tokenizer import Tokenizer
 
 TEXT_SUFFIXES = (".txt", ".md")
-CACHE_FORMAT = "tokens-v1"  # bump when the cache layout changes
+CACHE_FORMAT = "tokens-v2"  # bump when the cache layout changes (v2: a .sha256 beside each)
 ENV_CACHE_DIR = "GPT_CACHE_DIR"
 BPE_TRAIN_CHARS = 20_000_000  # a tokenizer trained on the data (bpe:N) sees at most this much of it
 DEFAULT_CORPUS_DESCRIPTION = "the default corpus (Python Language Reference, pydoc_data.topics)"
@@ -125,17 +128,27 @@ def cache_file_name(files: list[Path], tokenizer: Tokenizer, errors: str = "stri
     return f"{files[0].name}{more}.{slug}.{key.hexdigest()[:16]}.tokens.npy"
 
 
+def _checksum_path(path: Path) -> Path:
+    """Beside each cache, `<cache>.sha256`: the SHA-256 of its bytes, written with it."""
+    return path.with_name(path.name + ".sha256")
+
+
 def _load_cached(path: Path, tokenizer: Tokenizer) -> np.ndarray | None:
-    """The cached array at `path`, or None when absent or unreadable (a broken cache is redone)."""
+    """The cached array at `path`, or None when absent, unreadable or damaged (its bytes no
+    longer match the SHA-256 written with it): a broken cache is redone, never used."""
     if not path.is_file():
         return None
     try:
+        recorded = _checksum_path(path).read_text(encoding="ascii").strip()
+        if _file_sha256(path) != recorded:
+            raise ValueError(f"its SHA-256 differs from the one recorded in {_checksum_path(path).name}")
         ids = np.load(path, mmap_mode="r")
         if ids.ndim != 1 or ids.dtype != tokenizer.dtype or ids.size == 0 or int(ids.max()) >= tokenizer.n_vocab:
             raise ValueError(f"shape {ids.shape}, dtype {ids.dtype}")
         return ids
-    except (OSError, ValueError, EOFError) as exc:
-        warnings.warn(f"ignoring the unreadable token cache {path} ({exc}); tokenizing again", stacklevel=3)
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
+        warnings.warn(f"ignoring the unreadable or damaged token cache {path} ({exc}); tokenizing again",
+                      stacklevel=3)
         return None
 
 
@@ -143,10 +156,12 @@ def _write_atomically(path: Path, ids: np.ndarray) -> None:
     """np.save to a temporary file in the same folder, fsync, then rename over `path`."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, default_file_mode())  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as f:
             np.save(f, ids)
             f.flush()
             os.fsync(f.fileno())
+        _checksum_path(path).write_text(_file_sha256(Path(tmp)) + "\n", encoding="ascii")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

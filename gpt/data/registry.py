@@ -12,14 +12,15 @@ its Tokenizer (gpt/data/tokenizer.py shows two) and add one entry below.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from minigrad.untrusted import read_json_file, shorten
+
 from .bpe import train_bpe
-from .gpt2_files import GPT2_PAT_STR
+from .gpt2_files import GPT2_PAT_STR, TokenizerFileError
 from .tokenizer import ByteTokenizer, Tokenizer, load_gpt2_tokenizer, tokenizer_from_merges
 
 
@@ -66,7 +67,15 @@ def _load_bpe(name: str, path) -> Tokenizer:
     state_path = Path(path).expanduser()
     if not state_path.is_file():
         raise FileNotFoundError(f"BPE tokenizer file {str(state_path)!r} does not exist")
-    tokenizer = tokenizer_from_state(json.loads(state_path.read_text(encoding="utf-8")))
+    state = read_json_file(state_path, TokenizerFileError)  # bounded depth, UTF-8, names the file
+    if not isinstance(state, dict):
+        raise TokenizerFileError(f"{state_path}: expected a JSON object saved by tokenizer.save(), "
+                                 f"got a {type(state).__name__}")
+    try:
+        tokenizer = tokenizer_from_state(state)
+    except (KeyError, TypeError) as error:
+        raise TokenizerFileError(f"{state_path}: not a tokenizer saved by tokenizer.save() "
+                                 f"({type(error).__name__}: {shorten(error)})") from None
     if tokenizer.n_vocab != size:
         raise ValueError(f"{state_path} holds a tokenizer with n_vocab {tokenizer.n_vocab}, not {size}")
     return tokenizer

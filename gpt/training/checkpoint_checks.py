@@ -4,7 +4,8 @@ the files; these checks say, naming the file, why one cannot be used).
 - `check_model_config`: config.json's model_config is a valid, bounded model whose parameters
   can fit in model.npz, checked before any model is built (a few bytes of JSON must not make
   us allocate gigabytes: `n_layers` 100,000 is refused in microseconds, in one short line).
-- `check_resumable`: state.npz and optimizer.npz hold what resuming needs.
+- `check_resumable`: state.npz and optimizer.npz hold what resuming needs, and
+  `check_same_data`: the data read now is the data the checkpoint was trained on.
 - `check_finite_state`: weights holding NaN or infinity (a diverged run) are refused, or
   only warned about when allowed.
 """
@@ -49,6 +50,18 @@ def check_resumable(checkpoint, state_path: Path) -> None:
     if checkpoint.optimizer_state is None:
         raise CheckpointError(f"checkpoint {checkpoint.path} has no optimizer state: it can be "
                               f"used for generate/eval but not resumed")
+
+
+def check_same_data(checkpoint, data) -> None:
+    """Resuming trains on the data the checkpoint was trained on: the token ids' SHA-256
+    recorded at each save must be the one of the data read now (checkpoints from before the
+    record pass). A data file changed in place since is an error, not other text silently."""
+    recorded = checkpoint.state.get("data_sha256")
+    if recorded is not None and recorded != data.content_sha256:
+        raise CheckpointError(f"checkpoint {checkpoint.path} was trained on other data: the token ids now "
+                              f"read ({data.description}) have SHA-256 {data.content_sha256[:16]}..., the "
+                              f"checkpoint recorded {str(recorded)[:16]}...; the data changed since, so "
+                              f"resuming would train on other text (restore the data, or start a new run)")
 
 
 def non_finite_names(state: dict) -> list[str]:

@@ -7,6 +7,8 @@ of the context length (stride: the context length unless given).
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +35,16 @@ class RunData:
     val_dataset: SlidingWindowDataset
     batch_size: int
     description: str
+
+    @functools.cached_property
+    def content_sha256(self) -> str:
+        """SHA-256 of the train and validation token ids: recorded in each checkpoint, so a
+        resumed run can tell when its data changed on disk since (it would train on other text)."""
+        digest = hashlib.sha256()
+        for tokens in (self.train_tokens, self.val_tokens):
+            digest.update(str(np.asarray(tokens).dtype).encode())
+            digest.update(np.ascontiguousarray(tokens).tobytes())
+        return digest.hexdigest()
 
     @property
     def epoch(self) -> int:

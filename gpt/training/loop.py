@@ -39,6 +39,7 @@ from minigrad.nn import functional as F
 from ..model.generate import generate
 from ..model.gpt_model import GPTModel
 from . import checkpoint as ckpt, diagnostics
+from .checkpoint_checks import check_same_data
 from .config import PRESETS, TrainConfig
 from .data import build_data, model_config_for
 from .distributed import world_from_env
@@ -125,6 +126,7 @@ class Trainer:
     # ---------------------------------------------------------------- run folder
     def _restore(self, checkpoint) -> None:
         ckpt.check_model_state(self.model, checkpoint.model_state, f"checkpoint {checkpoint.path}")
+        check_same_data(checkpoint, self.data)  # a data file changed in place is an error
         self.model.load_state_dict(checkpoint.model_state)
         self.optimizer.load_state_dict(checkpoint.optimizer_state)
         state = checkpoint.state
@@ -238,6 +240,7 @@ class Trainer:
             "epoch": self.data.epoch,
             "loader": self.data.train_loader.state_dict(),
             "rng": minigrad.random.get_state(),
+            "data_sha256": self.data.content_sha256,  # what a resume must train on
             "elapsed": self.elapsed(),
             "metrics": self.metrics.records,
         }

@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from minigrad.untrusted import loads_json
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -138,8 +140,5 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
             text = text.strip()
             if not text:
                 continue
-            try:
-                records.append(json.loads(text))
-            except json.JSONDecodeError:
-                raise ValueError(f"{path}, line {number}: not valid JSON: {text[:80]!r}")
+            records.append(loads_json(text, f"{path}, line {number}"))  # FileFormatError, bounded
     return records
