@@ -17,7 +17,7 @@ from gpt.finetune.cli import main
 from gpt.finetune.guards import DivergedError
 from gpt.finetune.instruct import load_instruction_data
 from gpt.finetune.runs import load_classifier
-from gpt.training.checkpoint import is_checkpoint, read_checkpoint, save_checkpoint
+from gpt.training.checkpoint import CheckpointError, is_checkpoint, read_checkpoint, save_checkpoint
 from gpt.training.data import DataError
 from minigrad.untrusted import MAX_MESSAGE
 
@@ -147,3 +147,15 @@ def test_classifier_with_nan_weights_is_refused_or_warned(base, toy_csv, tmp_pat
     assert "hold NaN or infinity (out_head.weight)" in capsys.readouterr().err
     with pytest.warns(RuntimeWarning, match="NaN or infinity"):
         assert main(["classify", "--checkpoint", str(out), "--text", "aeiou", "--allow-non-finite"]) == 0
+
+
+def test_classifier_whose_label_names_are_not_a_list(base, toy_csv, tmp_path):
+    out = tmp_path / "cls"
+    assert main(["classify-train", "--checkpoint", str(base), "--data", str(toy_csv), "--out", str(out),
+                 "--epochs", "1", "--batch-size", "4"]) == 0
+    checkpoint = read_checkpoint(out)
+    model, tokenizer, _ = load_classifier(out)
+    for names in ("ab", {"0": "a"}, ["only one"], None):
+        save_checkpoint(out, model, tokenizer, model_config=checkpoint.model_config,
+                        train_config={**checkpoint.config["train_config"], "label_names": names}, state={"step": 1})
+        refused(CheckpointError, "label_names must be a list of 2 to", load_classifier, out)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import minigrad
+from minigrad.untrusted import short_repr
 
 from ..data.registry import tokenizer_from_state
 from ..model.gpt_model import GPTModel
@@ -25,7 +26,7 @@ from ..training.checkpoint import (CheckpointError, build_tokenizer, check_model
                                    load_checkpoint, read_checkpoint, save_checkpoint)
 from ..weights import is_gpt2_folder, load_gpt2
 from ..weights.gpt2 import model_without_random_init
-from .classify import add_classification_head
+from .classify import MAX_CLASSES, add_classification_head
 from .guards import check_finite_weights
 from .lora import lora_state_dict, merge_lora
 
@@ -102,6 +103,10 @@ def load_classifier(path, allow_non_finite: bool = False):
                               f"{config.get('task')!r}); train one with `gpt classify-train`")
     # skip drawing random weights that the checkpoint overwrites (seconds for GPT-2)
     model = model_without_random_init(GPTModel, checkpoint.model_config, np.float32)
+    names = config.get("label_names")
+    if not isinstance(names, list) or not 2 <= len(names) <= MAX_CLASSES or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(f"{checkpoint.path / 'config.json'}: train_config.label_names must be a list of "
+                              f"2 to {MAX_CLASSES:,} class names, got {short_repr(names)}")
     check_finite_weights(checkpoint.model_state, f"classifier {checkpoint.path}", allow=allow_non_finite)
     add_classification_head(model, len(config["label_names"]))
     check_model_state(model, checkpoint.model_state, f"classifier {checkpoint.path}")
