@@ -1,5 +1,6 @@
 """Settings that would silently wreck a run, refused in the Python API with the name of the
-setting: NaN or infinite hyperparameters of the optimizers, schedules and LoRA."""
+setting: NaN or infinite hyperparameters of the optimizers, schedules, LoRA and TrainConfig,
+and seeds outside NumPy's range."""
 from __future__ import annotations
 
 import math
@@ -10,6 +11,7 @@ import pytest
 import minigrad as mg
 from gpt import GPTModel
 from gpt.finetune.lora import LoRALinear, replace_linear_with_lora
+from gpt.training.config import TrainConfig
 from minigrad import nn
 from minigrad.optim import SGD, Adam, AdamW, LRScheduler, cosine_with_warmup
 
@@ -55,3 +57,17 @@ def test_non_finite_lora_alpha_is_refused(value):
                       "drop_rate": 0.0, "qkv_bias": False})
     with pytest.raises(ValueError, match="alpha"):
         replace_linear_with_lora(model, 2, value)
+
+
+@pytest.mark.parametrize("field", ["lr", "weight_decay", "grad_clip", "beta1", "beta2", "sample_temperature",
+                                   "min_lr", "dropout"])
+@pytest.mark.parametrize("value", BAD)
+def test_non_finite_training_settings_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value}).validate()
+
+
+@pytest.mark.parametrize("seed", [-1, 2 ** 32, True])
+def test_seeds_outside_numpys_range_are_refused(seed):
+    with pytest.raises(ValueError, match="seed must be an integer between 0 and 2\\*\\*32 - 1"):
+        TrainConfig(seed=seed).validate()

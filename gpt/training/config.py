@@ -5,6 +5,8 @@ fields. A run's config is stored in its checkpoint, so `--resume` continues with
 """
 from __future__ import annotations
 
+import math
+
 import dataclasses
 from dataclasses import dataclass
 
@@ -152,6 +154,11 @@ class TrainConfig:
     def validate(self) -> None:
         """Clear errors for values that cannot work (before anything is loaded)."""
         self.resolved_model_dims()
+        for key, value in self.to_dict().items():  # NaN passes every comparison below
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{key} must be a finite number, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"seed must be an integer between 0 and 2**32 - 1, got {self.seed!r}")
         positive = ["grad_accum_steps", "eval_every", "eval_batches", "log_every", "save_every"]
         positive += [key for key in ("emb_dim", "n_layers", "n_heads", "context_length", "batch_size",
                                      "max_steps", "stride", "threads", "stop_at")
