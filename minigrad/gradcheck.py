@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import enable_grad, grad, no_grad
+from .autograd.saved import updating
 from .tensor import Tensor
 
 
@@ -150,10 +151,11 @@ def gradgradcheck(fn, *inputs, grad_outputs=None, eps: float = 1e-6, atol: float
 
 def _numeric_gradient(loss_value, x: Tensor, eps: float, name: str = "gradcheck") -> np.ndarray:
     """dL/dx by central differences, nudging one element of `x.data` at a time in place."""
-    if not x.data.flags.writeable:
-        raise ValueError(f"{name}: an input of shape {x.shape} has read-only data; pass a copy")
     numeric = np.zeros_like(x.data)
-    with no_grad():
+    # a graph the caller keeps alive may hold x's array read-only: each nudge is undone
+    with no_grad(), updating([x], name, restores=True):
+        if not x.data.flags.writeable:
+            raise ValueError(f"{name}: an input of shape {x.shape} has read-only data; pass a copy")
         for index in np.ndindex(x.shape):
             original = x.data[index]
             x.data[index] = original + eps

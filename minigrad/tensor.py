@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import autograd
+from .hooks import HookDict, RemovableHandle, add_hook
 
 DEFAULT_DTYPE = np.float32
 
@@ -65,7 +66,8 @@ class Tensor:
     of storing them and is usually clearer.
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_retain_grad", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_ctx", "_retain_grad", "_backward_hooks",
+                 "__weakref__")
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operators
     __array_ufunc__ = None     # ... and NumPy ufuncs (np.exp(t), ndarray + t) never unwrap a Tensor
 
@@ -74,6 +76,7 @@ class Tensor:
         self.grad = None
         self._ctx = None
         self._retain_grad = False
+        self._backward_hooks = None
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -85,6 +88,7 @@ class Tensor:
         out.grad = None
         out._ctx = None
         out._retain_grad = False
+        out._backward_hooks = None
         out._requires_grad = requires_grad
         return out
 
@@ -203,8 +207,25 @@ class Tensor:
         return self
 
     def retain_grad(self) -> None:
-        """Keep `.grad` on this non-leaf tensor after backward."""
+        """Keep `.grad` on this non-leaf tensor after backward (after its hooks ran)."""
         self._retain_grad = True
+
+    def register_hook(self, hook) -> RemovableHandle:
+        """Call `hook(grad)` each time the gradient with respect to this tensor is computed.
+
+        `grad` is a Tensor holding the whole gradient of this tensor (summed over its uses);
+        the hook must not modify it, but may return a new gradient (Tensor or ndarray, this
+        tensor's shape) used in its place: stored into `.grad` of a leaf (or of a non-leaf
+        that called `retain_grad()`) and passed on upstream. Hooks run in the order they
+        were registered, each on the previous one's result, as PyTorch's tensor hooks.
+        Returns a handle whose `remove()` detaches the hook.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that does "
+                               "not require grad")
+        if self._backward_hooks is None:
+            self._backward_hooks = HookDict()
+        return add_hook(self._backward_hooks, hook)
 
     def zero_grad(self) -> None:
         self.grad = None

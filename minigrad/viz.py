@@ -28,12 +28,14 @@ Ubuntu) or `conda install -c conda-forge graphviz`. Only `draw` and `_repr_svg_`
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 
+from .autograd.anomaly import node_annotators
 from .tensor import Tensor
 
 GRAPHVIZ_HINT = ("Graphviz's `dot` program was not found on PATH: install the Debian/Ubuntu "
@@ -96,14 +98,59 @@ def _leaf_node(tensor: Tensor, names: dict, show_grads: bool) -> tuple[str, dict
     return label, {"shape": "ellipse", "style": "filled", "fillcolor": fill}
 
 
-def _group_of(tensor: Tensor, collapse) -> str | None:
-    """The module path (cut to depth `collapse`) that created this op, or None."""
-    if not collapse or tensor._ctx is None:
-        return None
-    path = getattr(tensor._ctx, "module_path", None)
-    if not path:
-        return None
-    return ".".join(path.split(".")[:collapse])
+@contextlib.contextmanager
+def record_modules(model):
+    """Inside the block, every op created while a submodule of `model` runs records that
+    module's dotted path as `ctx.module_path` (the innermost one), for `collapse=`.
+
+    Uses forward pre-hooks and forward hooks on every submodule, removed at the end; ops of
+    the model's own forward (outside any submodule) get no path and are drawn one by one."""
+    stack, handles = [], []
+
+    def annotate(ctx):
+        if stack:
+            ctx.module_path = stack[-1]
+
+    def enter(name):
+        def hook(module, args):
+            stack.append(name)
+        return hook
+
+    def leave(module, args, output):
+        stack.pop()
+
+    for name, module in model.named_modules():
+        if name:
+            handles.append(module.register_forward_pre_hook(enter(name)))
+            handles.append(module.register_forward_hook(leave))
+    node_annotators.append(annotate)
+    try:
+        yield
+    finally:
+        node_annotators.remove(annotate)
+        for handle in handles:
+            handle.remove()
+
+
+def _groups(tensors, collapse) -> dict:
+    """id(tensor) -> group name (module path cut to depth `collapse`) for collapsed tensors:
+    ops created inside a module, and the parameters and scalars only one group reads."""
+    groups = {}
+    for tensor in tensors:
+        path = getattr(tensor._ctx, "module_path", None) if tensor._ctx is not None else None
+        if path:
+            groups[id(tensor)] = ".".join(path.split(".")[:collapse])
+    readers = {}
+    for tensor in tensors:
+        if tensor._ctx is not None:
+            for parent in tensor._ctx.parents:
+                # parameters and scalar constants fold into their module; data stays visible
+                if parent._ctx is None and (parent.requires_grad or parent.size == 1):
+                    readers.setdefault(id(parent), set()).add(groups.get(id(tensor)))
+    for leaf_id, reader_groups in readers.items():
+        if len(reader_groups) == 1 and None not in reader_groups:
+            groups[leaf_id] = next(iter(reader_groups))
+    return groups
 
 
 def to_dot(root: Tensor, params: dict | None = None, show_grads: bool = False,
@@ -113,7 +160,7 @@ def to_dot(root: Tensor, params: dict | None = None, show_grads: bool = False,
     params: name -> Tensor (e.g. `dict(model.named_parameters())`) to label leaves by name.
     show_grads: add each leaf's gradient norm (after `backward(retain_graph=True)`).
     collapse: draw the ops of each module at this depth of the dotted module path as one box
-      (needs the ops created under `record_modules(model)`).
+      (needs the ops created under `record_modules(model)`), with the parameters only it reads.
     Raises RuntimeError when the graph was freed by an earlier backward.
     """
     if collapse is not None and (isinstance(collapse, bool) or not isinstance(collapse, int)
@@ -121,16 +168,17 @@ def to_dot(root: Tensor, params: dict | None = None, show_grads: bool = False,
         raise ValueError(f"to_dot: collapse must be a positive int (a module depth), got {collapse!r}")
     names = {id(tensor): name for name, tensor in (params or {}).items()}
     tensors = _walk(root)
-    node_ids, lines, groups = {}, [], {}
+    grouped = _groups(tensors, collapse) if collapse else {}
+    node_ids, lines, groups = {}, [], {}  # groups: name -> [node id, ops, leaves]
     for tensor in tensors:  # one node per tensor (or per collapsed module)
-        group = _group_of(tensor, collapse)
+        group = grouped.get(id(tensor))
         if group is not None:
             if group not in groups:
-                groups[group] = [f"g{len(groups)}", 0, type(tensor._ctx).__name__]
-            groups[group][1] += 1
+                groups[group] = [f"g{len(groups)}", 0, 0]
+            groups[group][1 if tensor._ctx is not None else 2] += 1
             node_ids[id(tensor)] = groups[group][0]
             continue
-        node = f"n{len(node_ids)}"
+        node = f"n{len(lines)}"  # one line per drawn node so far
         node_ids[id(tensor)] = node
         if tensor._ctx is None:
             label, attrs = _leaf_node(tensor, names, show_grads)
@@ -143,8 +191,9 @@ def to_dot(root: Tensor, params: dict | None = None, show_grads: bool = False,
             attrs["peripheries"] = "2"
         attrs_text = ", ".join(f"{key}={_quote(value)}" for key, value in attrs.items())
         lines.append(f"  {node} [label={_quote(label)}, {attrs_text}];")
-    for group, (node, count, _) in groups.items():
-        label = _quote(f"{group}\n{count} ops")
+    for group, (node, ops, leaves) in groups.items():
+        label = _quote(f"{group}\n{ops} op{'s' * (ops != 1)}"
+                       + (f", {leaves} lea{'ves' if leaves != 1 else 'f'}" if leaves else ""))
         lines.append(f"  {node} [label={label}, shape=box3d, style=filled, fillcolor=lightyellow];")
     edges = []
     seen_edges = set()

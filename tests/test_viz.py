@@ -84,3 +84,19 @@ def test_draw_renders_svg_and_png_and_the_notebook_repr(tmp_path):
     png = viz.draw(loss, tmp_path / "g.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert viz.graph(loss)._repr_svg_().lstrip().startswith("<?xml")
+
+
+def test_collapse_draws_each_recorded_module_as_one_box():
+    model, _ = _mlp_loss()
+    x = Tensor(np.ones((2, 3), dtype=np.float32))
+    with viz.record_modules(model):
+        loss = (model(x) * 2.0).sum()
+    assert all(m._hooks is None or m._hooks.empty() for m in model.modules())  # hooks removed
+    labels, edges = _parse(viz.to_dot(loss, dict(model.named_parameters()), collapse=1))
+    assert sorted(labels.values()) == sorted(["sum\\n()", "mul\\n(2, 1)", "2", "input\\n(2, 3)",
+                                              "0\\n1 op, 2 leaves", "1\\n1 op", "2\\n1 op, 2 leaves"])
+    assert edges == {("input\\n(2, 3)", "0\\n1 op, 2 leaves"), ("0\\n1 op, 2 leaves", "1\\n1 op"),
+                     ("1\\n1 op", "2\\n1 op, 2 leaves"), ("2\\n1 op, 2 leaves", "mul\\n(2, 1)"),
+                     ("2", "mul\\n(2, 1)"), ("mul\\n(2, 1)", "sum\\n()")}
+    outside = (model(x) * 2.0).sum()  # outside the block: no module paths, nothing collapsed
+    assert "box3d" not in viz.to_dot(outside, collapse=1)

@@ -5,6 +5,8 @@
     engine.py      run_backward: the reverse walk over the graph, behind Tensor.backward()
     gradients.py   grad(outputs, inputs, ...): gradients returned, as torch.autograd.grad
     functional.py  vjp, jvp, hvp, jacobian, hessian (torch.autograd.functional)
+    anomaly.py     detect_anomaly(): the op and source line behind the first NaN/inf of a backward
+    saved.py       a live graph's arrays are read-only until its backward (saved_by, updating)
 
 `Function.apply(*inputs)` runs the forward and, when any input requires grad and grad mode is
 on, records the node on the output tensor (`out._ctx`). A backward walks those nodes in reverse
@@ -17,7 +19,10 @@ from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .function import Function, unbroadcast
 from .engine import run_backward
 from .gradients import grad
+from .anomaly import detect_anomaly, is_anomaly_enabled
+from .saved import saved_by
 from . import functional
 
 __all__ = ["Function", "unbroadcast", "no_grad", "enable_grad", "is_grad_enabled",
-           "set_grad_enabled", "run_backward", "grad", "functional"]
+           "set_grad_enabled", "run_backward", "grad", "functional", "detect_anomaly",
+           "is_anomaly_enabled", "saved_by"]

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .anomaly import check_gradients, is_anomaly_enabled
 from .grad_mode import set_grad_enabled
+from .saved import changed, check_unchanged
 
 
 def _freed_graph_error(ctx) -> RuntimeError:
@@ -94,11 +96,14 @@ def run_backward(roots, grads, retain_graph: bool = False, create_graph: bool = 
     for root, g in zip(roots, grads):
         _add_pending(pending, id(root), g, False, create_graph)
     captured = {}
+    anomaly = is_anomaly_enabled()
     previous_mode = set_grad_enabled(create_graph)
     try:
         while order:
             tensor = order.pop()  # children before parents; popping lets memory go early
             entry = pending.pop(id(tensor), None)
+            if entry is not None and tensor._backward_hooks:  # Tensor.register_hook
+                entry = _run_tensor_hooks(tensor, entry, create_graph)
             ctx = tensor._ctx
             if input_ids is not None:  # grad(): capture the inputs, skip what leads to none
                 if id(tensor) in input_ids and entry is not None:
@@ -111,13 +116,44 @@ def run_backward(roots, grads, retain_graph: bool = False, create_graph: bool = 
                 continue
             if entry is not None:
                 g = entry[0]
+                if changed:  # an optimizer updated arrays that live graphs hold (saved.py)
+                    check_unchanged(ctx)
                 parent_grads = ctx.backward_graph(g) if create_graph else ctx.backward(g)
+                if anomaly:  # detect_anomaly(): name the op and line of the first NaN/inf
+                    check_gradients(ctx, tensor, parent_grads)
                 _send_to_parents(ctx, parent_grads, pending, g, create_graph)
             if not retain_graph:
                 ctx.release()
     finally:
         set_grad_enabled(previous_mode)
     return None if inputs is None else captured
+
+
+def _run_tensor_hooks(tensor, entry, create_graph: bool):
+    """Call the tensor's hooks in order on its whole gradient; a returned value replaces it
+    (for the tensor's .grad and for everything upstream), as PyTorch's tensor hooks."""
+    g, private = entry
+    for hook in tuple(tensor._backward_hooks.values()):
+        if create_graph:
+            given = g
+        else:
+            given = g.view()
+            given.flags.writeable = False  # a hook must not modify its argument
+            given = Tensor._wrap(given, False)
+        result = hook(given)
+        if result is None:
+            continue
+        value = result if create_graph else (result.data if isinstance(result, Tensor) else result)
+        if not create_graph:
+            value = np.asarray(value)
+        elif not isinstance(value, Tensor):
+            value = Tensor._wrap(np.asarray(value), False)
+        if value.shape != tensor.shape:
+            raise RuntimeError(f"register_hook: a hook returned a gradient of shape {value.shape} "
+                               f"for a tensor of shape {tensor.shape}")
+        g = value if value.dtype == tensor.dtype else value.astype(tensor.dtype)
+        private = False
+    return g, private
 
 
 def _accumulate_grad(tensor, g, private: bool, create_graph: bool) -> None:

@@ -23,7 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import gradients
+from .anomaly import node_annotators
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
+from .saved import SavedArrays
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -144,6 +146,11 @@ class Function:
         if ctx.requires_grad and out.data.dtype.kind == "f":
             out._requires_grad = True
             out._ctx = ctx
+            # what backward reads must not change before it runs: read-only while ctx lives
+            ctx.saved_arrays = SavedArrays([p.data for p in parents] + [out.data], cls)
+            if node_annotators:  # only under detect_anomaly() or viz.record_modules()
+                for annotate in node_annotators:
+                    annotate(ctx)
         return out
 
 

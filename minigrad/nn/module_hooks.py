@@ -156,7 +156,7 @@ def _wrap_output(module, args, inner_args, positions, output):
     node = ModuleBackward()
     node.parents = tuple(args[p] for p in positions)
     node.needs_input_grad = tuple(p.requires_grad for p in node.parents)
-    node.requires_grad = True
+    node.requires_grad, node.options = True, {}
     node.inner_inputs = tuple(inner_args[p] for p in positions)
     node.inner_output, node.module, node.hooks = output, module, module._hooks.backward
     node.args_positions, node.num_args = positions, len(args)

@@ -31,6 +31,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..autograd import enable_grad
+from ..autograd.saved import updating
 from ..tensor import Tensor
 
 CHUNK_SIZE = 131072  # elements per chunk: 2 scratch buffers + 4 state slices fit in L2
@@ -253,8 +254,10 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            self._update_group(group)
+        # a graph still alive may hold the parameters read-only: open them for this update
+        with updating((p for g in self.param_groups for p in g["params"]), f"{type(self).__name__}.step"):
+            for group in self.param_groups:
+                self._update_group(group)
         return loss
 
     def _update_group(self, group: dict) -> None:  # pragma: no cover - abstract
