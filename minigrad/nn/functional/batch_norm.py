@@ -26,7 +26,6 @@ class BatchNorm(Function):
     # training: with gh = g * weight, r = 1 / sqrt(var + eps), means over (N, *spatial):
     #   dL/dx = r (gh - mean(gh) - xhat mean(gh xhat));  eval (constant statistics): r gh
     #   dL/dweight = sum(g xhat),  dL/dbias = sum(g)
-    fresh_grads = True
 
     def forward(self, x, *params, training, eps, has_weight, has_bias, mean=None, var=None):
         axes = (0,) + tuple(range(2, x.ndim))
@@ -66,6 +65,25 @@ class BatchNorm(Function):
         if self.has_bias:
             grads.append(g.sum(axis=axes) if self.needs_input_grad[-1] else None)
         return tuple(grads)
+
+
+    @staticmethod
+    def reference(x, *params, training, eps, has_weight, has_bias, mean=None, var=None):
+        """The same normalization composed of primitive Tensor ops (for higher-order gradients)."""
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        if training:
+            centered = x - x.mean(axis=axes, keepdims=True)
+            xhat = centered / ((centered * centered).mean(axis=axes, keepdims=True) + eps).sqrt()
+        else:
+            rstd = 1.0 / np.sqrt(var.reshape(shape).astype(x.dtype) + eps)
+            xhat = (x - Tensor._wrap(mean.reshape(shape).astype(x.dtype), False)) * Tensor._wrap(rstd, False)
+        params = list(params)
+        if has_weight:
+            xhat = xhat * params.pop(0).reshape(shape)
+        if has_bias:
+            xhat = xhat + params.pop(0).reshape(shape)
+        return xhat
 
 
 def _stat_array(op, name, value, channels):

@@ -45,7 +45,6 @@ def _grouped(matrix: np.ndarray, groups: int) -> np.ndarray:
 
 class Conv2d(Function):
     # y = W2 cols + b  =>  dW2 = G cols^T, dcols = W2^T G (then col2im), db = rowsum(G)
-    fresh_grads = True
 
     def forward(self, x, weight, *bias, stride, padding, dilation, groups):
         n = x.shape[0]
@@ -81,11 +80,22 @@ class Conv2d(Function):
             grads[2] = g2.sum(axis=2).reshape(-1)
         return tuple(grads)
 
+    def backward_graph(self, g):
+        # the same rule with differentiable nodes: dx = conv_transpose(g, W) (with the rows
+        # conv2d dropped given back), dW = ConvWeightGrad(x, g), db = sum of g
+        x, weight = self.parents[0], self.parents[1]
+        geometry = _geometry(self.options)
+        extra = _lost_rows(x.shape[2:], g.shape[2:], weight.shape[2:], self.options)
+        gx = ConvTranspose2d.apply(g, weight, output_padding=extra, **geometry) if self.needs_input_grad[0] else None
+        gw = ConvWeightGrad.apply(x, g, kernel=weight.shape[2:], **geometry) if self.needs_input_grad[1] else None
+        if len(self.parents) == 2:
+            return gx, gw
+        return gx, gw, (g.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None)
+
 
 class ConvTranspose2d(Function):
     # y = col2im(W2^T x2) (cropped), x2 = x as (C_in, N H W)  =>  dx = W2 im2col(gp),
     # dW2 = x2 im2col(gp)^T, db = sum of g over N, H, W  (gp: g padded back to the col2im grid)
-    fresh_grads = True
 
     def forward(self, x, weight, *bias, stride, padding, dilation, groups, output_padding):
         n, in_channels, h, w = x.shape
@@ -125,6 +135,51 @@ class ConvTranspose2d(Function):
         if len(grads) == 3 and self.needs_input_grad[2]:
             grads[2] = g.sum(axis=(0, 2, 3))
         return tuple(grads)
+
+    def backward_graph(self, g):
+        # y = A^T x for the convolution A of this geometry: dx = A g = conv2d(g, W),
+        # dW = ConvWeightGrad(g, x) (x plays the upstream gradient of A), db = sum of g
+        x, weight = self.parents[0], self.parents[1]
+        geometry = _geometry(self.options)
+        gx = Conv2d.apply(g, weight, **geometry) if self.needs_input_grad[0] else None
+        gw = ConvWeightGrad.apply(g, x, kernel=weight.shape[2:], **geometry) if self.needs_input_grad[1] else None
+        if len(self.parents) == 2:
+            return gx, gw
+        return gx, gw, (g.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None)
+
+
+class ConvWeightGrad(Function):
+    # dW = G cols(x)^T (conv2d's weight gradient, bilinear in x and g). With H = dL/d(dW):
+    #   <dW(x, g), H> = <g, conv2d(x, H)> = <x, conv_transpose2d(g, H)>, so
+    #   dL/dx = conv_transpose2d(g, H), dL/dg = conv2d(x, H)
+    def forward(self, x, g, kernel, stride, padding, dilation, groups):
+        self.options = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        out_channels = g.shape[1]
+        xp = pad_spatial(x, padding)
+        cols = _grouped(im2col(xp, tuple(kernel), stride, dilation, g.shape[2:]), groups)
+        g2 = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, out_channels // groups, -1)
+        dw = _matmul(cols, g2.transpose(0, 2, 1)).transpose(0, 2, 1)  # (g, O/g, C/g kh kw)
+        return np.ascontiguousarray(dw).reshape(out_channels, x.shape[1] // groups, *kernel)
+
+    def backward_graph(self, h):
+        x, g = self.parents
+        geometry = _geometry(self.options)
+        extra = _lost_rows(x.shape[2:], g.shape[2:], h.shape[2:], self.options)
+        gx = ConvTranspose2d.apply(g, h, output_padding=extra, **geometry) if self.needs_input_grad[0] else None
+        gg = Conv2d.apply(x, h, **geometry) if self.needs_input_grad[1] else None
+        return gx, gg
+
+
+def _geometry(options: dict) -> dict:
+    return {key: options[key] for key in ("stride", "padding", "dilation", "groups")}
+
+
+def _lost_rows(in_size, out_size, kernel, options) -> tuple:
+    """Input rows (columns) after the last window, which conv2d never reads: the
+    output_padding that makes conv_transpose2d return the input's full size."""
+    return tuple(n + p0 + p1 - ((o - 1) * s + d * (k - 1) + 1)
+                 for n, o, k, s, d, (p0, p1) in zip(in_size, out_size, kernel, options["stride"],
+                                                     options["dilation"], options["padding"]))
 
 
 # ---------------------------------------------------------------- argument checks

@@ -48,7 +48,6 @@ def resize_matrix(n_in: int, n_out: int, mode: str, align_corners: bool, scale: 
 
 class Resize(Function):
     # y = A_h x A_w^T (or x A^T in 1-d)  =>  dL/dx = A_h^T g A_w
-    fresh_grads = True
 
     def forward(self, x, matrices):
         self.matrices = [m.astype(x.dtype) for m in matrices]
@@ -73,7 +72,6 @@ class Resize(Function):
 
 class ResizeAdjoint(Function):
     # g -> A_h^T g A_w (linear); its backward is the resize itself
-    fresh_grads = True
 
     def forward(self, g, matrices):
         self.matrices = matrices

@@ -87,7 +87,9 @@ def _rows_layout(op: str, input: Tensor, target_shape: tuple, probabilities: boo
     class_count = shape[0] if input.ndim == 1 else shape[1] if where == "first" else shape[-1]
     if input.ndim == 1:
         rows = input.reshape(1, class_count)
-    elif where == "last" or input.ndim == 2:
+    elif input.ndim == 2:
+        rows = input  # already (N, C)
+    elif where == "last":
         rows = input.reshape(-1, class_count)
     else:
         order = (0,) + tuple(range(2, input.ndim)) + (1,)

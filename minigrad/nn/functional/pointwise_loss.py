@@ -10,15 +10,18 @@
 input and target broadcast; reduction "mean" (over every element), "sum" or "none" (kl_div
 also "batchmean": the sum divided by the batch size). The forward computes the loss and the
 two local derivatives dl/dx, dl/dt together; backward scales them by the incoming gradient
-(1/n for the mean) and sums broadcast axes back. weight and pos_weight are constants.
+(1/n for the mean) and sums broadcast axes back. weight and pos_weight are constants. Each
+class also has `reference(x, t, **options)`: the same loss composed of primitive Tensor ops,
+which higher-order gradients differentiate.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ...autograd import Function, unbroadcast
+from ...ops import maximum, where
 from ...tensor import Tensor
-from .pointwise import _sigmoid, _softplus
+from .pointwise import Softplus, _sigmoid, _softplus
 from ._util import as_float_tensor
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -60,6 +63,23 @@ class PointwiseLoss(Function):
                      for d, shape, need in zip((dx, dt), self.shapes, self.needs_input_grad))
 
 
+def reduce_loss(loss: Tensor, reduction: str, batch: int) -> Tensor:
+    """The reductions of the reference versions, on Tensors."""
+    if reduction == "none":
+        return loss
+    if reduction == "batchmean":
+        return loss.sum() * (1.0 / batch)
+    return loss.mean() if reduction == "mean" else loss.sum()
+
+
+def _batch(x: Tensor) -> int:
+    return x.shape[0] if x.ndim else 1
+
+
+def _const(array, like: Tensor) -> Tensor:
+    return Tensor._wrap(np.asarray(array, dtype=like.dtype), False)
+
+
 def _broadcast_check(op, x, t):
     try:
         np.broadcast_shapes(x.shape, t.shape)
@@ -73,6 +93,10 @@ class L1Loss(PointwiseLoss):
         d = x - t
         s = np.sign(d)
         return np.abs(d), s, -s
+
+    @staticmethod
+    def reference(x, t, reduction):
+        return reduce_loss((x - t).abs(), reduction, _batch(x))
 
 
 class SmoothL1Loss(PointwiseLoss):
@@ -88,6 +112,15 @@ class SmoothL1Loss(PointwiseLoss):
         slope = np.where(small, d * (1.0 / beta), np.sign(d)) * factor
         return loss, slope, -slope
 
+    @staticmethod
+    def reference(x, t, reduction, beta, factor):
+        d = x - t
+        if beta == 0:
+            return reduce_loss(d.abs() * factor, reduction, _batch(x))
+        small = np.abs(d.data) < beta  # which branch each element takes: a constant
+        loss = where(small, d * d * (0.5 / beta), d.abs() - 0.5 * beta) * factor
+        return reduce_loss(loss, reduction, _batch(x))
+
 
 class BinaryCrossEntropy(PointwiseLoss):
     # l = -w (t log x + (1 - t) log(1 - x))  =>  dl/dx = w (x - t) / (x (1 - x)) (denominator
@@ -101,6 +134,11 @@ class BinaryCrossEntropy(PointwiseLoss):
         dx = (x - t) / np.maximum(x * (1.0 - x), 1e-12) * w
         dt = (log_1mx - log_x) * w
         return loss, np.broadcast_to(dx, loss.shape), np.broadcast_to(dt, loss.shape)
+
+    @staticmethod
+    def reference(x, t, reduction, weight):
+        loss = -(t * maximum(x.log(), -100.0) + (1.0 - t) * maximum((1.0 - x).log(), -100.0))
+        return reduce_loss(loss if weight is None else loss * _const(weight, x), reduction, _batch(x))
 
 
 class BCEWithLogits(PointwiseLoss):
@@ -116,6 +154,15 @@ class BCEWithLogits(PointwiseLoss):
         dt = (p * sp_neg - sp_pos) * w
         return loss, np.broadcast_to(dx, loss.shape), np.broadcast_to(dt, loss.shape)
 
+    @staticmethod
+    def reference(x, t, reduction, weight, pos_weight):
+        softplus = lambda z: Softplus.apply(z, beta=1.0, threshold=20.0)
+        positive = t * softplus(-x)
+        if pos_weight is not None:
+            positive = positive * _const(pos_weight, x)
+        loss = (1.0 - t) * softplus(x) + positive
+        return reduce_loss(loss if weight is None else loss * _const(weight, x), reduction, _batch(x))
+
 
 class KLDiv(PointwiseLoss):
     # l = t (log t - x)  (0 where t = 0)  =>  dl/dx = -t, dl/dt = log t + 1 - x
@@ -129,6 +176,14 @@ class KLDiv(PointwiseLoss):
         loss = np.where(positive, t * (log_t - x), 0.0 * x)
         dt = np.where(positive, log_t + 1.0 - x, 0.0)
         return loss, np.broadcast_to(-t, loss.shape), np.broadcast_to(dt, loss.shape)
+
+    @staticmethod
+    def reference(x, t, reduction, log_target):
+        if log_target:
+            return reduce_loss(t.exp() * (t - x), reduction, _batch(x))
+        positive = t.data > 0  # 0 log 0 = 0: those elements are constant zeros
+        log_t = where(positive, t, 1.0).log()
+        return reduce_loss(where(positive, t * (log_t - x), 0.0), reduction, _batch(x))
 
 
 def _prepare(op, input, target, reduction, extra=()):

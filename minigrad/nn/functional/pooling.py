@@ -46,7 +46,6 @@ def _pool_geometry(op, shape, kernel, stride, padding, dilation, ceil_mode):
 
 class MaxPool2d(Function):
     # y = xp at the first maximizing offset  =>  dL/dxp[offset o] += g where arg == o
-    fresh_grads = True
 
     def forward(self, x, kernel, stride, padding, dilation, out):
         xp = pad_spatial(x, padding, value=-np.inf)
@@ -85,7 +84,6 @@ class MaxPool2d(Function):
 
 class MaxUnpoolGrad(Function):
     # the backward of max pooling as a node (linear in g): its own backward gathers g back
-    fresh_grads = True
 
     def forward(self, g, arg, geometry, shape):
         kernel, stride, padding, dilation, out, padded_shape = geometry
@@ -109,7 +107,6 @@ class MaxUnpoolGrad(Function):
 
 class AvgPool2d(Function):
     # y = sum over offsets of xp / divisor  =>  dL/dxp[offset] += g / divisor
-    fresh_grads = True
 
     def forward(self, x, kernel, stride, padding, out, divisor):
         xp = pad_spatial(x, padding)
@@ -135,7 +132,6 @@ class AvgPool2d(Function):
 
 class AvgPoolGrad(Function):
     # the (linear) backward of average pooling as a node; its backward is average pooling
-    fresh_grads = True
 
     def forward(self, g, geometry, divisor, shape):
         kernel, stride, padding, out, padded_shape = geometry
