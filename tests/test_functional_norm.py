@@ -144,3 +144,22 @@ def test_interpolate_errors():
         F.interpolate(np.ones((1, 1, 4)), size=2, mode="bilinear")
     with pytest.raises(ValueError, match="interpolate: mode must be one of"):
         F.interpolate(np.ones((1, 1, 4)), size=2, mode="cubic")
+
+
+@settings(max_examples=15)
+@given(data=st.data(), h=st.integers(1, 6), w=st.integers(1, 6))
+def test_adaptive_avg_pool_bins(data, h, w):
+    out_h, out_w = data.draw(st.integers(1, h + 1)), data.draw(st.integers(1, w))
+    x = data.draw(hnp.arrays(np.float64, (2, 2, h, w), elements=st.floats(-2, 2)))
+    expected = np.zeros((2, 2, out_h, out_w))
+    for i in range(out_h):  # PyTorch's bins: floor(i n / m) .. ceil((i + 1) n / m)
+        for j in range(out_w):
+            rows = slice(i * h // out_h, -(-(i + 1) * h // out_h))
+            cols = slice(j * w // out_w, -(-(j + 1) * w // out_w))
+            expected[:, :, i, j] = x[:, :, rows, cols].mean((2, 3))
+    np.testing.assert_allclose(F.adaptive_avg_pool2d(x, (out_h, out_w)).data, expected, rtol=1e-12, atol=1e-12)
+    assert mg.gradcheck(lambda t: F.adaptive_avg_pool2d(t, (out_h, out_w)), leaf(x))
+    np.testing.assert_allclose(F.adaptive_avg_pool1d(x[:, :, 0], out_w).data, expected[:, :, 0] if h == out_h == 1 else
+                               np.stack([x[:, :, 0, j * w // out_w:-(-(j + 1) * w // out_w)].mean(-1) for j in range(out_w)], -1))
+    with pytest.raises(ValueError, match="adaptive_avg_pool2d: output_size must be an int or 2 ints"):
+        F.adaptive_avg_pool2d(x, (1, 2, 3))

@@ -11,7 +11,8 @@ from .activation import (CELU, ELU, SELU, Hardsigmoid, Hardswish, Hardtanh, Leak
 from .containers import Flatten, ModuleDict, ParameterList, Unflatten
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm
-from .pooling import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d, Upsample
+from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d,
+                      Upsample)
 from .utils import clip_grad_norm, clip_grad_norm_, grad_norm
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "Hardsigmoid", "Hardswish", "LogSigmoid", "Sigmoid", "Softmax", "LogSoftmax", "Softmin",
     "ModuleDict", "ParameterList", "Flatten", "Unflatten",
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "BatchNorm1d", "BatchNorm2d",
-    "GroupNorm", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Upsample",
+    "GroupNorm", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d", "Upsample",
 ]

@@ -1,4 +1,4 @@
-"""Pooling and resampling layers: MaxPool1d/2d, AvgPool1d/2d, Upsample (PyTorch's arguments;
+"""Pooling and resampling layers: MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, Upsample (PyTorch's arguments;
 no parameters). Each forwards to the kernel of the same name in minigrad.nn.functional."""
 from __future__ import annotations
 
@@ -66,6 +66,27 @@ class AvgPool1d(Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Mean over adaptive bins to a fixed output size: x (N, C, H, W) -> (N, C, *output_size)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
+    """Mean over adaptive bins: x (N, C, L) -> (N, C, output_size)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool1d(x, self.output_size)
 
 
 class Upsample(Module):

@@ -11,7 +11,8 @@ graph with a hand-derived backward.
                   scaled_dot_product_attention(query, key, value, attn_mask=None,
                       dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False)
                   conv1d conv2d conv_transpose1d conv_transpose2d
-                  max_pool1d max_pool2d avg_pool1d avg_pool2d  interpolate
+                  max_pool1d max_pool2d avg_pool1d avg_pool2d  adaptive_avg_pool1d/2d
+                  interpolate
 
 Every function accepts Tensors or ndarrays, keeps float32 as float32 (float64 when given
 float64, for gradient checks), and raises ValueError/TypeError/IndexError naming the
@@ -24,7 +25,7 @@ from .attention import causal_lower_right, scaled_dot_product_attention
 from .batch_norm import batch_norm, group_norm
 from .conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from .embedding import embedding
-from .interpolate import interpolate
+from .interpolate import adaptive_avg_pool1d, adaptive_avg_pool2d, interpolate
 from .linear import linear
 from .loss import mse_loss
 from .misc import normalize, one_hot
@@ -44,6 +45,7 @@ __all__ = [
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
     "layer_norm", "embedding", "linear", "scaled_dot_product_attention", "causal_lower_right",
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
-    "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "interpolate", "batch_norm", "group_norm",
+    "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "interpolate", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+    "batch_norm", "group_norm",
     "set_num_threads", "get_num_threads",
 ]

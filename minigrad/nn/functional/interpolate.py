@@ -1,4 +1,5 @@
-"""`interpolate` (PyTorch's F.interpolate): nearest, nearest-exact, linear and bilinear resizing.
+"""`interpolate` (PyTorch's F.interpolate): nearest, nearest-exact, linear and bilinear resizing,
+and `adaptive_avg_pool1d/2d` (the mean over PyTorch's adaptive bins), all as resize matrices.
 
 Resizing one axis from n to m samples is a linear map, an (m, n) matrix A whose row k holds
 the weights output k takes from the inputs (one 1 for nearest; 1 - t and t on two
@@ -115,3 +116,37 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
     matrices = [resize_matrix(n, m, mode, bool(align_corners), s)
                 for n, m, s in zip(x.shape[2:], sizes, scales)]
     return Resize.apply(x, matrices=matrices)
+
+
+def adaptive_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) averaging weights: output k is the mean of inputs floor(k n / m) ..
+    ceil((k + 1) n / m) - 1 (PyTorch's adaptive pooling bins)."""
+    weights = np.zeros((n_out, n_in))
+    for k in range(n_out):  # one row per output size (a handful), not per pixel
+        start, stop = (k * n_in) // n_out, -((-(k + 1) * n_in) // n_out)
+        weights[k, start:stop] = 1.0 / (stop - start)
+    return weights
+
+
+def _adaptive(op, input, output_size, dims):
+    x = as_float_tensor(input, op)
+    if x.ndim not in (dims + 1, dims + 2):
+        raise ValueError(f"{op}: input must be {dims + 1}-d (unbatched) or {dims + 2}-d, got shape {x.shape}")
+    sizes = (output_size,) * dims if isinstance(output_size, (int, np.integer)) or output_size is None else tuple(output_size)
+    if len(sizes) != dims:
+        raise ValueError(f"{op}: output_size must be an int or {dims} ints, got {output_size!r}")
+    spatial = x.shape[-dims:]
+    sizes = tuple(n if s is None else int(s) for s, n in zip(sizes, spatial))
+    if any(s < 1 for s in sizes):
+        raise ValueError(f"{op}: output_size must be positive, got {output_size!r}")
+    return Resize.apply(x, matrices=[adaptive_matrix(n, m) for n, m in zip(spatial, sizes)])
+
+
+def adaptive_avg_pool2d(input, output_size) -> Tensor:
+    """Mean over adaptive bins: (N, C, H, W) -> (N, C, *output_size); 1 gives global pooling."""
+    return _adaptive("adaptive_avg_pool2d", input, output_size, 2)
+
+
+def adaptive_avg_pool1d(input, output_size) -> Tensor:
+    """Mean over adaptive bins: (N, C, L) -> (N, C, output_size)."""
+    return _adaptive("adaptive_avg_pool1d", input, output_size, 1)
