@@ -233,7 +233,7 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
     x, t = _prepare("binary_cross_entropy", input, target, reduction)
     if x.shape != t.shape:
         raise ValueError(f"binary_cross_entropy: target {t.shape} must have the input's shape {x.shape}")
-    if x.size and (x.data.min() < 0 or x.data.max() > 1):
+    if x.data.size and (x.data.min() < 0 or x.data.max() > 1):
         raise ValueError("binary_cross_entropy: input values must be in [0, 1] (probabilities); "
                          "for logits use binary_cross_entropy_with_logits")
     w = _constant("binary_cross_entropy", "weight", weight, x.shape, x.dtype)
