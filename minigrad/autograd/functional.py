@@ -42,7 +42,7 @@ def _variables(inputs, create_graph: bool) -> tuple:
 def _vectors(v, like, what: str, op: str) -> tuple:
     """`v` (None, an array/Tensor, or a tuple of them) as Tensors shaped like `like`."""
     if v is None:
-        if len(like) != 1 or like[0].size != 1:
+        if len(like) != 1 or like[0].data.size != 1:
             raise RuntimeError(f"{op}: the vector v can only be None if the user-provided function "
                                f"returns a single Tensor with a single element (got {what} of "
                                f"shapes {[t.shape for t in like]})")
@@ -128,7 +128,7 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
 
 def _scalar_output(func, xs, op: str):
     outputs, out_tuple = _call(func, xs, op)
-    if out_tuple or outputs[0].size != 1:
+    if out_tuple or outputs[0].data.size != 1:
         raise RuntimeError(f"{op}: the function given to {op} should return a single Tensor with "
                            f"a single element, got shapes {[o.shape for o in outputs]}")
     return outputs[0]
