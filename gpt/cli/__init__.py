@@ -27,10 +27,10 @@ from ..training.checkpoint import CheckpointError
 from ..training.data import DataError
 from ..training.errors import TrainingError
 from ..training.threads import set_threads
-from . import evaluate, generate, plot, train
+from . import evaluate, explain, generate, plot, train
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Command, UserError  # noqa: F401
 
-GROUPS = (train, generate, evaluate, plot)  # in the order `gpt --help` lists them
+GROUPS = (train, generate, evaluate, plot, explain)  # in the order `gpt --help` lists them
 
 # Commands owned by other modules: (name, help, module, function). The function is called with
 # the argparse sub-parsers object, adds its `gpt NAME` parser and sets its handler as the

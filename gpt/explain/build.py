@@ -10,8 +10,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..model.config import count_parameters
 from ..training.checkpoint import CheckpointError, load_checkpoint
 from ..weights import is_gpt2_folder, load_gpt2
