@@ -10,7 +10,9 @@ function renderAttention() {
   if (!A.mean) return;
   var T = A.tokens, H = A.heads, L = A.layers;
   var perHead = A.per_head ? bytesOf(A.per_head) : null, mean = bytesOf(A.mean);
-  var state = {layer: 0, head: -1};  /* head -1: the mean over heads */
+  var state = {layer: 0, head: -1, sqrt: T > 24};  /* head -1: the mean over heads */
+  /* the colour of a weight: linear, or by its square root (long prompts spread attention thin) */
+  function tint(w) { return colour(state.sqrt ? Math.sqrt(w) : w); }
 
   function map(layer, head) {  /* (T, T) uint8 view for one layer and head */
     return head < 0 ? mean.subarray(layer * T * T, (layer + 1) * T * T)
@@ -22,6 +24,8 @@ function renderAttention() {
   var layerNames = []; for (var l = 0; l < L; l++) layerNames.push(String(l + 1));
   controls.appendChild(el("label", {text: "layer"}));
   controls.appendChild(buttons(layerNames, 0, function (i) { state.layer = i; draw(); }));
+  controls.appendChild(el("label", {text: "colour scale"}));
+  controls.appendChild(buttons(["linear", "square root"], state.sqrt ? 1 : 0, function (i) { state.sqrt = i === 1; draw(); }));
   body.appendChild(controls);
   var row = el("div", {cls: "row"}), main = el("div", {id: "attention-main"}), side = el("div", {});
   row.appendChild(main); row.appendChild(side); body.appendChild(row);
@@ -34,14 +38,14 @@ function renderAttention() {
     main.innerHTML = ""; side.innerHTML = "";
     var weights = map(state.layer, state.head);
     main.appendChild(el("h3", {text: "layer " + (state.layer + 1) + ", " + name(state.head)}));
-    var c = hiDpiCanvas(labelWidth + size + 10, labelHeight + size + 34), ctx = c.ctx;
+    var c = hiDpiCanvas(labelWidth + size + 60, labelHeight + size + 34), ctx = c.ctx;  /* room for the last rotated label */
     for (var q = 0; q < T; q++) {
       for (var k = 0; k < T; k++) {
-        ctx.fillStyle = k > q ? "#eef0f3" : colour(weights[q * T + k] / 255);
+        ctx.fillStyle = k > q ? "#eef0f3" : tint(weights[q * T + k] / 255);
         ctx.fillRect(labelWidth + k * cell, labelHeight + q * cell, cell, cell);
         if (cell >= 34 && k <= q) {
           var w = weights[q * T + k] / 255;
-          ctx.fillStyle = w > 0.6 ? "#1d2430" : "#fff"; ctx.font = "11px DejaVu Sans, sans-serif"; ctx.textAlign = "center";
+          ctx.fillStyle = (state.sqrt ? Math.sqrt(w) : w) > 0.6 ? "#1d2430" : "#fff"; ctx.font = "11px DejaVu Sans, sans-serif"; ctx.textAlign = "center";
           ctx.textBaseline = "middle"; ctx.fillText(w.toFixed(2), labelWidth + (k + 0.5) * cell, labelHeight + (q + 0.5) * cell);
         }
       }
@@ -68,8 +72,10 @@ function renderAttention() {
     });
     c.canvas.addEventListener("mouseleave", hideTip);
     main.appendChild(el("div", {}, [c.canvas]));
-    main.appendChild(colourBar(colour, [[0, "0"], [0.25, "0.25"], [0.5, "0.5"], [0.75, "0.75"], [1, "1"]],
-      "attention weight (one scale for every layer and head; grey: future, masked)", 300));
+    var ticks = state.sqrt ? [[0, "0"], [Math.sqrt(0.01), "0.01"], [Math.sqrt(0.1), "0.1"], [Math.sqrt(0.3), "0.3"], [Math.sqrt(0.6), "0.6"], [1, "1"]]
+      : [[0, "0"], [0.25, "0.25"], [0.5, "0.5"], [0.75, "0.75"], [1, "1"]];
+    main.appendChild(colourBar(colour, ticks, "attention weight (" + (state.sqrt ? "square-root" : "linear") +
+      " scale, the same for every layer and head; grey: future, masked)", 320));
     drawThumbs(weights);
   }
 
@@ -78,9 +84,9 @@ function renderAttention() {
     var grid = el("div", {cls: "thumbs"}), heads = perHead ? H : 0;
     for (var h = -1; h < heads; h++) {
       (function (head) {
-        var weights = map(state.layer, head), px = Math.max(1, Math.floor(96 / T)), c = hiDpiCanvas(px * T, px * T);
+        var weights = map(state.layer, head), px = 96 / T, c = hiDpiCanvas(96, 96);
         for (var q = 0; q < T; q++) for (var k = 0; k <= q; k++) {
-          c.ctx.fillStyle = colour(weights[q * T + k] / 255); c.ctx.fillRect(k * px, q * px, px, px);
+          c.ctx.fillStyle = tint(weights[q * T + k] / 255); c.ctx.fillRect(k * px, q * px, px + 0.5, px + 0.5);
         }
         var thumb = el("div", {cls: "thumb" + (head === state.head ? " on" : ""), onclick: function () {
           state.head = head; draw(); }}, [c.canvas, el("span", {text: head < 0 ? "mean" : "head " + (head + 1)})]);

@@ -11,7 +11,7 @@ function heatmap(values, rowLabels, columnLabels, options) {
   var f = options.log ? function (v) { return Math.log10(v); } : function (v) { return v; };
   var lo = options.zero ? 0 : f(low), hi = f(high);
   if (!(hi > lo)) hi = lo + 1;
-  var c = hiDpiCanvas(labelWidth + C * cell + 10, labelHeight + R * rowHeight + 30), ctx = c.ctx;
+  var c = hiDpiCanvas(labelWidth + C * cell + 60, labelHeight + R * rowHeight + 30), ctx = c.ctx;
   for (var r = 0; r < R; r++) for (var k = 0; k < C; k++) {
     var v = values[r][k];
     ctx.fillStyle = v === null || !isFinite(v) || (options.log && v <= 0) ? "#eef0f3" : colour((f(v) - lo) / (hi - lo));
