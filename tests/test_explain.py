@@ -14,7 +14,8 @@ from gpt import GPTModel, generate, get_tokenizer
 from gpt.explain.build import LoadedModel, build_data, explain, load_model
 from gpt.explain.capture import attention_weights, capture_prompt, generation_steps
 from gpt.explain.page import SCRIPTS, embedded_json, render_page
-from gpt.explain.summary import distribution_data, training_data, vocab_entry
+from gpt.explain.metrics import training_data
+from gpt.explain.summary import distribution_data, vocab_entry
 from gpt.training.checkpoint import CheckpointError, save_checkpoint
 from minigrad import no_grad
 
@@ -124,7 +125,9 @@ def test_training_data_draws_whatever_keys_exist():
     records = [{"step": 0, "train_loss": 2.0, "val_loss": 2.1},
                {"step": 5, "train_loss": 1.5, "layers": [{"grad": 1.0}, {"grad": 2.0}], "flag": True},
                {"step": 9, "x": {"y": [1, 2, "z"]}, "train_loss": "inf"}, "not a record"]
-    charts = {c["title"]: c for c in training_data(records)["charts"]}
+    sections = training_data(records)["sections"]
+    assert [s["name"] for s in sections] == ["metrics"]
+    charts = {c["title"]: c for c in sections[0]["charts"]}
     assert list(charts)[0] == "loss"
     labels = {s["label"] for s in charts["loss"]["series"]}
     assert labels == {"train_loss (at evaluation)", "val_loss", "train_loss"}
@@ -132,6 +135,17 @@ def test_training_data_draws_whatever_keys_exist():
     assert charts["x.y[#]"]["series"][0]["points"] == [[9, 1.0]]
     assert "flag" not in charts
     assert training_data([]) is None and training_data([{"step": 1}]) is None
+    # gpt train --diagnostics: sections by the first two keys; histograms and long lists skipped
+    diagnostics = [{"step": s, "diagnostics": {"layers": {f"trf_blocks.{i}": {"std": 1.0 + i} for i in range(3)},
+                                               "histograms": {"grad": {"counts": [1, 2]}},
+                                               "params": {"tok_emb.weight": {"grad_norm": 0.5}}},
+                    "bins": list(range(40))} for s in (5, 10)]
+    data = training_data(diagnostics)
+    assert [s["name"] for s in data["sections"]] == ["diagnostics.layers", "diagnostics.params"]
+    layers = data["sections"][0]["charts"][0]
+    assert layers["title"] == "trf_blocks.#.std" and [s["label"] for s in layers["series"]] == ["0", "1", "2"]
+    assert data["sections"][1]["charts"][0]["title"] == "tok_emb.weight.grad_norm"
+    assert data["skipped"] == ["bins", "diagnostics.histograms"]
 
 
 def test_vocab_entries_show_bytes_that_are_not_text():
@@ -153,9 +167,11 @@ def test_page_is_self_contained_and_escapes_the_prompt(run_dir, tmp_path):
     assert data["prompt"]["text"] == prompt
     assert [data["vocab"][str(i)][0] for i in data["tokens"][:9]] == list("</script>")
     assert [data["vocab"][str(i)][1] for i in data["tokens"][-3:]] == ["e2", "98", "83"]  # the snowman's bytes
-    assert data["training"]["charts"][0]["title"] == "loss"
-    titles = {c["title"] for c in data["training"]["charts"]}
-    assert {"diagnostics.layers[#].act_std", "block#.act_mean", "lr", "grad_norm"} <= titles
+    sections = data["training"]["sections"]
+    assert sections[0]["charts"][0]["title"] == "loss"
+    titles = {(s["name"], c["title"]) for s in sections for c in s["charts"]}
+    assert {("diagnostics.layers", "layers[#].act_std"), ("metrics", "block#.act_mean"), ("metrics", "lr"),
+            ("metrics", "grad_norm")} <= titles
     assert any("not JSON records" in note for note in data["notes"])
     assert len(data["generation"]["steps"]) == 3
     for name in SCRIPTS:

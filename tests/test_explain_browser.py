@@ -93,7 +93,7 @@ def test_run_page_with_filters_and_metrics_renders_in_chromium(tmp_path):
     data = page_data(out)
     check_page(dom, data["tokens"], data["generation"]["steps"][0]["reference_probs"], rtol=2e-3)
     assert dom.count('class="card"><div class="title">') >= 4  # loss, lr, one diagnostics chart, MLP cards
-    assert "diagnostics.layers[N].act_std" in dom
+    assert "layers[N].act_std" in dom and "<summary>diagnostics.layers: 1 chart<" in dom
 
 
 def test_page_tail_approximation_for_high_temperature_top_p(tmp_path):

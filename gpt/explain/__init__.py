@@ -3,6 +3,7 @@
     capture.py   the model's internals for one prompt, from one forward pass (forward hooks):
                  attention weights, logit lens, residual norms, MLP activations; generation steps
     summary.py   those numbers trimmed and quantized into the page's data (what is embedded, how)
+    metrics.py   a training run's metrics.jsonl as charts, whatever keys it holds
     page.py      the HTML page: static/page.html + page.css + the static/*.js files + the data
     build.py     load a run folder or GPT-2 folder, build the data, write the page
 

@@ -14,12 +14,11 @@ from ..model.config import count_parameters
 from ..training.checkpoint import CheckpointError, load_checkpoint
 from ..weights import is_gpt2_folder, load_gpt2
 from .capture import capture_prompt, generation_steps
+from .metrics import read_metrics, training_data
 from .page import render_page, write_page
-from .summary import (attention_data, distribution_data, lens_data, mlp_data, rounded, training_data,
-                      vocab_entry)
+from .summary import attention_data, distribution_data, lens_data, mlp_data, rounded, vocab_entry
 
 CHECKPOINT_FOLDERS = ("", "checkpoint", "checkpoint.old")  # a run folder or its checkpoint folder
-METRICS_FILE = "metrics.jsonl"
 
 
 @dataclass
@@ -65,27 +64,6 @@ def load_model(path, tokenizer_path=None) -> LoadedModel:
     run_dir = checkpoint.parent if checkpoint.name in CHECKPOINT_FOLDERS[1:] else checkpoint
     return LoadedModel(model, tokenizer, f"the model of run '{run_dir.name}' (step {info['step']})",
                        f"checkpoint {checkpoint} (step {info['step']})", run_dir, list(info.get("metrics") or []))
-
-
-def read_metrics(run_dir: Path, stored: list) -> tuple[list, str | None]:
-    """metrics.jsonl's records (lines that are not JSON objects skipped, and counted in the note);
-    the checkpoint's stored records when the file is absent."""
-    path = run_dir / METRICS_FILE
-    if not path.is_file():
-        return stored, (f"no {METRICS_FILE} in {run_dir}: drawn from the checkpoint's records" if stored else None)
-    records, bad = [], 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    record = None
-                if isinstance(record, dict):
-                    records.append(record)
-                else:
-                    bad += 1
-    return records, (f"{bad} line(s) of {path} are not JSON records and were skipped" if bad else None)
 
 
 @dataclass

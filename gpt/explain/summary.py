@@ -8,13 +8,12 @@ What is embedded, and how (a 32-token prompt on GPT-2 124M stays far under 10 MB
 - next-token distributions: per step the DISTRIBUTION_HEAD largest logits minus the maximum,
   sorted, as float16 base64, and the rest as a histogram of HISTOGRAM_BINS bins (count per
   bin), enough for the page to recompute temperature / top-k / top-p; ids of the top BARS;
-- norms and MLP statistics rounded to 4 significant digits; training metrics as numbers.
+- norms and MLP statistics rounded to 4 significant digits (training metrics: metrics.py).
 """
 from __future__ import annotations
 
 import base64
 import math
-import re
 
 import numpy as np
 
@@ -27,8 +26,6 @@ DISTRIBUTION_HEAD = 1024
 HISTOGRAM_BINS = 64
 BARS = 20
 MLP_BINS = 48
-MAX_TRAINING_POINTS = 2000  # records per series kept (evenly thinned beyond)
-MAX_CHARTS = 40
 
 
 def b64(array: np.ndarray) -> str:
@@ -165,62 +162,3 @@ def reference_probs(logits: np.ndarray, ids: np.ndarray, settings: dict) -> list
             scaled = top_p_filter(scaled, settings["top_p"])
         probs = softmax(scaled)[0]
     return rounded(probs[ids], 6)
-
-
-# ------------------------------------------------------------------------------ training metrics
-def _flatten(value, path: str, out: list) -> None:
-    """(path, number) pairs of a JSON value: dict keys joined by '.', list items as [i]."""
-    if isinstance(value, bool):
-        return
-    if isinstance(value, (int, float)):
-        if math.isfinite(value):
-            out.append((path, float(value)))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _flatten(item, f"{path}.{key}" if path else str(key), out)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _flatten(item, f"{path}[{index}]", out)
-
-
-def training_data(records: list) -> dict | None:
-    """Charts of metrics.jsonl records: one per key, any per-layer numbers (a key with digits,
-    as `layers[3].grad_norm` or `block3.act_std`) grouped into one chart with a line per index.
-
-    Returns {"charts": [{"title", "series": [{"label", "points": [[step, value], ...]}]}]}.
-    """
-    series: dict[str, dict[str, list]] = {}
-    for number, record in enumerate(records):
-        if not isinstance(record, dict):
-            continue
-        step = record.get("step", number)
-        if isinstance(step, bool) or not isinstance(step, (int, float)):
-            step = number
-        pairs: list = []
-        evaluated = any(str(key).startswith("val") for key in record)  # an evaluation record
-        for key, value in record.items():
-            if key != "step":
-                _flatten(value, key, pairs)
-        for path, value in pairs:
-            indices = re.findall(r"\d+", path)
-            if indices:
-                title, label = re.sub(r"\d+", "#", path), ",".join(indices)
-            elif "loss" in path:
-                title = "loss"
-                label = f"{path} (at evaluation)" if evaluated and not path.startswith("val") else path
-            else:
-                title, label = path, path
-            series.setdefault(title, {}).setdefault(label, []).append([step, float(f"{value:.6g}")])
-    if not series:
-        return None
-    order = sorted(series, key=lambda title: (title != "loss", "#" in title, title))[:MAX_CHARTS]
-    charts = []
-    for title in order:
-        lines = []
-        for label, points in series[title].items():
-            if len(points) > MAX_TRAINING_POINTS:
-                keep = np.unique(np.linspace(0, len(points) - 1, MAX_TRAINING_POINTS).astype(int))
-                points = [points[i] for i in keep]
-            lines.append({"label": label, "points": points})
-        charts.append({"title": title, "series": lines})
-    return {"charts": charts, "records": len(records)}

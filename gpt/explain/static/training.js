@@ -20,7 +20,7 @@ function lineChart(chart, width, height) {
   if (!(x1 > x0)) { x0 -= 0.5; x1 += 0.5; }
   if (!(y1 > y0)) { var pad = Math.abs(y0) * 0.05 || 0.5; y0 -= pad; y1 += pad; }
   var X = function (v) { return left + (v - x0) / (x1 - x0) * W; }, Y = function (v) { return top + H - (v - y0) / (y1 - y0) * H; };
-  var plot = svg("svg", {width: width, height: height});
+  var plot = svg("svg", {width: width, height: height, viewBox: "0 0 " + width + " " + height});
   niceTicks(y0, y1, 4).forEach(function (t) {
     plot.appendChild(svg("line", {x1: left, x2: left + W, y1: Y(t), y2: Y(t), stroke: "#edf0f4"}));
     plot.appendChild(svg("text", {x: left - 5, y: Y(t) + 4, "text-anchor": "end", "font-size": 11, fill: "#5d6776"}, fmt(t, 3)));
@@ -44,11 +44,11 @@ function lineChart(chart, width, height) {
   var legend = el("div", {cls: "legend"});
   if (many) {
     legend.appendChild(colourBar(function (t) { return colour(0.85 * t); },
-      [[0, chart.series[0].label], [1, chart.series[chart.series.length - 1].label]], "one line per index", 160));
+      [[0, "N=" + chart.series[0].label], [1, "N=" + chart.series[chart.series.length - 1].label]], "one line per index N", 160));
   } else if (chart.series.length > 1 || chart.series[0].label !== chart.title) {
     chart.series.forEach(function (s, i) {
       var swatch = el("span", {cls: "swatch"}); swatch.style.background = LINE_COLOURS[i];
-      legend.appendChild(el("span", {}, [swatch, s.label]));
+      legend.appendChild(el("span", {}, [swatch, (chart.title.indexOf("#") >= 0 ? "N=" : "") + s.label]));
     });
   }
   return el("div", {cls: "card"}, [el("div", {cls: "title", text: chart.title.replace(/#/g, "N")}), plot, legend]);
@@ -61,12 +61,25 @@ function renderTraining() {
     return;
   }
   body.appendChild(el("p", {cls: "explain", text: "From the run's metrics.jsonl (" + T.records + " records): " +
-    "the losses, then every other number it holds; numbers recorded per layer (keys with an index) share " +
-    "one chart with a line per index (N in the title)."}));
-  var grid = el("div", {cls: "grid", id: "training-charts"});
-  T.charts.forEach(function (chart, i) {
-    try { grid.appendChild(lineChart(chart, 610, i === 0 ? 260 : 210)); }
-    catch (error) { grid.appendChild(el("div", {cls: "card muted", text: chart.title + ": cannot be drawn (" + error.message + ")"})); }
+    "the losses, then every other number it holds; numbers recorded per layer or parameter (keys with an " +
+    "index, N in the title) share one chart with a line per index."}));
+  T.sections.forEach(function (section, s) {
+    var grid = el("div", {cls: "grid small-charts", id: s === 0 ? "training-charts" : null});
+    section.charts.forEach(function (chart, i) {
+      var big = s === 0 && i === 0;
+      try {
+        var card = lineChart(chart, big ? 800 : 390, big ? 260 : 190);
+        if (big) card.classList.add("wide");
+        grid.appendChild(card);
+      } catch (error) { grid.appendChild(el("div", {cls: "card muted", text: chart.title + ": cannot be drawn (" + error.message + ")"})); }
+    });
+    if (s === 0) { body.appendChild(grid); return; }
+    var details = el("details", {}, [el("summary", {text: section.name + ": " + section.charts.length + " chart" +
+      (section.charts.length === 1 ? "" : "s")}), grid]);
+    if (section.charts.length <= 12) details.open = true;
+    body.appendChild(details);
   });
-  body.appendChild(grid);
+  if (T.skipped.length || T.dropped_charts)
+    body.appendChild(el("p", {cls: "muted small", text: (T.skipped.length ? "Not drawn (histograms or long lists): " +
+      T.skipped.join(", ") + ". " : "") + (T.dropped_charts ? T.dropped_charts + " more charts left out." : "")}));
 }
