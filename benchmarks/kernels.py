@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 
 import minigrad as mg  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
+from minigrad import runtime  # noqa: E402
 
 B, T, C, H, D, HIDDEN, VOCAB = 8, 256, 768, 12, 64, 3072, 50257
 N = B * T
@@ -119,8 +120,7 @@ def forward_backward(fn, rng_out, leaves):
 
 
 def main(args) -> None:
-    if args.threads:
-        F.set_num_threads(args.threads)
+    runtime.configure(threads=args.threads)
     rng = np.random.default_rng(0)
     gemm_cache = {}
 
@@ -139,7 +139,7 @@ def main(args) -> None:
         return grads[out.shape]
 
     peak_ms = gemm_ms(2048, 2048, 2048)[0]
-    print(f"numpy {np.__version__}, kernel threads {F.get_num_threads()}, "
+    print(f"numpy {np.__version__}, kernel threads {runtime.get_threads()}, "
           f"float32 GEMM 2048^3: {2 * 2048**3 / peak_ms / 1e6:.0f} GFLOP/s, "
           f"load average {os.getloadavg()[0]:.1f}\n")
     print("| kernel | shape | forward ms | fwd+bwd ms | matmul (m,k,n) | matmul ms | "

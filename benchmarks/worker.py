@@ -32,7 +32,7 @@ def parse_args(argv=None):
                         help="time budget of the timed training steps (at least 3 steps)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS, kernel and optimizer threads (gpt.training.threads.set_threads)")
+                        help="BLAS, kernel and optimizer threads (minigrad.runtime.configure)")
     return parser.parse_args(argv)
 
 
@@ -76,26 +76,23 @@ def summary(times: list) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    import minigrad as mg  # before NumPy, as `gpt train` does (minigrad/blas.py)
+    import minigrad as mg
     import numpy as np
 
-    from minigrad import nn, optim
+    from minigrad import nn, optim, runtime
     from minigrad.nn import functional as F
     import gpt
     from benchmarks.configs import (CONFIGS, DROP_RATE, GENERATION_TOKENS, PROMPT_TOKENS,
                                     model_config)
 
-    if args.threads:
-        from gpt.training.threads import set_threads
-
-        set_threads(args.threads)
+    runtime.configure(threads=args.threads)  # as `gpt train` does
     spec = CONFIGS[args.config]
     drop_rate = DROP_RATE if args.drop_rate is None else args.drop_rate
     cfg = model_config(args.config, drop_rate)
     batch, context = spec["batch"], cfg["context_length"]
     parts = set(args.parts.split(","))
     result = {"config": args.config, "engine": "minigrad", "batch": batch, "drop_rate": drop_rate,
-              "threads": threads_in_use()}
+              "threads": threads_in_use(runtime)}
 
     mg.random.manual_seed(0)
     t0 = time.perf_counter()
@@ -161,10 +158,8 @@ def main(argv=None) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def threads_in_use() -> dict:
-    info = {"MINIGRAD_NUM_THREADS": os.environ.get("MINIGRAD_NUM_THREADS"),
-            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-            "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT")}
+def threads_in_use(runtime) -> dict:
+    info = dict(runtime.status(), OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS"))
     try:
         from threadpoolctl import threadpool_info
 

@@ -1,5 +1,4 @@
 """gpt: a GPT built on minigrad, following 'Build a Large Language Model (From Scratch)'."""
-import minigrad  # noqa: F401  (before NumPy: minigrad sets OpenBLAS options read at load, minigrad/blas.py)
 
 # model (chapters 3-4): configs, the GPT model, KV cache, generation, helpers
 from .model.config import GPT_CONFIG_124M, GPT2_CONFIGS, GPT2_MODEL_CONFIGS, count_parameters, validate_config

@@ -10,9 +10,7 @@ see functions.py), and PyTorch's dtype names (`minigrad.float32`, `minigrad.long
 """
 from __future__ import annotations
 
-from . import blas  # first: OpenBLAS settings read when NumPy loads (see blas.py)
-from . import memory  # keeps freed memory for reuse (no page faults every step); see memory.py
-from .memory import set_memory_reuse
+from . import runtime  # threads, BLAS, memory: changed only by runtime.configure()
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, unbroadcast
 from .tensor import Tensor
 from . import ops as _ops  # binds the operators onto Tensor
@@ -36,7 +34,7 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
 __all__ = [
     "Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled",
     "unbroadcast", "where", "concat", "stack", "maximum", "gradcheck", "gradgradcheck", "GradcheckError", "autograd", "nn", "optim", "random", "viz", "manual_seed",
-    "save", "load", "CheckpointError", "set_memory_reuse", "cat", "concatenate", "minimum",
+    "save", "load", "CheckpointError", "runtime", "cat", "concatenate", "minimum",
     "float32", "float", "float64", "double", "float16", "half", "int64", "long", "int32", "int",
     "int16", "short", "int8", "uint8", "bool", "get_default_dtype", *_function_names,
 ]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
+from minigrad import runtime
 from minigrad.nn import functional as F
 
 shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
@@ -93,13 +94,13 @@ def test_log_softmax_gradient_with_a_minus_inf_entry():
 def test_softmax_large_rows_span_blocks_and_threads():
     x = np.random.default_rng(2).standard_normal((300, 1000)).astype(np.float32) * 5
     expected = np.exp(reference_log_softmax(x))
-    previous = F.get_num_threads()
+    previous = runtime.get_threads()
     try:
         for threads in (1, 2):
-            F.set_num_threads(threads)
+            runtime.set_threads(threads)
             np.testing.assert_allclose(F.softmax(x).data, expected, rtol=1e-5, atol=1e-8)
     finally:
-        F.set_num_threads(previous)
+        runtime.set_threads(previous)
 
 
 def test_softmax_bad_input():
@@ -227,10 +228,10 @@ def test_cross_entropy_many_classes_blocks_and_threads():
     targets[::7] = -100
     expected_rows = -reference_log_softmax(logits)[np.arange(200), np.maximum(targets, 0)]
     expected = expected_rows[targets != -100].mean()
-    previous = F.get_num_threads()
+    previous = runtime.get_threads()
     try:
         for threads in (1, 2):
-            F.set_num_threads(threads)
+            runtime.set_threads(threads)
             z = leaf(logits, np.float32)
             loss = F.cross_entropy(z, targets)
             np.testing.assert_allclose(loss.item(), expected, rtol=1e-5)
@@ -240,7 +241,7 @@ def test_cross_entropy_many_classes_blocks_and_threads():
             grad[targets == -100] = 0
             np.testing.assert_allclose(z.grad, grad / (targets != -100).sum(), atol=1e-7)
     finally:
-        F.set_num_threads(previous)
+        runtime.set_threads(previous)
 
 
 def test_cross_entropy_no_graph_under_no_grad():
@@ -511,13 +512,13 @@ def test_mse_loss_and_relu_misc():
 
 
 def test_set_num_threads_and_worker_errors():
-    from minigrad.nn.functional._util import parallel_for
+    from minigrad.runtime import parallel_for
 
-    previous = F.get_num_threads()
-    with pytest.raises(ValueError, match="at least 1 thread"):
-        F.set_num_threads(0)
+    previous = runtime.get_threads()
+    with pytest.raises(ValueError, match="positive int"):
+        runtime.set_threads(0)
     try:
-        F.set_num_threads(2)
+        runtime.set_threads(2)
         seen = []
 
         def body(lo, hi):
@@ -529,7 +530,7 @@ def test_set_num_threads_and_worker_errors():
             parallel_for(10, body, 1)
         assert sorted(seen) == [(0, 5), (5, 10)]
     finally:
-        F.set_num_threads(previous)
+        runtime.set_threads(previous)
 
 
 def test_dropout_multiplier_rate_and_generators():

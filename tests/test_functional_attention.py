@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
+from minigrad import runtime
 from minigrad.nn import functional as F
 from minigrad.nn.functional.activation import dropout_multiplier
 from minigrad.nn.functional.attention import causal_bias
@@ -203,27 +204,25 @@ def test_attention_bad_shapes():
 
 
 def test_attention_same_result_on_one_or_two_threads_and_blas_restored():
-    from minigrad.nn.functional._blas import _find_openblas, blas_threads_controllable
-
     rng = np.random.default_rng(12)
     arrays = [rng.standard_normal((8, 4, 128, 32)).astype(np.float32) for _ in range(3)]
     g = rng.standard_normal((8, 4, 128, 32)).astype(np.float32)
-    blas_before = _find_openblas()[1]() if blas_threads_controllable() else None
-    previous = F.get_num_threads()
+    blas_before = runtime.get_blas_threads()
+    previous = runtime.get_threads()
     results = []
     try:
         for threads in (1, 2):
-            F.set_num_threads(threads)
+            runtime.set_threads(threads)
             tensors = [leaf(a, np.float32) for a in arrays]
             out = sdpa(*tensors, dropout_p=0.1, generator=np.random.default_rng(3))
             out.backward(g)
             results.append([out.data] + [t.grad for t in tensors])
     finally:
-        F.set_num_threads(previous)
+        runtime.set_threads(previous)
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)
     if blas_before is not None:
-        assert _find_openblas()[1]() == blas_before
+        assert runtime.get_blas_threads() == blas_before
 
 
 def test_attention_boolean_and_float_masks():

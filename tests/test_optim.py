@@ -9,6 +9,7 @@ import pytest
 
 import minigrad as mg
 from minigrad import nn, optim
+from minigrad import runtime
 from minigrad.optim import optimizer as optimizer_module
 
 GRADS = [np.array([[0.5, -1.0, 2.0], [0.0, 3.0, -0.25]]),
@@ -236,7 +237,7 @@ def test_results_do_not_depend_on_chunk_size_or_threads(monkeypatch, make):
     def run(chunk, threads, min_elements):
         monkeypatch.setattr(optimizer_module, "CHUNK_SIZE", chunk)
         monkeypatch.setattr(optimizer_module, "PARALLEL_MIN_ELEMENTS", min_elements)
-        optim.set_num_threads(threads)
+        runtime.set_threads(threads)
         params = [nn.Parameter(s.copy(order="K")) for s in start]
         opt = make(params)
         for step_grads in grads:
@@ -251,14 +252,14 @@ def test_results_do_not_depend_on_chunk_size_or_threads(monkeypatch, make):
             for got, want in zip(run(chunk, threads, 0), reference):
                 np.testing.assert_array_equal(got, want)
     finally:
-        optim.set_num_threads(optimizer_module._available_cores())
+        runtime.set_threads(None)
     assert not np.array_equal(reference[-1], start[-1])
 
 
 def test_set_num_threads_rejects_bad_values():
     with pytest.raises(ValueError):
-        optim.set_num_threads(0)
-    assert optim.get_num_threads() >= 1
+        runtime.set_threads(0)
+    assert runtime.get_threads() >= 1
 
 
 def test_repr():
@@ -273,7 +274,7 @@ def test_threaded_step_works_in_a_forked_child(monkeypatch):
         pytest.skip("no fork on this platform")
     monkeypatch.setattr(optimizer_module, "PARALLEL_MIN_ELEMENTS", 0)
     monkeypatch.setattr(optimizer_module, "CHUNK_SIZE", 256)
-    optim.set_num_threads(2)
+    runtime.set_threads(2)
     params = [nn.Parameter(np.ones(4096, np.float32))]
     opt = optim.SGD(params, lr=0.5)
     params[0].grad = np.ones(4096, np.float32)
@@ -295,4 +296,4 @@ def test_threaded_step_works_in_a_forked_child(monkeypatch):
     finally:
         if process.is_alive():
             process.kill()
-        optim.set_num_threads(optimizer_module._available_cores())
+        runtime.set_threads(None)

@@ -21,12 +21,12 @@ import importlib
 import os
 import sys
 
+from minigrad import runtime
 from minigrad.untrusted import MAX_MESSAGE, FileFormatError, shorten
 
 from ..training.checkpoint import CheckpointError
 from ..training.data import DataError
 from ..training.errors import TrainingError
-from ..training.threads import set_threads
 from . import evaluate, explain, generate, plot, train
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Command, UserError  # noqa: F401
 
@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _early_threads(argv: list[str]) -> None:
-    """Apply --threads before anything heavy runs (BLAS reads env vars at NumPy's import)."""
+    """Switch minigrad's runtime on (threads, BLAS, memory reuse: minigrad.runtime), with
+    --threads N applied before anything heavy runs."""
+    threads = None
     for index, item in enumerate(argv):
         value = None
         if item == "--threads" and index + 1 < len(argv):
@@ -94,7 +96,8 @@ def _early_threads(argv: list[str]) -> None:
         elif item.startswith("--threads="):
             value = item.split("=", 1)[1]
         if value is not None and value.isdigit() and int(value) > 0:
-            set_threads(int(value))
+            threads = int(value)
+    runtime.configure(threads=threads)
 
 
 def _user_errors() -> tuple:

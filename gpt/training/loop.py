@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import minigrad
-from minigrad import nn, optim
+from minigrad import nn, optim, runtime
 from minigrad.nn import functional as F
 
 from ..model.generate import generate
@@ -50,7 +50,6 @@ from .interrupt import StopFlag
 from .optimizer import learning_rate, parameter_groups
 from .progress import MetricsLog, Progress, format_step_line
 from .run_dir import RunFolder, held_run_folder, prepare_run_dir, resumed_config
-from .threads import set_threads
 from .world import SingleProcess
 
 
@@ -87,8 +86,7 @@ class Trainer:
             config = resumed_config(checkpoint, config, explicit)
             self.config = config
 
-        if config.threads is not None:
-            set_threads(config.threads)
+        runtime.configure(threads=config.threads)  # threads, BLAS, memory reuse (minigrad.runtime)
         minigrad.random.manual_seed(config.seed)  # init and dropout draw from this generator
 
         # text -> tokenizer -> token ids -> windows -> loaders

@@ -1,7 +1,7 @@
 """minigrad.optim: SGD, Adam, AdamW, RMSprop, Adagrad with parameter groups and state dicts,
 PyTorch's lr_scheduler (StepLR, LambdaLR, CosineAnnealingLR, OneCycleLR), and learning-rate
 schedules (PyTorch's `torch.optim` names and update rules)."""
-from .optimizer import Optimizer, get_num_threads, set_num_threads
+from .optimizer import Optimizer
 from .sgd import SGD
 from .adam import Adam, AdamW
 from .adagrad import Adagrad
@@ -10,4 +10,4 @@ from . import lr_scheduler
 from .schedules import LRScheduler, constant, cosine_with_warmup, linear_warmup
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler", "LRScheduler", "constant", "linear_warmup",
-           "cosine_with_warmup", "set_num_threads", "get_num_threads"]
+           "cosine_with_warmup"]

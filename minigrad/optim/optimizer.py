@@ -13,18 +13,14 @@ into a fresh optimizer over a freshly built model of the same shapes.
 How updates run: every update is in place and vectorized, with no temporary arrays. Each
 parameter (and its gradient and state) is viewed as one flat vector and cut into chunks of
 `CHUNK_SIZE` elements; the update kernel runs chunk by chunk using two small scratch buffers
-that stay in the CPU cache, and the chunks are shared between `get_num_threads()` threads
-(NumPy releases the GIL inside its loops). Every element sees exactly the same arithmetic, so
+that stay in the CPU cache, and the chunks are shared between minigrad's threads
+(minigrad/runtime/threads.py; NumPy releases the GIL inside its loops). Every element sees exactly the same arithmetic, so
 the result is bit for bit the same for any chunk size or thread count. (A later "one flat
 buffer" fast path only needs the parameters to be views into one array: it becomes one item.)
 """
 from __future__ import annotations
 
 import math
-
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from numbers import Real
 from typing import Callable, Iterable
 
@@ -32,48 +28,11 @@ import numpy as np
 
 from ..autograd import enable_grad
 from ..autograd.saved import updating
+from ..runtime.threads import get_threads, run_parallel
 from ..tensor import Tensor
 
 CHUNK_SIZE = 131072  # elements per chunk: 2 scratch buffers + 4 state slices fit in L2
 PARALLEL_MIN_ELEMENTS = 1 << 20  # below this a step is too short to be worth a thread pool
-
-_num_threads = None
-_pool: ThreadPoolExecutor | None = None
-_pool_pid = None  # the process that created the pool (a forked child must make its own)
-_pool_lock = threading.Lock()
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def set_num_threads(n: int) -> None:
-    """Threads used by optimizer updates (default: the cores available to this process)."""
-    global _num_threads, _pool
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
-    with _pool_lock:
-        _num_threads = int(n)
-        if _pool is not None and _pool_pid == os.getpid():
-            _pool.shutdown(wait=True)
-        _pool = None
-
-
-def get_num_threads() -> int:
-    return _num_threads if _num_threads is not None else _available_cores()
-
-
-def _get_pool(threads: int) -> ThreadPoolExecutor:
-    global _pool, _pool_pid
-    with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():
-            # after a fork the parent's worker threads do not exist in the child
-            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minigrad-optim")
-            _pool_pid = os.getpid()
-        return _pool
 
 
 def run_chunked(kernel: Callable, items: list) -> None:
@@ -109,7 +68,7 @@ def run_chunked(kernel: Callable, items: list) -> None:
                 s1, s2 = (buffer[:length] for buffer in scratch[dtype])
             kernel(*arrays, s1, s2, **scalars)
 
-    threads = min(get_num_threads(), len(jobs))
+    threads = min(get_threads(), len(jobs))
     if threads <= 1 or total < PARALLEL_MIN_ELEMENTS:
         work(jobs)
         return
@@ -121,8 +80,7 @@ def run_chunked(kernel: Callable, items: list) -> None:
             bounds.append(index + 1)
     bounds.append(len(jobs))
     pieces = [jobs[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
-    for future in [_get_pool(get_num_threads()).submit(work, piece) for piece in pieces]:
-        future.result()
+    run_parallel([lambda piece=piece: work(piece) for piece in pieces])
 
 
 class _ParamState(dict):

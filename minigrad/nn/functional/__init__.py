@@ -17,9 +17,8 @@ graph with a hand-derived backward.
 Every function accepts Tensors or ndarrays, keeps float32 as float32 (float64 when given
 float64, for gradient checks), and raises ValueError/TypeError/IndexError naming the
 function and the shapes for bad input. Elementwise work runs in cache-sized blocks on
-`get_num_threads()` threads (`set_num_threads(n)`, or the MINIGRAD_NUM_THREADS variable).
+minigrad's threads (`minigrad.runtime.configure(threads=n)`).
 """
-from ._util import get_num_threads, set_num_threads
 from .activation import dropout, gelu, log_softmax, relu, softmax, softmin
 from .attention import causal_lower_right, scaled_dot_product_attention
 from .batch_norm import batch_norm, group_norm
@@ -47,5 +46,4 @@ __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "interpolate", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
     "batch_norm", "group_norm",
-    "set_num_threads", "get_num_threads",
 ]

@@ -5,93 +5,20 @@ Why blocks and threads: a kernel such as GELU or softmax is a chain of 5-10 elem
 NumPy passes. Run over a whole (2048, 3072) array, every pass streams 25 MB through memory;
 run over blocks of ~64K elements, the chain stays in the L2 cache and only the first read and
 the last write touch memory. NumPy's elementwise ops use one core; they release the GIL, so
-two Python threads working on disjoint row ranges use two cores. Large GEMMs stay on the
-calling thread, where OpenBLAS uses its own threads; only attention's many small products run
-on the worker threads, with OpenBLAS limited to one thread meanwhile (_blas.py says why).
-
-    set_num_threads(1)      # everything runs inline in the calling thread
+two Python threads working on disjoint row ranges use two cores (`parallel_for`, from
+minigrad/runtime/threads.py: one pool for all of minigrad). Large GEMMs stay on the calling
+thread, where OpenBLAS uses its own threads; only attention's many small products run on the
+worker threads, with OpenBLAS limited to one thread meanwhile (minigrad/runtime/blas.py).
 """
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
+from ...runtime.threads import parallel_for
 from ...tensor import Tensor
 
 BLOCK_ELEMENTS = 1 << 16  # elements per block: 256 KB of float32, a fraction of L2
 PARALLEL_MIN_ELEMENTS = 1 << 17  # below this, waking a thread costs more than it saves
-
-
-def _default_threads() -> int:
-    env = os.environ.get("MINIGRAD_NUM_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8))
-
-
-_num_threads = _default_threads()
-_pool: ThreadPoolExecutor | None = None
-_pool_key = None  # (pid, size): a forked child or a new thread count gets a fresh pool
-_local = threading.local()
-
-
-def set_num_threads(n: int) -> None:
-    """Threads used by the fused kernels' elementwise work (1 = no worker threads)."""
-    global _num_threads
-    if int(n) < 1:
-        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
-    _num_threads = int(n)
-
-
-def get_num_threads() -> int:
-    return _num_threads
-
-
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool, _pool_key
-    key = (os.getpid(), _num_threads)
-    if _pool is None or _pool_key != key:
-        _pool = ThreadPoolExecutor(max_workers=max(1, _num_threads - 1),
-                                   thread_name_prefix="minigrad-kernel")
-        _pool_key = key
-    return _pool
-
-
-def _run_as_worker(body, lo, hi):
-    _local.busy = True
-    try:
-        body(lo, hi)
-    finally:
-        _local.busy = False
-
-
-def parallel_for(n: int, body, min_items: int = 1) -> None:
-    """Call `body(lo, hi)` on disjoint ranges covering [0, n), one range per thread.
-
-    Each range gets at least `min_items` items; the calling thread runs the first range.
-    Results do not depend on the thread count except for the order of partial sums that a
-    kernel adds up after the call (layer norm's weight gradient).
-    """
-    parts = min(_num_threads, n // max(1, min_items))
-    if parts <= 1 or getattr(_local, "busy", False):
-        if n > 0:
-            body(0, n)
-        return
-    bounds = [n * i // parts for i in range(parts + 1)]
-    pool = _get_pool()
-    futures = [pool.submit(_run_as_worker, body, bounds[i], bounds[i + 1]) for i in range(1, parts)]
-    try:
-        _run_as_worker(body, bounds[0], bounds[1])
-    finally:
-        for future in futures:
-            future.result()  # wait for all, re-raising a worker's error
 
 
 def block_rows(row_elements: int) -> int:

@@ -21,7 +21,7 @@ Hq / Hkv query heads shares one key/value head (its dK, dV are summed over the g
 
 The work is split into items of a few heads of one sequence (a (Tq, Tk) block of 256 KB or
 so, which stays in cache from the product q k^T through the softmax to the product with v);
-the items run on the kernel threads with one BLAS thread each (see _blas.py for why).
+the items run on the kernel threads with one BLAS thread each (minigrad/runtime/blas.py says why).
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ import numpy as np
 
 from ...autograd import Function, unbroadcast
 from ...random import default_generator
+from ...runtime.blas import single_blas_thread
 from ...tensor import Tensor
-from ._blas import single_blas_thread
 from ._util import BLOCK_ELEMENTS, as_float_tensor, parallel_for
 from . import reference as ref
 from .activation import check_probability, dropout_multiplier

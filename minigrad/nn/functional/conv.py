@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...autograd import Function
+from ...runtime.blas import single_blas_thread
 from ...tensor import Tensor
-from ._blas import single_blas_thread
 from ._conv_util import col2im, conv_padding, crop, im2col, output_size, pad_spatial, pair
 from ._util import as_float_tensor
 
@@ -31,7 +31,7 @@ SMALL_GEMM = 1 << 25  # multiply-adds below which a product runs on one BLAS thr
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """np.matmul of (g, m, k) @ (g, k, n); small products on one BLAS thread, which on a busy
-    machine is >10x faster than OpenBLAS splitting them (see _blas.py)."""
+    machine is >10x faster than OpenBLAS splitting them (see minigrad/runtime/blas.py)."""
     if a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2] < SMALL_GEMM:
         with single_blas_thread():
             return np.matmul(a, b)

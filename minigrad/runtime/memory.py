@@ -1,4 +1,5 @@
-"""Keep freed memory mapped for reuse, so large arrays do not page-fault in again every step.
+"""The memory-reuse policy: keep freed heap memory mapped, so that large arrays do not
+page-fault in again every step (Linux with glibc; elsewhere this does nothing).
 
 Why: glibc's malloc serves each request above its mmap threshold (32 MB at most) with a
 fresh `mmap` and hands it back to the kernel with `munmap` when freed. A training step
@@ -7,21 +8,20 @@ gradient, the weight gradients, activations), so every step the kernel maps and 
 pages again on first touch. Measured on the 2-core benchmark machine, one thread, per
 training step: 29,000 minor page faults and 0.09 s of system time (tiny config), 28,000 and
 0.8 s (small), 58,000 and 0.9 s (GPT_CONFIG_124M), that is 17-37% of the CPU time of a step;
-with the setting below: under 10 faults and no system time.
+with reuse on: under 10 faults and no system time.
 
-`set_memory_reuse(True)` (done when minigrad is imported) sets, through `mallopt`:
+`set_memory_reuse(True)` sets, through `mallopt`:
   M_MMAP_MAX = 0            large requests come from the heap, not from fresh mappings
   M_TRIM_THRESHOLD = 2 GiB  freed memory at the top of the heap is not given back at once
 so a freed buffer's pages stay mapped and the next array of that size reuses them. The cost:
-the process keeps the high-water mark of its heap (as PyTorch's caching allocators do);
-`set_memory_reuse(False)` restores glibc's defaults for later allocations. Set the
-environment variable MINIGRAD_MEMORY_REUSE=0 to keep glibc's defaults from the start.
-Elsewhere than Linux with glibc this does nothing and returns False.
+the process keeps the high-water mark of its heap (as PyTorch's caching allocators do).
+`set_memory_reuse(False)` restores glibc's defaults for later allocations. This changes the
+allocator of the whole process, so it is never done at import: `minigrad.runtime.configure`
+does it (the `gpt` command line and `gpt.train` call that).
 """
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
 
 _M_TRIM_THRESHOLD = -1
@@ -45,7 +45,7 @@ def _mallopt():
     return function
 
 
-def set_memory_reuse(enabled: bool = True) -> bool:
+def set_memory_reuse(enabled: bool) -> bool:
     """Keep freed heap memory for reuse (True) or restore glibc's defaults (False).
 
     Returns True when the setting was applied (Linux with glibc), False otherwise. Affects
@@ -64,7 +64,3 @@ def set_memory_reuse(enabled: bool = True) -> bool:
 def memory_reuse_enabled() -> bool:
     """True while freed memory is kept for reuse (see set_memory_reuse)."""
     return _enabled
-
-
-if os.environ.get("MINIGRAD_MEMORY_REUSE", "1").strip().lower() not in ("0", "false", "no", "off"):
-    set_memory_reuse(True)

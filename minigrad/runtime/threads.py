@@ -1,0 +1,100 @@
+"""minigrad's own worker threads: one pool, shared by the fused kernels and the optimizers.
+
+Why threads at all: NumPy's elementwise operations run on one core, but they release the
+GIL, so two Python threads working on disjoint ranges of an array use two cores. The fused
+kernels (softmax, GELU, layer norm, attention, ...) and the optimizers' in-place updates
+split their work with `parallel_for`; the calling thread runs the first range itself.
+
+One default: the CPUs this process may run on (its affinity mask), at most MAX_DEFAULT.
+`set_threads(1)` runs everything inline on the calling thread. A pool is created on first
+use (never at import) and again in a forked child, whose parent's threads do not exist.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+MAX_DEFAULT = 8  # default cap: past this, elementwise passes are bound by memory bandwidth
+
+_threads: int | None = None  # None: the default, available_cores() capped at MAX_DEFAULT
+_pool: ThreadPoolExecutor | None = None
+_pool_key = None  # (pid, workers) the pool was made for
+_lock = threading.Lock()
+_local = threading.local()  # .busy: this thread is already inside parallel_for
+
+
+def available_cores() -> int:
+    """The number of CPUs this process may run on (its affinity mask; all CPUs elsewhere)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def get_threads() -> int:
+    """Threads minigrad's kernels and optimizers use (the calling thread included)."""
+    return _threads if _threads is not None else min(available_cores(), MAX_DEFAULT)
+
+
+def set_threads(n: int | None) -> None:
+    """Use `n` threads from now on (None: back to the default). BLAS is not changed here
+    (`minigrad.runtime.configure(threads=n)` sets both)."""
+    global _threads, _pool
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"minigrad.runtime: threads must be a positive int or None, got {n!r}")
+    with _lock:
+        _threads = n
+        if _pool is not None and _pool_key[0] == os.getpid():
+            _pool.shutdown(wait=True)
+        _pool = None
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor:
+    global _pool, _pool_key
+    with _lock:
+        key = (os.getpid(), workers)
+        if _pool is None or _pool_key != key:
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minigrad")
+            _pool_key = key
+        return _pool
+
+
+def _run_as_worker(body, *args):
+    _local.busy = True
+    try:
+        body(*args)
+    finally:
+        _local.busy = False
+
+
+def run_parallel(tasks: list) -> None:
+    """Call every `task()` in `tasks`, the first on the calling thread, the others on the
+    pool; returns when all are done, re-raising the first error. Nested calls (from inside a
+    task) run inline."""
+    if len(tasks) <= 1 or getattr(_local, "busy", False) or get_threads() <= 1:
+        for task in tasks:
+            task()
+        return
+    pool = _get_pool(get_threads() - 1)
+    futures = [pool.submit(_run_as_worker, task) for task in tasks[1:]]
+    try:
+        _run_as_worker(tasks[0])
+    finally:
+        for future in futures:
+            future.result()  # wait for all, re-raising a worker's error
+
+
+def parallel_for(n: int, body, min_items: int = 1) -> None:
+    """Call `body(lo, hi)` on disjoint ranges covering [0, n), one range per thread.
+
+    Each range gets at least `min_items` items. Results do not depend on the thread count
+    except for the order of partial sums that a caller adds up afterwards.
+    """
+    parts = min(get_threads(), n // max(1, min_items))
+    if parts <= 1 or getattr(_local, "busy", False):
+        if n > 0:
+            body(0, n)
+        return
+    bounds = [n * i // parts for i in range(parts + 1)]
+    run_parallel([lambda lo=lo, hi=hi: body(lo, hi) for lo, hi in zip(bounds, bounds[1:])])

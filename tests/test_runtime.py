@@ -1,0 +1,154 @@
+"""minigrad.runtime: importing minigrad changes nothing outside it; configure() switches the
+thread counts, OpenBLAS's thread timeout and the memory-reuse policy on, and `gpt` does it."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigrad
+from minigrad import runtime
+from minigrad.runtime import blas, memory
+
+glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+needs_openblas = pytest.mark.skipif(not blas.controllable(), reason="OpenBLAS not found via ctypes")
+ROOT = Path(__file__).resolve().parent.parent
+
+# a 64 MB float32 array allocated and freed: prints how many MB of resident memory the free
+# gave back (glibc's default: all of it, by munmap; with reuse: none, kept for the next array)
+GIVEN_BACK = """
+import numpy as np
+def resident_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
+array = np.ones(16 * 1024 * 1024, dtype=np.float32)
+before = resident_mb(); del array
+print(before - resident_mb())
+"""
+
+
+def run(code: str, **env) -> str:
+    """Run `code` in a fresh Python (this tree first on the path); its last output line."""
+    environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    environment["PYTHONPATH"] = str(ROOT) + os.pathsep + environment.get("PYTHONPATH", "")
+    environment.update(env)
+    out = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("package", ["minigrad", "gpt"])
+def test_import_sets_no_environment_variable(package):
+    code = f"import os; e = dict(os.environ); import {package}; assert dict(os.environ) == e; print('ok')"
+    assert run(code) == "ok"
+
+
+@pytest.mark.skipif(not glibc, reason="mallopt settings exist on Linux with glibc only")
+def test_import_leaves_the_allocator_alone_and_configure_switches_reuse_on():
+    assert float(run("import minigrad" + GIVEN_BACK)) > 48, "import minigrad changed malloc"
+    assert float(run("import minigrad; minigrad.runtime.configure()" + GIVEN_BACK)) < 16
+    assert float(run("import minigrad; minigrad.runtime.configure(memory_reuse=False)"
+                     + GIVEN_BACK)) > 48
+
+
+@needs_openblas
+def test_import_leaves_openblas_alone_and_configure_sets_its_thread_timeout():
+    code = ("import os, json, minigrad; from minigrad import runtime; before = runtime.status(); "
+            "e = dict(os.environ); after = runtime.configure(); assert dict(os.environ) == e; "
+            "print(json.dumps([before, after]))")
+    before, after = json.loads(run(code))
+    assert before["blas_thread_timeout"] == 0 and not before["configured"]  # 0: OpenBLAS's default
+    assert after["blas_thread_timeout"] == blas.THREAD_TIMEOUT and after["configured"]
+    assert after["memory_reuse"] is glibc
+
+
+@needs_openblas
+def test_a_users_thread_timeout_is_kept():
+    code = "import minigrad; print(minigrad.runtime.configure()['blas_thread_timeout'])"
+    assert run(code, OPENBLAS_THREAD_TIMEOUT="20") == "20"
+
+
+@needs_openblas
+def test_configure_sets_minigrads_and_blas_threads_and_none_leaves_them():
+    code = ("import json, minigrad; from minigrad import runtime; a = runtime.configure(threads=1); "
+            "b = runtime.configure(); c = runtime.configure(threads=3); "
+            "print(json.dumps([a, b, c]))")
+    one, unchanged, three = json.loads(run(code))
+    assert (one["threads"], one["blas_threads"]) == (1, 1)
+    assert (unchanged["threads"], unchanged["blas_threads"]) == (1, 1)
+    assert (three["threads"], three["blas_threads"]) == (3, 3)
+
+
+def test_configure_rejects_bad_arguments():
+    for threads in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="configure: threads must be a positive int"):
+            runtime.configure(threads=threads)
+    with pytest.raises(TypeError, match="memory_reuse must be True or False"):
+        runtime.configure(memory_reuse="yes")
+    with pytest.raises(ValueError, match="positive int or None"):
+        runtime.set_threads(0)
+
+
+def test_the_gpt_command_line_switches_the_runtime_on():
+    code = ("import json, sys; from gpt import cli; from minigrad import runtime\n"
+            "try:\n    cli.main(['generate', '--threads', '1', '--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(json.dumps(runtime.status()))")
+    status = json.loads(run(code))
+    assert status["configured"] and status["threads"] == 1
+    assert status["memory_reuse"] is glibc
+
+
+def test_gpt_train_switches_the_runtime_on(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("The quick brown fox jumps over the lazy dog. " * 100)
+    code = ("import json, gpt; from minigrad import runtime; assert not runtime.is_configured()\n"
+            f"gpt.train(gpt.TrainConfig(data=[{str(corpus)!r}], tokenizer='bytes', preset='tiny', "
+            "batch_size=4, max_steps=1, eval_every=1, eval_batches=1, sample_tokens=0, quiet=True, "
+            "threads=1))\n"
+            "print(json.dumps(runtime.status()))")
+    status = json.loads(run(code))
+    assert status["configured"] and status["threads"] == 1
+    assert status["memory_reuse"] is glibc
+
+
+@pytest.mark.skipif(not glibc, reason="mallopt settings exist on Linux with glibc only")
+def test_a_freed_large_array_is_reused_without_page_faults():
+    assert runtime.set_memory_reuse(True) is True
+    assert memory.memory_reuse_enabled()
+    size = 16 * 1024 * 1024  # 64 MB of float32: far above glibc's largest mmap threshold
+    first = np.ones(size, dtype=np.float32)
+    del first
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    second = np.ones(size, dtype=np.float32)  # writes every page
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert second[-1] == 1.0
+    # glibc's default: 16,384 faults (4 KB pages) or ~500 (transparent huge pages); reuse: ~0
+    assert faults < 100, f"{faults} page faults for a reused 64 MB buffer"
+
+
+@pytest.mark.skipif(not glibc, reason="mallopt settings exist on Linux with glibc only")
+def test_reuse_can_be_switched_off_and_on():
+    try:
+        assert runtime.set_memory_reuse(False) is True
+        assert not memory.memory_reuse_enabled()
+    finally:
+        assert runtime.set_memory_reuse(True) is True
+    assert memory.memory_reuse_enabled()
+
+
+def test_one_pool_serves_kernels_and_optimizers():
+    from minigrad.nn.functional import _util
+    from minigrad.optim import optimizer
+
+    assert _util.parallel_for is runtime.parallel_for
+    assert optimizer.run_parallel is runtime.run_parallel
+    assert minigrad.runtime is runtime
