@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from benchmarks.configs import CONFIGS, DROP_RATE, GENERATION_TOKENS, flops_per_step, model_config
+from minigrad.runtime import available_cores
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 FLOORS = {"tiny": 0.18, "small": 0.33, "124m": 0.33}  # fraction of the GEMM peak each config must reach
@@ -71,10 +72,7 @@ def parse_args(argv=None):
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.threads is None:
-        try:
-            args.threads = len(os.sched_getaffinity(0))
-        except AttributeError:
-            args.threads = os.cpu_count() or 1
+        args.threads = available_cores()
     return args
 
 
