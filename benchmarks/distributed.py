@@ -72,16 +72,15 @@ def worker(args) -> None:
     import numpy as np
 
     import minigrad
-    from minigrad import nn, optim
+    from minigrad import nn, optim, runtime
     from minigrad.nn import functional as F
 
     from gpt.training.distributed import world_from_env
     from gpt.model import GPTModel
-    from gpt.training.threads import get_blas_threads, set_threads
     from gpt.training.optimizer import parameter_groups
 
     world = world_from_env()
-    set_threads(args.threads)
+    runtime.configure(threads=args.threads)
     spec = MODELS[args.model]
     cfg = {key: spec[key] for key in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers",
                                       "drop_rate")} | {"qkv_bias": False}
@@ -142,7 +141,7 @@ def worker(args) -> None:
     mine |= {name: statistics.median(values) for name, values in phases.items()}
     ranks = world.comm.gather(mine, root=0) if world.size > 1 else [mine]
     if world.is_main:
-        result = {"model": args.model, "ranks": world.size, "threads": get_blas_threads(),
+        result = {"model": args.model, "ranks": world.size, "threads": runtime.get_blas_threads(),
                   "batch": batch, "context": context, "parameters": int(sum(p.numel() for p in parameters)),
                   **mine, "allreduce_alone": alone,
                   "per_rank": ranks, "steps": len(step_times),

@@ -83,10 +83,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all cores)")
     parser.add_argument("--data-dir", default=str(SHARED), help="folder with the-verdict.txt and gpt2/")
     args = parser.parse_args(argv)
-    if args.threads:
-        from gpt.training.threads import set_threads
-
-        set_threads(args.threads)
+    minigrad.runtime.configure(threads=args.threads)  # threads, BLAS, memory reuse
 
     data_dir = Path(args.data_dir)
     text_data = (data_dir / "the-verdict.txt").read_text(encoding="utf-8")

@@ -119,7 +119,7 @@ def assert_close(a: dict, b: dict, lr: float = SETTINGS["lr"]) -> None:
 @pytest.fixture(autouse=True, scope="module")
 def one_blas_thread():
     """The in-process runs: tiny matrices gain nothing from BLAS threads (restored after)."""
-    from gpt.training.threads import get_blas_threads, set_blas_threads
+    from minigrad.runtime import get_blas_threads, set_blas_threads
 
     before = get_blas_threads()
     set_blas_threads(1)

@@ -22,7 +22,7 @@ TEXT = (
 @pytest.fixture(autouse=True, scope="module")
 def one_blas_thread():
     """Tiny matrices gain nothing from BLAS threads, and lose a lot on a busy machine."""
-    from gpt.training.threads import get_blas_threads, set_blas_threads
+    from minigrad.runtime import get_blas_threads, set_blas_threads
 
     before = get_blas_threads()
     set_blas_threads(1)

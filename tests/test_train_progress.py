@@ -87,7 +87,7 @@ def test_peak_flops_override_and_cache(tmp_path, monkeypatch):
 
 
 def test_threads_can_be_set_and_read():
-    from gpt.training.threads import get_blas_threads, set_blas_threads
+    from minigrad.runtime import get_blas_threads, set_blas_threads
 
     before = get_blas_threads()
     try:

@@ -61,10 +61,10 @@ from contextlib import contextmanager
 import numpy as np
 
 import minigrad
+from minigrad import runtime
 
 from .errors import TrainingError
 from .fingerprint import differences_message, run_fingerprint, value_digest
-from .threads import get_blas_threads, set_threads
 from .world import SingleProcess, launched_size
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -137,18 +137,16 @@ class MPIWorld:
         return world
 
     def _default_threads(self) -> None:
-        """Share the machine's cores between the ranks on it (unless the user chose: the
-        thread variables, or --threads which the trainer applies after this)."""
+        """Share the machine's cores between the ranks on it, for BLAS and minigrad's threads
+        (unless the user chose: the thread variables, which OpenBLAS read when it loaded and
+        minigrad then follows, or --threads, which the trainer applies after this)."""
         if any(var in os.environ for var in THREAD_VARS):
+            runtime.configure(threads=runtime.get_blas_threads())
             return
         local = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED)
         local_ranks = local.Get_size()
         local.Free()
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:
-            cores = os.cpu_count() or 1
-        set_threads(max(1, cores // local_ranks))
+        runtime.configure(threads=max(1, runtime.available_cores() // local_ranks))
 
     # ---------------------------------------------------------------- the training hooks
     def shard(self, inputs: np.ndarray, targets: np.ndarray):
@@ -225,7 +223,7 @@ class MPIWorld:
         trainer.peak = trainer.peak * self.size  # MFU of the job: all ranks' peaks (equal ranks)
         buffer, _slots = self._flat_buffer(trainer.parameters)
 
-        threads = get_blas_threads()
+        threads = runtime.get_blas_threads()
         library = " ".join(self.MPI.Get_library_version().strip().splitlines()[0].split())
         trainer.progress.line(
             f"data parallel: {self.size} MPI ranks ({library}); each takes {batch // self.size} of "

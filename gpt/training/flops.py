@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .threads import get_blas_threads
+from minigrad import runtime
 
 
 def cache_dir() -> Path:
@@ -42,11 +42,8 @@ def cache_dir() -> Path:
 
 
 def _blas_threads() -> int | None:
-    """The BLAS thread count in force, when it can be told (see gpt.training.threads)."""
-    try:
-        return get_blas_threads()
-    except Exception:  # pragma: no cover - best effort only
-        return None
+    """The BLAS thread count in force, when it can be told (minigrad.runtime)."""
+    return runtime.get_blas_threads()
 
 
 def cpu_name() -> str:
