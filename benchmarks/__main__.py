@@ -14,8 +14,9 @@ tokens at batch 1 with and without the KV cache. The "% of peak" column is nanoG
 (6 x matmul parameters + 12 x layers x context x width) x tokens per step / step time / peak.
 
 When PyTorch is importable by `--torch-python` (default: this Python, or $BENCH_TORCH_PYTHON),
-the same model and step run in PyTorch eager in their own process after a pause, and the
-table gets a PyTorch row per config. The package and its tests never import torch.
+the same model and step run in PyTorch in their own processes after a pause, eager and with
+`torch.compile` (inductor's C++ code; --no-compile skips it), and the table gets both rows
+per config and both ratios. The package and its tests never import torch.
 
 Output: the table on stdout, and benchmarks/results/latest.md and latest.json (plus a
 timestamped copy of the JSON for later `--compare`).
@@ -58,6 +59,8 @@ def parse_args(argv=None):
     parser.add_argument("--torch-python", default=os.environ.get("BENCH_TORCH_PYTHON"),
                         help="a Python with PyTorch for the side-by-side rows")
     parser.add_argument("--no-torch", action="store_true", help="never run PyTorch")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="PyTorch eager rows only (no torch.compile rows)")
     parser.add_argument("--pause", type=float, default=3.0,
                         help="seconds of pause between processes (BLAS threads wind down)")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
@@ -242,10 +245,11 @@ def markdown(report: dict) -> str:
             f"{_fmt(r.get('generate_uncached_tokens_per_s'), '.1f')} | "
             f"{_fmt(r.get('cache_speedup'), '.1f')}{'x' if r.get('cache_speedup') else ''} | "
             f"{_fmt(r.get('other_load'), '.2f')} |")
-    ratios = pytorch_ratios(report["results"])
-    if ratios:
-        lines += ["", "PyTorch step time / minigrad step time (above 1: minigrad is faster): "
-                  + ", ".join(f"{name} {ratio:.2f}" for name, ratio in ratios.items()) + "."]
+    for engine, label in (("pytorch", "PyTorch eager"), ("pytorch-compile", "PyTorch with torch.compile")):
+        ratios = pytorch_ratios(report["results"], engine)
+        if ratios:
+            lines += ["", f"{label} step time / minigrad step time (above 1: minigrad is faster): "
+                      + ", ".join(f"{name} {ratio:.2f}" for name, ratio in ratios.items()) + "."]
     checks = floor_checks(report["results"])
     if checks:
         lines += ["", "| floor | measured | floor | |", "|---|---:|---:|---|"]
@@ -261,9 +265,10 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pytorch_ratios(results: list) -> dict:
+def pytorch_ratios(results: list, engine: str = "pytorch") -> dict:
+    """{config: PyTorch's step time / minigrad's} for `engine` ("pytorch", "pytorch-compile")."""
     ours = {r["config"]: r for r in results if r["engine"] == "minigrad" and "step_ms" in r}
-    theirs = {r["config"]: r for r in results if r["engine"] == "pytorch" and "step_ms" in r}
+    theirs = {r["config"]: r for r in results if r["engine"] == engine and "step_ms" in r}
     return {name: theirs[name]["step_ms"] / ours[name]["step_ms"] for name in ours if name in theirs}
 
 
@@ -318,12 +323,13 @@ def main(argv=None) -> int:
                         gemm_runs[0]["peak"])
         results.append(result)
         print("  " + summary_line(result), flush=True)
-        if torch_exe:
+        for engine, extra in ([("pytorch", []), ("pytorch-compile", ["--compile"])]
+                              [:1 if args.no_compile else 2] if torch_exe else []):
             time.sleep(args.pause)
-            print(f"{name}: pytorch ...", flush=True)
+            print(f"{name}: {engine} ...", flush=True)
             try:
-                result = derive(run_child([torch_exe, "-m", "benchmarks.torch_worker", *common], env,
-                                          f"{name} (pytorch)", args.wait_idle), gemm_runs[0]["peak"])
+                result = derive(run_child([torch_exe, "-m", "benchmarks.torch_worker", *common, *extra],
+                                          env, f"{name} ({engine})", args.wait_idle), gemm_runs[0]["peak"])
                 results.append(result)
                 print("  " + summary_line(result), flush=True)
             except RuntimeError as error:

@@ -1,5 +1,11 @@
-"""The same benchmark in PyTorch eager, for the side-by-side rows: run by `python -m benchmarks`
-with a Python that has torch (`--torch-python`), never imported by the package or its tests.
+"""The same benchmark in PyTorch, eager or with `torch.compile` (`--compile`), for the
+side-by-side rows: run by `python -m benchmarks` with a Python that has torch
+(`--torch-python`), never imported by the package or its tests.
+
+With --compile the model is wrapped in `torch.compile` (inductor, which generates C++ for
+the CPU) as nanoGPT does: forward and backward run compiled code, the optimizer step stays
+eager. Compilation happens in the warm-up steps, which are not timed. Generation is not
+timed compiled (each new sequence length would recompile).
 
 The model is the book's chapter-4 `GPTModel` (separate W_query/W_key/W_value, causal mask
 buffer, dropout on the attention weights and shortcuts, GELU with the tanh formula written as
@@ -148,7 +154,7 @@ def generate(model, prompt, new_tokens, use_cache):
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
+    args = parse_args(argv, compile_flag=True)
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = CONFIGS[args.config]
@@ -156,11 +162,16 @@ def main(argv=None) -> None:
     cfg = model_config(args.config, drop_rate)
     batch, context = spec["batch"], cfg["context_length"]
     parts = set(args.parts.split(","))
-    result = {"config": args.config, "engine": "pytorch", "batch": batch, "drop_rate": drop_rate,
+    result = {"config": args.config, "engine": "pytorch-compile" if args.compile else "pytorch",
+              "batch": batch, "drop_rate": drop_rate,
               "threads": {"torch": torch.get_num_threads()}, "torch_version": torch.__version__}
     torch.manual_seed(0)
     model = GPTModel(cfg)
     result["parameters"] = sum(p.numel() for p in model.parameters())
+    run = model
+    if args.compile:
+        parts.discard("generate")
+        run = torch.compile(model)  # the same parameters; compiled on the first call
     gen = torch.Generator().manual_seed(0)
     inputs = torch.randint(0, cfg["vocab_size"], (batch, context), generator=gen)
     targets = torch.randint(0, cfg["vocab_size"], (batch, context), generator=gen)
@@ -170,7 +181,7 @@ def main(argv=None) -> None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.1)
 
         def train_step():
-            logits = model(inputs)
+            logits = run(inputs)
             loss = nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -186,7 +197,7 @@ def main(argv=None) -> None:
     if "forward" in parts:
         def forward_step():
             with torch.no_grad():
-                model(inputs)
+                run(inputs)
 
         result["forward"] = summary(timed_steps(forward_step, warmup=1, budget=args.train_seconds / 2))
 

@@ -23,8 +23,10 @@ import sys
 import time
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, compile_flag: bool = False):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    if compile_flag:  # benchmarks.torch_worker only
+        parser.add_argument("--compile", action="store_true", help="time torch.compile's code")
     parser.add_argument("--config", required=True)
     parser.add_argument("--parts", default="train,forward,generate")
     parser.add_argument("--drop-rate", type=float, default=None)

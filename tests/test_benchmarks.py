@@ -56,13 +56,15 @@ def test_derived_figures_and_floors():
 def test_markdown_and_compare(tmp_path):
     peak = 2e11
     results = [bench.derive(fake_result("tiny"), peak),
-               bench.derive(fake_result("tiny", engine="pytorch", step=1.5), peak)]
+               bench.derive(fake_result("tiny", engine="pytorch", step=1.5), peak),
+               bench.derive(fake_result("tiny", engine="pytorch-compile", step=0.5), peak)]
     report = {"date": "today", "machine": "test", "numpy": np.__version__, "blas": None,
               "threads": 2, "drop_rate": 0.1, "seconds": 1.0,
               "gemm": {"peak": peak, "shapes": {"2048x2048x2048": peak}}, "results": results}
     text = bench.markdown(report)
     assert "| tiny | minigrad |" in text and "| tiny | pytorch |" in text
-    assert "tiny 1.50" in text  # PyTorch step / minigrad step
+    assert "PyTorch eager step time / minigrad step time (above 1: minigrad is faster): tiny 1.50" in text
+    assert "torch.compile step time / minigrad step time (above 1: minigrad is faster): tiny 0.50" in text
     old = tmp_path / "old.json"
     slower = json.loads(json.dumps(report))
     slower["results"][0]["step_ms"] *= 2
