@@ -23,10 +23,11 @@ Two implementations:
 from __future__ import annotations
 
 import functools
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from minigrad.runtime import available_cores
 
 POLY = 0x82F63B78  # CRC-32C polynomial, bit-reflected
 MASK_DELTA = 0xA282EAD8
@@ -179,8 +180,7 @@ def crc32c_numpy(data, chunk_bytes: int = 1 << 22, threads: int | None = None) -
     body = total - total % _BLOCK
     starts = range(0, body, chunk_bytes)
     if threads is None:
-        threads = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else os.cpu_count() or 1)
+        threads = min(4, available_cores())
     chunks = (flat[start:min(start + chunk_bytes, body)] for start in starts)
     if threads > 1 and len(starts) > 1:
         with ThreadPoolExecutor(min(threads, len(starts))) as pool:  # NumPy releases the GIL
