@@ -78,3 +78,16 @@ def test_pooling_interpolate_and_batch_norm_gradgradcheck():
     xb, w, b = leaf(rng.standard_normal((3, 2, 4))), leaf(rng.standard_normal(2)), leaf(rng.standard_normal(2))
     assert gradgradcheck(lambda a, ww, bb: F.batch_norm(a, None, None, ww, bb, training=True), xb, w, b)
     assert gradgradcheck(lambda a, ww, bb: F.batch_norm(a, np.zeros(2), np.ones(2), ww, bb) ** 2, xb, w, b)
+
+
+def test_cross_entropy_options_gradgradcheck():
+    # the composed path (weight, label smoothing, probabilities, classes on dim 1) is
+    # differentiable twice through log_softmax's reference and the NLL node
+    z = rng.standard_normal((4, 3))
+    targets = np.array([0, 2, -100, 1])
+    for kwargs in (dict(weight=np.array([1.0, 2.0, 0.5])), dict(label_smoothing=0.2),
+                   dict(weight=np.array([1.0, 2.0, 0.5]), label_smoothing=0.1, reduction="none")):
+        assert gradgradcheck(lambda a: F.cross_entropy(a, targets, **kwargs) * 1.0, leaf(z))
+    assert gradgradcheck(lambda a, p: F.cross_entropy(a, p, label_smoothing=0.1), leaf(z),
+                         leaf(rng.dirichlet(np.ones(3), 4)))
+    assert gradgradcheck(lambda a: F.cross_entropy(a, np.array([[0, 1], [2, 2]])), leaf(rng.standard_normal((2, 3, 2))))
