@@ -86,6 +86,9 @@ def test_an_optimizer_step_is_let_through_and_a_stale_backward_names_it():
     np.testing.assert_array_equal(w.data, [1.5, 1.0])
     with pytest.raises(RuntimeError, match=r"the input 1 of 'mul' \(shape \(2,\)\).*modified in place by SGD.step"):
         kept.backward()
+    fresh = (x * w).sum()  # saved after the step: not stale, although `kept` still is
+    fresh.backward()
+    np.testing.assert_array_equal(x.grad, [2.0 + 1.5, 2.0 + 1.0])
     del kept
     assert not saved.changed and saved.live_saved_arrays() == 0
 

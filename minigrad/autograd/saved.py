@@ -44,14 +44,14 @@ import contextlib
 _locked: dict = {}
 # views whose base was still read-only when their last node went away: retried later
 _deferred: list = []
-# id(held array) -> what changed it in place while live nodes held it ("SGD.step")
+# id(held array) -> [number of in-place updates while live nodes held it, the last writer]
 changed: dict = {}
 
 
 class SavedArrays:
     """Held by one recorded node: its arrays stay read-only while this object lives."""
 
-    __slots__ = ("arrays",)
+    __slots__ = ("arrays", "versions")
 
     def __init__(self, arrays, op):
         held = []
@@ -60,12 +60,15 @@ class SavedArrays:
             if entry is not None:
                 entry[1] += 1
             elif array.flags.writeable:
-                array.flags.writeable = False
+                array.setflags(write=False)  # (setflags: cheaper than flags.writeable = ...)
                 _locked[id(array)] = [array, 1, op]
             else:
                 continue  # read-only already (a broadcast view, a read-only buffer)
             held.append(array)
         self.arrays = held
+        # arrays already updated in place by an optimizer: this node saw that version
+        self.versions = ({id(a): changed[id(a)][0] for a in held if id(a) in changed}
+                         if changed else None)
 
     def __del__(self):
         try:
@@ -82,7 +85,7 @@ class SavedArrays:
 
 def _make_writeable(array) -> None:
     try:
-        array.flags.writeable = True
+        array.setflags(write=True)
     except ValueError:  # a view whose base is still held by another live node
         _deferred.append(array)
         return
@@ -125,7 +128,9 @@ def updating(tensors, writer: str, restores: bool = False):
                                        f"it is a view of an array that a live graph holds") from None
                 opened.append(array)
                 if not restores:
-                    changed[id(array)] = writer
+                    record = changed.setdefault(id(array), [0, writer])
+                    record[0] += 1
+                    record[1] = writer
     try:
         yield
     finally:
@@ -137,9 +142,10 @@ def check_unchanged(ctx) -> None:
     """Raise when an array this node saved was changed by `updating` since the forward."""
     held = getattr(ctx, "saved_arrays", None)
     for array in () if held is None else held.arrays:
-        writer = changed.get(id(array))
-        if writer is None:
-            continue
+        record = changed.get(id(array))
+        if record is None or record[0] == (held.versions or {}).get(id(array), 0):
+            continue  # unchanged since this node saved it
+        writer = record[1]
         which = next((f"input {i}" for i, p in enumerate(ctx.parents) if p.data is array), "output")
         raise RuntimeError(
             f"backward: the {which} of '{ctx.name}' (shape {array.shape}), saved for this backward, "

@@ -56,6 +56,11 @@ class ModuleBackward(Function):
     the fresh leaves `inner_inputs`; `module`, `args_positions` to build grad_input.
     """
 
+    @property
+    def name(self) -> str:
+        module = self.__dict__.get("module")  # gone once the node was released
+        return "module" if module is None else f"{type(module).__name__.lower()} (hooked module)"
+
     def backward(self, grad_out):
         # the module's own graph first: d(output)/d(params) accumulate, d(output)/d(leaves) kept
         for leaf in self.inner_inputs:
