@@ -21,6 +21,18 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("gpt-cache")
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_a_temporary_folder(session_cache, monkeypatch):
+    """Tests never write the user's ~/.cache: GPT_CACHE_DIR (token caches, the GEMM figure) points
+    to one temporary folder per session, also for the commands they run; a test may point it elsewhere."""
+    monkeypatch.setenv("GPT_CACHE_DIR", str(session_cache))
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test saying which file is missing."""
     path = SHARED_DATA.joinpath(*parts)

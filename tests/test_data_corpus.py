@@ -73,7 +73,7 @@ def test_utf8_bom_is_dropped(tmp_path):
     assert gpt.load_text(path) == "hello"
 
 
-def test_tokenize_files_caches_beside_the_text_and_memory_maps(tmp_path, user_cache):
+def test_tokenize_files_caches_in_the_cache_folder_and_memory_maps(tmp_path, user_cache):
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("Hello there. " * 50, encoding="utf-8")
     second.write_text("General Kenobi! " * 50, encoding="utf-8")
@@ -82,10 +82,10 @@ def test_tokenize_files_caches_beside_the_text_and_memory_maps(tmp_path, user_ca
     assert isinstance(ids, np.memmap) and ids.dtype == np.uint16
     assert ids.tolist() == tokenizer.encode(gpt.load_text([first, second]))
     assert int((ids == tokenizer.eot_id).sum()) == 1  # documents joined by one <|endoftext|>
-    cached = list(tmp_path.glob("*.tokens.npy"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "user-cache"]  # nothing beside
+    cached = list(user_cache.glob("*.tokens.npy"))
     assert [p.name for p in cached] == [cache_file_name([first, second], tokenizer)]
     assert cached[0].name.startswith("a.txt+1.bytes.")
-    assert not user_cache.exists()
 
     class NoEncoding(gpt.ByteTokenizer):
         def encode_array(self, text):
@@ -97,7 +97,23 @@ def test_tokenize_files_caches_beside_the_text_and_memory_maps(tmp_path, user_ca
     second.write_text("General Grievous! " * 50, encoding="utf-8")  # new content, new key
     changed = gpt.tokenize_files([first, second], tokenizer)
     assert not np.array_equal(changed, ids)
-    assert len(list(tmp_path.glob("*.tokens.npy"))) == 2
+    assert len(list(user_cache.glob("*.tokens.npy"))) == 2
+
+
+def test_same_text_in_two_folders_gets_two_caches(tmp_path, user_cache):
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "t.txt").write_text("same words " * 30, encoding="utf-8")
+        gpt.tokenize_files(tmp_path / folder / "t.txt", "bytes")
+    assert len(list(user_cache.glob("t.txt.bytes.*.tokens.npy"))) == 2  # keyed by path too
+
+
+def test_a_cache_beside_the_text_only_when_asked(tmp_path, user_cache):
+    path = tmp_path / "t.txt"
+    path.write_text("beside the text " * 30, encoding="utf-8")
+    ids = gpt.tokenize_files(path, "bytes", beside=True)
+    assert len(list(tmp_path.glob("t.txt.bytes.*.tokens.npy"))) == 1 and not user_cache.exists()
+    assert str(ids.filename).startswith(str(tmp_path)) and ids.tolist() == list(path.read_bytes())
 
 
 def test_cache_is_keyed_by_tokenizer_identity(tmp_path, user_cache):
@@ -109,20 +125,20 @@ def test_cache_is_keyed_by_tokenizer_identity(tmp_path, user_cache):
     ids_a = gpt.tokenize_files(path, bpe_a)
     ids_b = gpt.tokenize_files(path, bpe_b)
     assert ids_a.tolist() == bpe_a.encode(text) and ids_b.tolist() == bpe_b.encode(text)
-    assert len(list(tmp_path.glob("*.tokens.npy"))) == 2
+    assert len(list(user_cache.glob("*.tokens.npy"))) == 2
 
 
-def test_read_only_folder_falls_back_to_the_user_cache(tmp_path, user_cache):
+def test_read_only_folder_falls_back_to_the_user_cache_when_asked_for_beside(tmp_path, user_cache):
     folder = tmp_path / "ro"
     folder.mkdir()
     path = folder / "t.txt"
     path.write_text("read only " * 30, encoding="utf-8")
     folder.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
     try:
-        ids = gpt.tokenize_files(path, "bytes")
+        ids = gpt.tokenize_files(path, "bytes", beside=True)
         assert list(folder.glob("*.npy")) == []
         assert len(list(user_cache.glob("t.txt.bytes.*.tokens.npy"))) == 1
-        again = gpt.tokenize_files(path, "bytes")
+        again = gpt.tokenize_files(path, "bytes", beside=True)
         assert np.array_equal(again, ids) and str(again.filename).startswith(str(user_cache))
     finally:
         folder.chmod(0o755)
@@ -140,7 +156,7 @@ def test_broken_cache_is_redone_with_a_warning(tmp_path, user_cache):
     path = tmp_path / "t.txt"
     path.write_text("some text " * 20, encoding="utf-8")
     ids = np.array(gpt.tokenize_files(path, "bytes"))
-    cache = next(tmp_path.glob("*.tokens.npy"))
+    cache = next(user_cache.glob("*.tokens.npy"))
     cache.write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="unreadable or damaged token cache"):
         again = gpt.tokenize_files(path, "bytes")

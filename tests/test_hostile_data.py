@@ -14,13 +14,14 @@ from gpt.training.loop import TrainConfig, train
 @pytest.fixture
 def user_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GPT_CACHE_DIR", str(tmp_path / "user-cache"))
+    return tmp_path / "user-cache"
 
 
 def test_a_token_cache_damaged_in_place_is_redone(tmp_path, user_cache):
     path = tmp_path / "t.txt"
     path.write_text("some text, and more text. " * 50, encoding="utf-8")
     ids = np.array(gpt.tokenize_files(path, "bytes"))
-    cache = next(tmp_path.glob("*.tokens.npy"))
+    cache = next(user_cache.glob("*.tokens.npy"))
     raw = bytearray(cache.read_bytes())
     raw[-10] ^= 0x01  # a valid .npy of in-range tokens, one of them changed
     cache.write_bytes(bytes(raw))

@@ -23,6 +23,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                         help="text to evaluate on (default: the run's own validation split)")
     parser.add_argument("--tokenizer-path", metavar="PATH", default=None,
                         help="GPT-2's tokenizer files, for a run trained with --tokenizer gpt2")
+    parser.add_argument("--cache-beside-data", action="store_true",
+                        help="keep the token cache of --data beside the text (default: in $GPT_CACHE_DIR)")
     parser.add_argument("--split", choices=["val", "train"], default="val",
                         help="which split of the run's data, without --data (default: val)")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="(default: 8)")
@@ -36,7 +38,7 @@ def run_eval(args) -> int:
     if args.data:
         if tokenizer is None:
             raise UserError(f"{description} stores no tokenizer to encode --data with")
-        token_ids = tokenize_files(args.data, tokenizer)
+        token_ids = tokenize_files(args.data, tokenizer, beside=args.cache_beside_data)
         what = f"{', '.join(args.data)}"
     else:
         if not ckpt.is_checkpoint(args.checkpoint):

@@ -48,6 +48,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "vocab.json + merges.txt; default: $GPT2_TOKENIZER_DIR or tiktoken's cache); bpe:N: a BPE saved "
         "with tokenizer.save() instead of training one", metavar="PATH")
     add(data, "--val-fraction", "share of the tokens held out for validation", type=finite_float)
+    add(data, "--cache-beside-data", "keep the token cache beside the text (default: in $GPT_CACHE_DIR, "
+        "else ~/.cache/minigrad-gpt)", action="store_true")
     add(data, "--stride", "step between training windows (default: the context length)", type=positive_int)
 
     model = parser.add_argument_group("model")

@@ -6,12 +6,14 @@
 - `list_text_files(paths)` / `load_text(paths)`: a file, several files, or a directory
   (searched recursively for *.txt and *.md, in sorted order).
 - `tokenize_files(paths, tokenizer)`: the files' token ids as one array, documents joined by
-  `<|endoftext|>`, tokenized once and kept as a `.npy` beside the text (nanoGPT's uint16 token
-  files), memory-mapped on reuse. The cache name holds the tokenizer's identity (a trained
-  BPE's includes a hash of its ranks) and a hash of the files' bytes, so any change of either
+  `<|endoftext|>`, tokenized once and kept as a `.npy` (nanoGPT's uint16 token files),
+  memory-mapped on reuse. The cache lives in the user's cache folder ($GPT_CACHE_DIR, else
+  $XDG_CACHE_HOME/minigrad-gpt, else ~/.cache/minigrad-gpt), never in the data's folder unless
+  asked (`beside=True`, `gpt train --cache-beside-data`; a read-only data folder then falls back
+  to the cache folder). The cache name holds the tokenizer's identity (a trained BPE's includes
+  a hash of its ranks) and a hash of the files' absolute paths and bytes, so any change of either
   tokenizes again; `<cache>.sha256` beside it holds the SHA-256 of the cache's own bytes, so a
-  damaged cache is noticed and redone, never used. When the text's folder is read-only, the cache goes to $GPT_CACHE_DIR, else
-  $XDG_CACHE_HOME/minigrad-gpt, else ~/.cache/minigrad-gpt.
+  damaged cache is noticed and redone, never used.
 - `prepare_corpus(data, tokenizer)`: the one path from the data settings (`--data`,
   `--tokenizer`) to (tokenizer, token ids, description), training a bpe:N on the text first.
 
@@ -119,9 +121,11 @@ def _file_sha256(path: Path) -> str:
 
 
 def cache_file_name(files: list[Path], tokenizer: Tokenizer, errors: str = "strict") -> str:
-    """'<first file>[+N].<tokenizer identity>.<hash of identity and contents>.tokens.npy'."""
+    """'<first file>[+N].<tokenizer identity>.<hash of identity, paths and contents>.tokens.npy'
+    (the paths keep two data folders with a same-named file apart in the one cache folder)."""
     key = hashlib.sha256(f"{CACHE_FORMAT}\0{tokenizer.identity}\0{errors}".encode())
     for f in files:
+        key.update(os.fsencode(os.path.abspath(f)) + b"\0")
         key.update(_file_sha256(f).encode())
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", tokenizer.identity)
     more = f"+{len(files) - 1}" if len(files) > 1 else ""
@@ -179,17 +183,20 @@ def _writable(folder: Path) -> bool:
         return False
 
 
-def tokenize_files(paths, tokenizer, cache_dir=None, errors: str = "strict") -> np.ndarray:
+def tokenize_files(paths, tokenizer, cache_dir=None, errors: str = "strict", beside: bool = False) -> np.ndarray:
     """Token ids of the files of `paths` as one (T,) array (uint16 when the vocab fits, else uint32).
 
-    Files are joined by `<|endoftext|>`. The result is cached (see the module docstring; `cache_dir`
-    forces the folder) and comes back as a read-only memory map.
+    Files are joined by `<|endoftext|>`. The result is cached in the user's cache folder (see the
+    module docstring; `cache_dir` forces the folder; `beside=True` puts it beside the first file
+    when that folder is writable) and comes back as a read-only memory map.
     """
     tokenizer = get_tokenizer(tokenizer)
     files = list_text_files(paths)
     name = cache_file_name(files, tokenizer, errors)
-    beside, fallback = files[0].parent, user_cache_dir()
-    candidates = [Path(cache_dir).expanduser()] if cache_dir is not None else [beside, fallback]
+    if cache_dir is not None:
+        candidates = [Path(cache_dir).expanduser()]
+    else:
+        candidates = [files[0].parent, user_cache_dir()] if beside else [user_cache_dir()]
     for folder in candidates:
         cached = _load_cached(folder / name, tokenizer)
         if cached is not None:
@@ -221,7 +228,7 @@ def describe_files(files: list[Path]) -> str:
 
 
 def prepare_corpus(data=None, tokenizer="bytes", tokenizer_path=None, cache_dir=None, errors: str = "strict",
-                   log=None):
+                   log=None, cache_beside: bool = False):
     """(tokenizer, token ids (T,), description): the one path from data settings to tokens,
     used by `gpt train`, `gpt eval` and `gpt.train`.
 
@@ -230,6 +237,7 @@ def prepare_corpus(data=None, tokenizer="bytes", tokenizer_path=None, cache_dir=
     rebuilt from a checkpoint when resuming: it is used as is, never retrained). A kind that
     learns from the data (bpe:N, without a file at `tokenizer_path`) is trained on the first
     BPE_TRAIN_CHARS characters of the text. log: called with one line before such training.
+    cache_beside: keep the token cache beside the text (see tokenize_files) instead of the cache folder.
     """
     if data is None:
         text, files, description = default_corpus_text(), None, DEFAULT_CORPUS_DESCRIPTION
@@ -246,5 +254,5 @@ def prepare_corpus(data=None, tokenizer="bytes", tokenizer_path=None, cache_dir=
     if text is not None:
         token_ids = tokenizer.encode_array(text)  # (T,)
     else:
-        token_ids = tokenize_files(files, tokenizer, cache_dir, errors)  # (T,) cached, memory-mapped
+        token_ids = tokenize_files(files, tokenizer, cache_dir, errors, beside=cache_beside)  # (T,) cached, memory-mapped
     return tokenizer, token_ids, f"{description}, tokenizer {tokenizer.name}"

@@ -20,6 +20,8 @@ A checkpoint stores `tokenizer.to_state()` (JSON-able) and rebuilds it with
 """
 from __future__ import annotations
 
+import base64
+
 import functools
 import hashlib
 import json
@@ -218,6 +220,12 @@ class TiktokenTokenizer(Tokenizer):
 
     def decode(self, token_ids) -> str:
         return self.encoding.decode(self._checked_ids(token_ids).tolist(), errors="replace")
+
+    def tiktoken_file_bytes(self) -> bytes:
+        """The ranks as a `.tiktoken` file ('base64-token rank' per line, tiktoken's own format):
+        what `get_tokenizer("gpt2", path=FILE)` reads back (a checkpoint carries GPT-2's this way)."""
+        ordered = sorted(self._ranks.items(), key=lambda item: item[1])
+        return b"".join(base64.b64encode(token) + b" %d\n" % rank for token, rank in ordered)
 
     def to_state(self) -> dict:
         state = {

@@ -6,6 +6,8 @@
         optimizer.npz    optimizer.state_dict(): AdamW moments, step  (minigrad.save, optional)
         state.npz        step, epoch, data loader position, RNG states, metrics so far,
                          tokenizer state (a trained BPE's ranks included)  (minigrad.save)
+        tokenizer.tiktoken  GPT-2's ranks, for a run with the gpt2 tokenizer (tiktoken's format):
+                         the run samples offline, from any folder, with no tokenizer path
         manifest.json    size and SHA-256 of every file above: written last
 
 Writing is atomic for the folder as a whole: the files go to a fresh `RUN/.checkpoint.tmp-PID/`,
@@ -48,6 +50,7 @@ CONFIG_FILE = "config.json"
 MAX_JSON_BYTES = 64 << 20  # config.json and manifest.json are a few KB
 MODEL_STATE = "model.npz"
 STATE_FILE = "state.npz"
+TOKENIZER_FILE = "tokenizer.tiktoken"  # GPT-2's ranks, so a gpt2-tokenizer run needs no files elsewhere
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Checkpoint:
     model_state: dict           # name -> ndarray
     optimizer_state: dict | None
     state: dict                 # step, epoch, loader, rng, metrics, tokenizer, elapsed, ...
+    files: tuple = ()           # the file names its manifest lists (each checked against its SHA-256)
 
     @property
     def model_config(self) -> dict:
@@ -115,6 +119,11 @@ def save_checkpoint(run_dir, model, tokenizer=None, *, optimizer=None, model_con
         state = dict(state or {})
         if tokenizer is not None:
             state["tokenizer"] = tokenizer.to_state()
+            if state["tokenizer"].get("kind") == "gpt2" and hasattr(tokenizer, "tiktoken_file_bytes"):
+                with open(temporary / TOKENIZER_FILE, "wb") as f:
+                    f.write(tokenizer.tiktoken_file_bytes())
+                    f.flush()
+                    os.fsync(f.fileno())
         model_config = dict(model_config if model_config is not None else model.cfg)
         minigrad.save(model.state_dict(), temporary / "model.npz")
         if optimizer is not None:
@@ -268,7 +277,7 @@ def read_checkpoint(path, with_optimizer: bool = True) -> Checkpoint:
             raise CheckpointError(f"{folder / name} holds a {type(value).__name__}, expected a dict")
     if not all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in model_state.items()):
         raise CheckpointError(f"{folder / MODEL_STATE} must map parameter names to arrays")
-    return Checkpoint(folder, config, model_state, optimizer_state, state)
+    return Checkpoint(folder, config, model_state, optimizer_state, state, tuple(manifest["files"]))
 
 
 def check_model_state(model, model_state: dict, where: str = "checkpoint") -> None:
@@ -312,13 +321,16 @@ def build_model(checkpoint: Checkpoint, dtype=np.float32, allow_non_finite: bool
 def build_tokenizer(checkpoint: Checkpoint, tokenizer_path=None):
     """The tokenizer stored with the checkpoint (None when the run stored none).
 
-    A trained BPE is rebuilt from its stored merges; GPT-2's is loaded from its files again
-    (`tokenizer_path`, else the usual search: GPT2_TOKENIZER_DIR, tiktoken's cache) and checked
-    to be the same vocabulary.
+    A trained BPE is rebuilt from its stored merges; GPT-2's is loaded from `tokenizer_path`,
+    else from the ranks the checkpoint carries (tokenizer.tiktoken), else by the usual search
+    (GPT2_TOKENIZER_DIR, tiktoken's cache), and checked to be the same vocabulary.
     """
     state = checkpoint.state.get("tokenizer")
     if state is None:
         return None
+    carried = checkpoint.path / TOKENIZER_FILE
+    if tokenizer_path is None and TOKENIZER_FILE in checkpoint.files and carried.is_file():
+        tokenizer_path = carried  # its SHA-256 was checked against the manifest; its ranks hash below
     try:
         return tokenizer_from_state(state, path=tokenizer_path)
     except (ValueError, KeyError, TypeError) as error:

@@ -48,7 +48,8 @@ MODEL_FIELDS = ("emb_dim", "n_layers", "n_heads", "context_length", "dropout", "
 # (changing max_steps or epochs changes the schedule from there on; that is allowed).
 RUN_CONTROL_FIELDS = ("out", "resume", "overwrite", "max_steps", "epochs", "stop_at", "log_every",
                       "eval_every", "eval_batches", "save_every", "sample_prompt", "sample_tokens",
-                      "sample_temperature", "sample_top_k", "threads", "quiet", "diagnostics")
+                      "sample_temperature", "sample_top_k", "threads", "quiet", "diagnostics",
+                      "cache_beside_data")
 
 
 @dataclass
@@ -59,6 +60,7 @@ class TrainConfig:
     tokenizer_path: str | None = None    # gpt2: folder with GPT-2's tokenizer files; bpe:N: a saved BPE (not trained then)
     val_fraction: float = 0.1            # share of the text held out for validation (the book: 0.1)
     stride: int | None = None            # step between training windows; None: the context length (no overlap)
+    cache_beside_data: bool = False      # keep the token cache beside the text, not in $GPT_CACHE_DIR
 
     # ---- model (None: from the preset)
     preset: str = "default"              # a name in PRESETS; the fields below override it

@@ -88,7 +88,7 @@ def build_data(config, tokenizer=None, progress=None) -> RunData:
     log = progress.line if progress is not None else None
     tokenizer, token_ids, description = prepare_corpus(
         config.data or None, tokenizer if tokenizer is not None else config.tokenizer,
-        config.tokenizer_path, log=log)  # (N,) token ids
+        config.tokenizer_path, log=log, cache_beside=config.cache_beside_data)  # (N,) token ids
     context = config.resolved_model_dims()["context_length"]
     stride = config.stride or context
     batch_size = config.resolved_batch_size()

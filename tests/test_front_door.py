@@ -1,0 +1,105 @@
+"""A newcomer's first hour: the data folder is never written (on the first run, with a writable
+copy of the shared data), and a run trained with GPT-2's tokenizer samples offline from any
+folder, with no tokenizer path, because its checkpoint carries the tokenizer."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import shared_path
+
+import gpt
+from gpt.training import checkpoint as ckpt
+
+TINY = ["--preset", "tiny", "--batch-size", "2", "--context-length", "32", "--threads", "1",
+        "--sample-tokens", "0", "--eval-batches", "1", "--max-steps", "2"]
+
+
+def gpt_cli(*args, env=None, cwd=None, timeout=180) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GPT_OFFLINE": "1", **(env or {})}
+    env = {key: value for key, value in env.items() if value is not None}
+    return subprocess.run([sys.executable, "-m", "gpt", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=cwd)
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` -> the SHA-256 of its bytes."""
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def writable_shared(tmp_path_factory) -> Path:
+    """A writable copy of ../shared/data, as a fresh clone with `../shared` beside it has."""
+    copy = tmp_path_factory.mktemp("shared") / "data"
+    shutil.copytree(shared_path(), copy)
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def gpt2_run(writable_shared, tmp_path_factory):
+    """Two steps on the-verdict.txt with GPT-2's tokenizer, through the command line:
+    (run folder, the data folder's snapshot before, the training process)."""
+    before = snapshot(writable_shared)
+    run = tmp_path_factory.mktemp("runs") / "verdict"
+    done = gpt_cli("train", "--data", writable_shared / "the-verdict.txt", "--tokenizer", "gpt2",
+                   "--tokenizer-path", writable_shared / "gpt2", "--out", run, *TINY)
+    assert done.returncode == 0, done.stderr
+    return run, before, done
+
+
+def test_the_data_folder_is_unchanged_after_train_eval_and_the_python_api(gpt2_run, writable_shared):
+    run, before, _ = gpt2_run
+    done = gpt_cli("eval", "--checkpoint", run, "--data", writable_shared / "the-verdict.txt", "--threads", "1",
+                   "--max-batches", "1")
+    assert done.returncode == 0, done.stderr
+    done = gpt_cli("eval", "--checkpoint", run, "--threads", "1", "--max-batches", "1")  # the run's own split
+    assert done.returncode == 0, done.stderr
+    tokenizer = gpt.get_tokenizer("gpt2", path=writable_shared / "gpt2")
+    assert len(gpt.tokenize_files(writable_shared / "the-verdict.txt", tokenizer)) == 5145
+    assert len(gpt.tokenize_files(writable_shared, "bytes")) > 0  # the whole folder (.txt and .md files)
+    assert snapshot(writable_shared) == before  # on the first run: nothing written beside the text
+
+
+def test_the_cache_goes_beside_the_text_only_when_asked(tmp_path):
+    text = tmp_path / "data" / "t.txt"
+    text.parent.mkdir()
+    text.write_text("The quick brown fox jumps over the lazy dog. " * 60)
+    done = gpt_cli("train", "--data", text, "--tokenizer", "bytes", "--out", tmp_path / "run", *TINY,
+                   "--cache-beside-data")
+    assert done.returncode == 0, done.stderr
+    assert len(list(text.parent.glob("t.txt.bytes.*.tokens.npy"))) == 1
+
+
+def test_a_gpt2_tokenizer_run_samples_offline_from_another_folder(gpt2_run, tmp_path):
+    run, _, _ = gpt2_run
+    assert ckpt.TOKENIZER_FILE in ckpt.read_checkpoint(run).files
+    moved = tmp_path / "elsewhere" / "verdict"
+    shutil.copytree(run, moved)
+    offline = {"GPT2_TOKENIZER_DIR": None, "TIKTOKEN_CACHE_DIR": str(tmp_path / "no-tiktoken-cache"),
+               "DATA_GYM_CACHE_DIR": None}
+    done = gpt_cli("generate", "--checkpoint", "verdict", "--prompt", "Every effort moves you",
+                   "--max-new-tokens", "3", "--threads", "1", env=offline, cwd=moved.parent)
+    assert done.returncode == 0, done.stderr
+    assert "Every effort moves you" in done.stdout
+    done = gpt_cli("eval", "--checkpoint", moved, "--data", shared_path("the-verdict.txt"), "--threads", "1",
+                   "--max-batches", "1", env=offline)
+    assert done.returncode == 0, done.stderr
+    assert "perplexity" in done.stdout
+
+
+def test_a_carried_tokenizer_that_was_altered_is_refused(gpt2_run, tmp_path):
+    run, _, _ = gpt2_run
+    moved = tmp_path / "run"
+    shutil.copytree(run, moved)
+    carried = moved / "checkpoint" / ckpt.TOKENIZER_FILE
+    carried.write_bytes(carried.read_bytes().replace(b" 100\n", b" 101\n", 1))
+    with pytest.raises(ckpt.CheckpointError, match="tokenizer.tiktoken"):
+        ckpt.load_checkpoint(moved)
