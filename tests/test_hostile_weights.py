@@ -216,3 +216,14 @@ def test_save_gpt2_on_a_full_disk_keeps_the_previous_files(tmp_path, monkeypatch
     with pytest.raises(OSError, match="No space left"):
         save_gpt2(model, folder, tokenizer)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # old files, no .tmp
+
+
+def test_gpt2_weights_holding_nan_are_refused_unless_allowed(tmp_path):
+    tensors = random_gpt2_tensors(**TINY)
+    tensors["h.1.mlp.c_fc.weight"][2, 3] = np.inf
+    folder = write_hf_folder(tmp_path / "h", tensors)
+    with pytest.raises(WeightsError, match="hold NaN or infinity") as caught:
+        load_gpt2(folder)
+    short_error(caught, folder, "trf_blocks.1.ff.layers.0.weight")
+    with pytest.warns(RuntimeWarning, match="NaN or infinity"):
+        load_gpt2(folder, allow_non_finite=True)

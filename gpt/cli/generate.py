@@ -48,7 +48,7 @@ def load_any_model(path: str, tokenizer_path: str | None = None, allow_non_finit
                                                       allow_non_finite=allow_non_finite)
         return model, tokenizer, f"checkpoint {info['path']} (step {info['step']})"
     if is_gpt2_folder(path):
-        model, tokenizer = load_gpt2(path)
+        model, tokenizer = load_gpt2(path, allow_non_finite=allow_non_finite)
         return model, tokenizer, f"GPT-2 weights in {path}"
     return ckpt.load_checkpoint(path) + ("",)  # raises the checkpoint error that says what is missing
 

@@ -33,6 +33,7 @@ from minigrad.untrusted import read_json_file
 
 from ..data.registry import get_tokenizer, tokenizer_from_state
 from ..model.gpt_model import GPTModel
+from ..training.checkpoint_checks import check_finite_state
 from .bpe_files import _write_text_atomically, write_bpe_files
 from .errors import WeightsError
 from .mapping import (HF_SKIPPED, book_to_hf, check_config_fits_files, check_tensors, config_from_hf,
@@ -237,7 +238,8 @@ def model_without_random_init(model_class, cfg: dict, dtype):
 
 
 def load_gpt2(path: str | os.PathLike, dtype=np.float32, *, drop_rate: float = 0.0,
-              verify_crc: bool = True, strict: bool = True, load_tokenizer: bool = True):
+              verify_crc: bool = True, strict: bool = True, load_tokenizer: bool = True,
+              allow_non_finite: bool = False):
     """(GPTModel, tokenizer) from a GPT-2 folder in OpenAI's or Hugging Face's layout.
 
     path: the folder (or a file in it). dtype: the model's float dtype (float32 default;
@@ -246,6 +248,7 @@ def load_gpt2(path: str | os.PathLike, dtype=np.float32, *, drop_rate: float = 0
     verify_crc: OpenAI layout: True (default) checks every tensor's CRC-32C (about half a
       second for 124M on 2 cores), False none; sizes are always checked.
     strict: reject tensors that are not part of GPT-2.
+    allow_non_finite: load weights holding NaN or infinity with a warning (a WeightsError otherwise).
     The model is in eval mode with its output head tied to the token embedding (unless the
     folder holds a separate `lm_head.weight` with tie_word_embeddings false). The tokenizer
     is None when the folder has no tokenizer files (a warning says so).
@@ -269,6 +272,8 @@ def load_gpt2(path: str | os.PathLike, dtype=np.float32, *, drop_rate: float = 0
         if target.shape != state[name].shape:
             raise WeightsError(f"{name}: checkpoint shape {state[name].shape}, model shape {target.shape}")
         np.copyto(target, state[name], casting="same_kind")  # reads the memory-mapped file once
+    check_finite_state(model.state_dict(), f"GPT-2 weights in {_folder_of(path)}", allow_non_finite,
+                       error=WeightsError)
     model.eval()
     tokenizer = _load_tokenizer(_folder_of(path)) if load_tokenizer else None
     return model, tokenizer
