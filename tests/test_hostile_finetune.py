@@ -5,6 +5,7 @@ naming the file, flag or step, in bounded memory, and no NaN weights are saved a
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from gpt.finetune.instruct import load_instruction_data
 from gpt.finetune.runs import load_classifier
 from gpt.training.checkpoint import CheckpointError, is_checkpoint, read_checkpoint, save_checkpoint
 from gpt.training.data import DataError
+from gpt.training.run_dir import RunLock
 from minigrad.untrusted import MAX_MESSAGE
 
 CFG = {"vocab_size": 257, "context_length": 32, "emb_dim": 16, "n_heads": 2, "n_layers": 1,
@@ -159,3 +161,14 @@ def test_classifier_whose_label_names_are_not_a_list(base, toy_csv, tmp_path):
         save_checkpoint(out, model, tokenizer, model_config=checkpoint.model_config,
                         train_config={**checkpoint.config["train_config"], "label_names": names}, state={"step": 1})
         refused(CheckpointError, "label_names must be a list of 2 to", load_classifier, out)
+
+
+def test_a_second_finetuning_process_on_the_same_out_is_refused(base, toy_csv, tmp_path, capsys):
+    out = tmp_path / "cls"
+    lock = RunLock(out)  # as another classify-train on the same --out would hold it
+    try:
+        assert main(["classify-train", "--checkpoint", str(base), "--data", str(toy_csv), "--out", str(out),
+                     "--epochs", "1", "--batch-size", "4"]) == 1
+        assert f"another process (pid {os.getpid()})" in capsys.readouterr().err
+    finally:
+        lock.release()

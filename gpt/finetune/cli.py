@@ -23,6 +23,7 @@ from minigrad.nn import Dropout
 from minigrad.optim import AdamW
 
 from ..training import TrainingError
+from ..training.run_dir import held_run_folder
 from .classify import (ClassificationDataset, add_classification_head, calc_accuracy, classify_text,
                        freeze_for_classification, label_names_of, random_split,
                        read_classification_file, train_classifier)
@@ -192,8 +193,13 @@ def _report_parameters(model) -> None:
 
 # ------------------------------------------------------------------------------ commands
 def classify_train_command(args) -> int:
-    minigrad.manual_seed(args.seed)
     out = prepare_output_folder(args.out, args.overwrite)
+    with held_run_folder(out):  # one process per --out: a second one is refused, naming the pid
+        return _classify_train(args, out)
+
+
+def _classify_train(args, out: Path) -> int:
+    minigrad.manual_seed(args.seed)
     model, tokenizer, description = load_base_model(args.checkpoint)
     print(f"base: {description}")
     records = read_classification_file(args.data)
@@ -260,8 +266,13 @@ def classify_command(args) -> int:
 
 
 def instruct_train_command(args) -> int:
-    minigrad.manual_seed(args.seed)
     out = prepare_output_folder(args.out, args.overwrite)
+    with held_run_folder(out):  # one process per --out: a second one is refused, naming the pid
+        return _instruct_train(args, out)
+
+
+def _instruct_train(args, out: Path) -> int:
+    minigrad.manual_seed(args.seed)
     data = load_instruction_data(args.data)
     if args.limit is not None:
         data = data[:args.limit]
