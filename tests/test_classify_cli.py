@@ -48,6 +48,7 @@ def test_classify_train_and_classify(base, toy_csv, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "classes ['consonants', 'vowels']" in printed
+    assert f"next:\n  gpt classify --checkpoint {out} --text" in printed
     test_accuracy = float(printed.split("Test accuracy: ")[1].split("%")[0])
     assert test_accuracy >= 90.0
     model, tokenizer, config = load_classifier(out)

@@ -139,6 +139,7 @@ def test_ctrl_c_saves_a_loadable_checkpoint(tmp_path, signum):
             process.kill()
     assert process.returncode == 130, err
     assert "interrupted at step" in out
+    assert f"gpt train --out {run} --resume" in out  # what to run next
     model, tokenizer, info = ckpt.load_checkpoint(run)
     assert 3 <= info["step"] < 100000
     done = gpt("train", "--data", data, "--out", run, "--resume", "--stop-at", str(info["step"] + 2),

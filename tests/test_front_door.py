@@ -68,6 +68,13 @@ def test_the_data_folder_is_unchanged_after_train_eval_and_the_python_api(gpt2_r
     assert snapshot(writable_shared) == before  # on the first run: nothing written beside the text
 
 
+def test_the_end_of_training_says_what_to_run_next(gpt2_run):
+    run, _, done = gpt2_run
+    tail = done.stdout[done.stdout.index("next:"):]
+    for command in (f"gpt generate --checkpoint {run} --prompt The", f"gpt eval --checkpoint {run}", f"gpt plot {run}"):
+        assert command in tail
+
+
 def test_the_cache_goes_beside_the_text_only_when_asked(tmp_path):
     text = tmp_path / "data" / "t.txt"
     text.parent.mkdir()

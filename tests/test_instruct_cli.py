@@ -28,6 +28,7 @@ def test_instruct_train_writes_model_and_responses(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "17 train, 1 val, 2 test records" in printed  # 85/5/10 of 20 records
+    assert f"next:\n  gpt generate --checkpoint {out} --prompt" in printed
     responses = json.loads((out / "test-responses.json").read_text())
     assert [r["input"] for r in responses] == ["grass", "snow"]  # records 17 and 18
     assert all(set(r) == {"instruction", "input", "output", "model_response"} for r in responses)

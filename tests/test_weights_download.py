@@ -190,3 +190,20 @@ def test_cli_mounting(server, tmp_path, capsys):
     assert _same_files(tmp_path / "124M", model)
     assert download_main(["gpt2-small", "--dir", str(tmp_path), "--base-url", url]) == 0
     assert "up to date" in capsys.readouterr().err
+
+
+def test_every_alias_names_the_right_hugging_face_repo_and_a_failed_download_leaves_no_folder(tmp_path):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens on this port now
+    repos = {"124M": "openai-community/gpt2", "355M": "openai-community/gpt2-medium",
+             "774M": "openai-community/gpt2-large", "1558M": "openai-community/gpt2-xl"}
+    for alias, size in [("124M", "124M"), ("gpt2-small", "124M"), ("355M", "355M"), ("gpt2-medium", "355M"),
+                        ("gpt2-large", "774M"), ("774M", "774M"), ("gpt2-xl", "1558M"), ("1558M", "1558M")]:
+        out = io.StringIO()
+        (tmp_path / alias).mkdir()
+        models = tmp_path / alias / "models" / "gpt2"  # made by the download, so removed when it fails
+        assert run_download(alias, models, f"http://127.0.0.1:{port}", timeout=5, stream=out) == 1
+        assert f"https://huggingface.co/{repos[size]})" in out.getvalue(), alias
+        assert not (tmp_path / alias / "models").exists() and (tmp_path / alias).is_dir()  # what existed before stays

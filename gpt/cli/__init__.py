@@ -28,7 +28,8 @@ from ..training.checkpoint import CheckpointError
 from ..training.data import DataError
 from ..training.errors import TrainingError
 from . import evaluate, explain, generate, plot, train
-from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Command, UserError  # noqa: F401
+from .common import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Command, Parser, UserError,  # noqa: F401
+                     normalize_flag_spelling)
 
 GROUPS = (train, generate, evaluate, plot, explain)  # in the order `gpt --help` lists them
 
@@ -70,8 +71,9 @@ def _add_external(subparsers, name: str, help: str, module_name: str, function_n
     add_parser(subparsers)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    """The `gpt` parser; every sub-parser is a Parser too (no abbreviations, defaults in the help)."""
+    parser = Parser(
         prog="gpt", description="Train, evaluate and sample GPT models with minigrad (NumPy only).",
         epilog="Run `gpt COMMAND --help` for the options of a command.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -82,7 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help, module_name, function_name in EXTERNAL_COMMANDS:
         if name not in {command.name for command in commands()}:
             _add_external(subparsers, name, help, module_name, function_name)
+    parser.commands = subparsers.choices  # name -> its sub-parser (for its usage on a mistyped flag)
     return parser
+
+
+def parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, except that a flag no command has is reported by its command's parser (its
+    usage, and the nearest flag it has), exit 2."""
+    args, extras = parser.parse_known_args(normalize_flag_spelling(argv))
+    if extras:
+        command = parser.commands.get(getattr(args, "command", None), parser)
+        command.error(command.unrecognized(extras) if isinstance(command, Parser) else
+                      f"unrecognized arguments: {' '.join(extras)}")
+    return args
 
 
 def _early_threads(argv: list[str]) -> None:
@@ -116,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
         _early_threads(argv)
         parser = build_parser()
-        args = parser.parse_args(argv)  # exits with code 2 and a usage message on bad flags
+        args = parse(parser, argv)  # exits with code 2 and a usage message on bad flags
         command = f"gpt {args.command}"
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

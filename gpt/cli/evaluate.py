@@ -30,7 +30,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=8, help="(default: 8)")
     parser.add_argument("--max-batches", type=positive_int, default=None,
                         help="evaluate this many batches of evenly spaced windows (default: all)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="BLAS threads")
+    parser.add_argument("--threads", type=positive_int, default=None, help="BLAS threads (default: all cores)")
 
 
 def run_eval(args) -> int:

@@ -33,7 +33,7 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the sampling: the same seed gives `gpt generate`'s tokens")
     parser.add_argument("--tokenizer-path", metavar="PATH", default=None,
                         help="GPT-2's tokenizer files, for a run trained with --tokenizer gpt2")
-    parser.add_argument("--threads", type=positive_int, default=None, help="BLAS threads")
+    parser.add_argument("--threads", type=positive_int, default=None, help="BLAS threads (default: all cores)")
 
 
 def run_explain(args) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 from ..model.generate import generate
 from ..training import checkpoint as ckpt
 from ..weights import is_gpt2_folder, load_gpt2
-from .common import Command, UserError, finite_float, nonnegative_int, positive_int, seed
+from .common import Command, UserError, nonnegative_float, nonnegative_int, positive_int, probability, seed
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,18 +23,20 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", default="", metavar="TEXT", help="text to continue (default: none, "
                         "start from <|endoftext|>)")
     parser.add_argument("--max-new-tokens", type=nonnegative_int, default=100, help="(default: 100)")
-    parser.add_argument("--temperature", type=finite_float, default=0.8,
+    parser.add_argument("--temperature", type=nonnegative_float, default=0.8,
                         help="0: greedy; higher: more random (default: 0.8)")
-    parser.add_argument("--top-k", type=positive_int, default=None, help="sample among the k most likely tokens")
-    parser.add_argument("--top-p", type=finite_float, default=None, help="nucleus sampling: the smallest set "
-                        "of tokens with this much probability")
-    parser.add_argument("--seed", type=seed, default=None, help="seed of the sampling (same seed, same text)")
+    parser.add_argument("--top-k", type=positive_int, default=None, help="sample among the k most likely tokens "
+                        "(default: all)")
+    parser.add_argument("--top-p", type=probability, default=None, help="nucleus sampling: the smallest set "
+                        "of tokens with this much probability, in (0, 1] (default: all)")
+    parser.add_argument("--seed", type=seed, default=None, help="seed of the sampling (same seed, same text; "
+                        "default: a fresh one)")
     parser.add_argument("--num-samples", type=positive_int, default=1, help="texts to generate (default: 1)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context at each token")
     parser.add_argument("--tokenizer-path", metavar="PATH", default=None,
                         help="GPT-2's tokenizer files, for a run trained with --tokenizer gpt2 (default: "
                              "$GPT2_TOKENIZER_DIR or tiktoken's cache)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="BLAS threads")
+    parser.add_argument("--threads", type=positive_int, default=None, help="BLAS threads (default: all cores)")
     parser.add_argument("--allow-non-finite", action="store_true",
                         help="load weights holding NaN or infinity (refused otherwise; generation then says so)")
 
@@ -57,10 +59,6 @@ def run_generate(args) -> int:
     model, tokenizer, description = load_any_model(args.checkpoint, args.tokenizer_path, args.allow_non_finite)
     if tokenizer is None:
         raise UserError(f"{description} stores no tokenizer, so a text prompt cannot be encoded")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.temperature < 0:
-        raise UserError(f"--temperature must be >= 0, got {args.temperature}")
     prompt_ids = tokenizer.encode(args.prompt) if args.prompt else [tokenizer.eot_id]
     context = model.cfg["context_length"]
     for index in range(args.num_samples):

@@ -17,8 +17,8 @@ from ..training.config import PRESETS, SCHEDULES, TrainConfig
 from ..training.loop import train
 from ..training.progress import format_duration
 from ..training.world import is_main_process
-from .common import (EXIT_INTERRUPTED, Command, finite_float, nonnegative_int, positive_int, seed,
-                     tokenizer_name)
+from .common import (EXIT_INTERRUPTED, Command, finite_float, nonnegative_int, positive_int, quoted, seed,
+                     tokenizer_name, what_next)
 
 
 def _default(name: str):
@@ -28,16 +28,16 @@ def _default(name: str):
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     S = argparse.SUPPRESS  # unset flags stay out of args: we know what the user gave (for --resume)
 
-    def add(group, flag, help, **kwargs):
+    def add(group, flag, help, aliases=(), **kwargs):
         field = flag.lstrip("-").replace("-", "_")
         default = _default(field) if field != "temperature" else None
-        if default is not None and kwargs.get("action") not in ("store_true",):
-            help = f"{help} (default: {default})"
+        if kwargs.get("action") not in ("store_true",) and "default" not in help:
+            help = f"{help} (default: {'none' if default is None else default})"
         if "metavar" not in kwargs and kwargs.get("type") in (positive_int, nonnegative_int, int):
             kwargs["metavar"] = "N"
         elif "metavar" not in kwargs and kwargs.get("type") is finite_float:
             kwargs["metavar"] = "X"
-        group.add_argument(flag, default=S, help=help, **kwargs)
+        group.add_argument(flag, *aliases, default=S, help=help, **kwargs)
 
     data = parser.add_argument_group("data")
     add(data, "--data", "text file(s) or folder(s) of .txt/.md files; default: the embedded corpus "
@@ -67,7 +67,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(optim, "--batch-size", "windows per step (default: the preset's, else 8)", type=positive_int)
     add(optim, "--grad-accum-steps", "micro-batches per optimizer step", type=positive_int)
     add(optim, "--lr", "peak learning rate (default: the preset's: default 2e-3, 124M 4e-4, gpt2-small "
-        "6e-4, ...; else 1e-3)", type=finite_float)
+        "6e-4, ...; else 1e-3)", aliases=("--learning-rate",), type=finite_float)
     add(optim, "--min-lr", "final learning rate of the cosine schedule (default: lr/10)", type=finite_float)
     add(optim, "--warmup-steps", "linear warmup steps (cosine: at most a tenth of the run)", type=nonnegative_int)
     add(optim, "--schedule", "learning-rate schedule: cosine (nanoGPT's warmup from lr/warmup, then cosine to "
@@ -117,15 +117,22 @@ def run_train(args) -> int:
     given["out"] = os.path.abspath(os.path.expanduser(args.out))
     config = TrainConfig(**given)
     result = train(config, explicit=set(given))
+    talk = not config.quiet and is_main_process()  # [mpi hook] only rank 0 prints
     if result.interrupted:
+        if talk and result.checkpoint:
+            print(what_next(f"gpt train --out {quoted(args.out)} --resume      # continue where it stopped"))
         return EXIT_INTERRUPTED
-    if not config.quiet and is_main_process():  # [mpi hook] only rank 0 prints
+    if talk:
         parts = [f"done: {result.step} steps in {format_duration(result.elapsed)}"]
         if result.val_loss is not None:
             parts.append(f"val loss {result.val_loss:.4f}")
         if result.checkpoint:
             parts.append(f"checkpoint {result.checkpoint}")
         print("; ".join(parts))
+        if result.checkpoint:
+            run = quoted(args.out)
+            print(what_next(f"gpt generate --checkpoint {run} --prompt {quoted(config.sample_prompt)}",
+                            f"gpt eval --checkpoint {run}", f"gpt plot {run}"))
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from ..training.run_dir import held_run_folder
 from .classify import (ClassificationDataset, add_classification_head, calc_accuracy, classify_text,
                        freeze_for_classification, label_names_of, random_split,
                        read_classification_file, train_classifier)
-from .instruct import (InstructionDataset, calc_loss as calc_instruct_loss, format_input,
+from .instruct import (RESPONSE_HEADER, InstructionDataset, calc_loss as calc_instruct_loss, format_input,
                        generate_test_responses, load_instruction_data, split_instruction_data,
                        train_instruct)
 from .lora import replace_linear_with_lora
@@ -70,12 +71,18 @@ def _seed(text: str) -> int:
     return value
 
 
+def _what_next(*commands: str) -> None:
+    """Print what to run next, ready to paste (as `gpt train` does)."""
+    print("next:\n" + "\n".join(f"  {command}" for command in commands))
+
+
 def _add_common(parser, epochs: int) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="BASE",
                         help="the model to start from: a `gpt train` run folder or a GPT-2 folder")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the finetuned model")
     parser.add_argument("--epochs", type=_positive_int, default=epochs, help=f"epochs (default {epochs})")
-    parser.add_argument("--lr", type=_positive_float, default=5e-5, help="AdamW learning rate (default 5e-5)")
+    parser.add_argument("--lr", "--learning-rate", type=_positive_float, default=5e-5,
+                        help="AdamW learning rate (default 5e-5)")
     parser.add_argument("--weight-decay", type=_finite_float, default=0.1, help="AdamW weight decay (default 0.1)")
     parser.add_argument("--batch-size", type=_positive_int, default=8, help="batch size (default 8)")
     parser.add_argument("--grad-clip", type=_positive_float, default=None, help="clip the gradient norm to this")
@@ -93,7 +100,7 @@ def _add_common(parser, epochs: int) -> None:
                         help="override the model's dropout rate while finetuning")
     parser.add_argument("--seed", type=_seed, default=123, help="random seed (default 123)")
     parser.add_argument("--overwrite", action="store_true", help="replace a finetuned model in --out")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="BLAS threads")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="BLAS threads (default: all cores)")
 
 
 def add_classify_train_parser(subparsers):
@@ -126,7 +133,7 @@ def add_classify_parser(subparsers):
     p.add_argument("--text", required=True, action="append", help="text to classify (repeatable)")
     p.add_argument("--allow-non-finite", action="store_true",
                    help="classify even if the weights hold NaN or infinity (warns; the output is meaningless)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="BLAS threads")
+    p.add_argument("--threads", type=_positive_int, default=None, help="BLAS threads (default: all cores)")
     p.set_defaults(func=classify_command)
     return p
 
@@ -252,6 +259,7 @@ def _classify_train(args, out: Path) -> int:
     metrics = {**history, "accuracy": accuracies, "elapsed": elapsed}
     folder = save_finetuned(out, model, tokenizer, train_config, metrics, lora is not None)
     print(f"saved the classifier to {folder}" + (f" (LoRA matrices: {out / 'lora.npz'})" if lora else ""))
+    _what_next(f"gpt classify --checkpoint {shlex.quote(str(out))} --text \"a text to classify\"")
     return 0
 
 
@@ -316,12 +324,15 @@ def _instruct_train(args, out: Path) -> int:
     generate_test_responses(model, tokenizer, test_data, responses_path, args.max_new_tokens,
                             eos_id=tokenizer.eot_id, log=print)
     print(f"wrote {len(test_data)} test responses to {responses_path}")
+    prompt = format_input({"instruction": "Rewrite the sentence in passive voice.", "input": "The chef cooks the meal."})
+    _what_next(f"gpt generate --checkpoint {shlex.quote(str(out))} --prompt {shlex.quote(prompt + RESPONSE_HEADER)}",
+               f"less {shlex.quote(str(responses_path))}      # the test split's answers")
     return 0
 
 
 def main(argv=None) -> int:
     """Run one finetuning command on its own (`python -m gpt.finetune.cli classify ...`)."""
-    parser = argparse.ArgumentParser(prog="gpt", description="finetuning commands")
+    parser = argparse.ArgumentParser(prog="gpt", description="finetuning commands", allow_abbrev=False)
     add_finetune_parsers(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     try:

@@ -34,6 +34,8 @@ from .gpt2 import read_gpt2_weights
 
 BASE_URL = "https://openaipublic.blob.core.windows.net/gpt-2/models"
 MODEL_SIZES = {"gpt2-small": "124M", "gpt2-medium": "355M", "gpt2-large": "774M", "gpt2-xl": "1558M"}
+HF_REPOS = {"124M": "openai-community/gpt2", "355M": "openai-community/gpt2-medium",  # the Hugging Face
+            "774M": "openai-community/gpt2-large", "1558M": "openai-community/gpt2-xl"}  # copy of each size
 APPROX_BYTES = {"124M": 498e6, "355M": 1.42e9, "774M": 3.10e9, "1558M": 6.23e9}
 FILENAMES = ["checkpoint", "encoder.json", "hparams.json", "model.ckpt.data-00000-of-00001",
              "model.ckpt.index", "model.ckpt.meta", "vocab.bpe"]
@@ -149,9 +151,19 @@ def offline_help(model: str, size: str, folder: Path, base_url: str) -> str:
             f"{files}\n"
             f"  (about {_human(APPROX_BYTES[size])} in all; checkpoint and model.ckpt.meta are optional)\n"
             f"or use a Hugging Face copy of the model: a folder with config.json, model.safetensors,\n"
-            f"vocab.json and merges.txt (huggingface.co/openai-community/{model.replace('-small', '')}).\n"
+            f"vocab.json and merges.txt (https://huggingface.co/{HF_REPOS[size]}).\n"
             f"Either folder then works with: gpt generate --checkpoint FOLDER\n"
             f"Partial downloads are kept as *.part files: run the same command again to resume.")
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed download made, deepest first, as long as they are empty
+    (a partial *.part file is kept, to resume from)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def run_download(model: str, directory: str | os.PathLike = "gpt2", base_url: str = BASE_URL,
@@ -168,6 +180,7 @@ def run_download(model: str, directory: str | os.PathLike = "gpt2", base_url: st
     report = _progress_printer(stream)
     current = f"{base_url}/{size}/"
     newline = "\n" if stream.isatty() else ""  # end a progress line
+    created = [parent for parent in (folder, *folder.parents) if not parent.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
         print(f"gpt download: {model} ({size}) from {base_url}/{size}/ into {folder}/", file=stream)
@@ -179,10 +192,12 @@ def run_download(model: str, directory: str | os.PathLike = "gpt2", base_url: st
                 stream.write("\r" + " " * 79 + "\r")  # clear the progress line
             print(f"  {name:32s} {_human((folder / name).stat().st_size):>10s}  {status}", file=stream)
     except KeyboardInterrupt:
+        _remove_if_empty(created)
         print(f"{newline}gpt download: interrupted; run the same command again to resume.", file=stream)
         return 130
     except (DownloadError, *NETWORK_ERRORS) as error:
         reason = getattr(error, "reason", None) or error
+        _remove_if_empty(created)
         print(f"{newline}gpt download: could not download {model}: {reason}\n  (while fetching {current})\n"
               f"{offline_help(model, size, folder, base_url)}", file=stream)
         return 1
@@ -223,7 +238,7 @@ def add_download_parser(subparsers) -> argparse.ArgumentParser:
 
 def download_main(argv: list[str] | None = None) -> int:
     """`python -m gpt.weights.download gpt2-small [--dir DIR] [--base-url URL]`; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="gpt download", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="gpt download", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     _add_arguments(parser)
     return _run_args(parser.parse_args(argv))
 
