@@ -34,7 +34,13 @@ writer: item assignment, `out=` arguments, augmented assignment.
 What it cannot see: another ndarray view of the same memory made before the forward (for
 instance the original array `a` when a tensor was built from `a[1:]`): that view keeps its
 own writeable flag. Arrays that are read-only already (np.broadcast_to results) are left as
-they are.
+they are; a view taken from a held array is read-only from birth and stays so (copy it to
+write). Rebinding `t.data = new_array` does not change what was saved: the first-order
+backward uses the saved arrays (the values of the forward), as PyTorch does with `.data`; a
+create_graph backward, which recomputes from the parent tensors, sees the new array.
+
+Cost: about a microsecond per distinct array of a recorded node (two flag flips and a dict
+entry), a few microseconds per op; nothing under no_grad.
 """
 from __future__ import annotations
 

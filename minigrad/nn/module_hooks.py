@@ -26,7 +26,8 @@ whose parents are the real inputs. That node's backward backpropagates the outpu
 through the module's own graph (accumulating into the module's parameters as usual), reads
 grad_input from the fresh leaves, calls the hooks and passes the (possibly replaced) gradients
 on to the inputs. So the hook sees all of grad_input at once, like PyTorch's. A module with a
-backward hook must return a single Tensor.
+backward hook must return a single Tensor, and cannot be differentiated twice
+(create_graph=True raises NotImplementedError naming the module).
 """
 from __future__ import annotations
 
