@@ -127,6 +127,9 @@ def main(argv=None):
             optimizer.step()
             tokens_seen += input_batch.size
             global_step += 1
+            if not args.eval_freq:  # a line per step: progress inside each epoch
+                print(f"  Ep {epoch + 1} (Step {global_step:06d}): batch loss {loss.item():.3f}, "
+                      f"{tokens_seen:,} tokens seen, {time.perf_counter() - start:.0f} s", flush=True)
             if args.eval_freq and global_step % args.eval_freq == 0:
                 train_loss, val_loss = evaluate_model(model, train_eval_loader, val_loader, args.eval_iter)
                 print(f"Ep {epoch + 1} (Step {global_step:06d}): "

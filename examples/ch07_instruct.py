@@ -78,7 +78,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lora-rank", type=int, default=None)
     parser.add_argument("--lora-alpha", type=float, default=16.0)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--out", default="instruction-data-with-response.json")
+    parser.add_argument("--out", default="runs/ch07/instruction-data-with-response.json",
+                        help="where the test answers go (default: runs/ch07/instruction-data-with-response.json)")
     parser.add_argument("--seed", type=int, default=123)
     args = parser.parse_args(argv)
     minigrad.manual_seed(args.seed)
@@ -130,6 +131,7 @@ def main(argv=None) -> int:
     print(f"Validation loss: {calc_loss(val_ds, model, args.batch_size, None, **options):.3f}")
 
     # 5. answers for the test records
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     results = generate_test_responses(model, tokenizer, test_data, args.out, args.max_new_tokens,
                                       eos_id=tokenizer.eot_id)
     for entry in results[:3]:

@@ -54,6 +54,18 @@ def test_classify_train_and_classify(base, toy_csv, tmp_path, capsys):
     model, tokenizer, config = load_classifier(out)
     assert config["label_names"] == ["consonants", "vowels"] and config["lora"] is None
     assert model.out_head.weight.shape == (2, 16)
+    from gpt.training.plot import accuracy_curves, default_x, loss_curves
+    from gpt.training.progress import read_metrics
+
+    records = read_metrics(out)  # metrics.jsonl: losses per evaluation, accuracies per epoch
+    assert default_x(records) == "examples"
+    losses, accuracies = loss_curves(records, "examples"), accuracy_curves(records, "examples")
+    assert len(accuracies["val"][0]) == 8 and accuracies["val"][0] == sorted(accuracies["val"][0])
+    assert losses["val"][0] and all(x > 0 for x in losses["val"][0])
+    from gpt.cli import main as gpt_main
+
+    assert gpt_main(["generate", "--checkpoint", str(out), "--prompt", "aei"]) == 1
+    assert "use gpt classify --checkpoint" in capsys.readouterr().err
     assert main(["classify", "--checkpoint", str(out), "--text", "aeiouae", "--text", "bcdfgbc"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("vowels\t(consonants ") and lines[1].startswith("consonants\t")

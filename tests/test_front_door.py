@@ -110,3 +110,45 @@ def test_a_carried_tokenizer_that_was_altered_is_refused(gpt2_run, tmp_path):
     carried.write_bytes(carried.read_bytes().replace(b" 100\n", b" 101\n", 1))
     with pytest.raises(ckpt.CheckpointError, match="tokenizer.tiktoken"):
         ckpt.load_checkpoint(moved)
+
+
+def test_tokens_seen_are_logged_and_can_be_the_x_axis(gpt2_run):
+    from gpt.training.plot import loss_curves
+    from gpt.training.progress import read_metrics
+
+    run, _, _ = gpt2_run
+    records = read_metrics(run)
+    logged = [r for r in records if "train_loss" in r]
+    assert logged and all(r["tokens_seen"] == r["step"] * 2 * 32 for r in logged)  # batch 2 x context 32
+    by_tokens = loss_curves(records, "tokens")
+    by_steps = loss_curves(records, "step")
+    assert by_tokens["val"][0] == [step * 64 for step in by_steps["val"][0]] and by_tokens["val"][0]
+
+
+def fake_hub_cache(root: Path, repo_id: str = "openai-community/gpt2") -> Path:
+    """A Hugging Face cache holding `repo_id` as transformers lays it out: blobs named by hash,
+    snapshots/<revision>/ of symlinks into them, refs/main naming the revision."""
+    repo = root / "hub" / ("models--" + repo_id.replace("/", "--"))
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "snapshots" / revision).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    for path in sorted(shared_path("tiny-gpt2", "hf").iterdir()):
+        blob = repo / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+        shutil.copyfile(path, blob)
+        (repo / "snapshots" / revision / path.name).symlink_to(Path("..", "..", "blobs", blob.name))
+    return root
+
+
+def test_a_hub_id_is_found_in_the_hugging_face_cache_offline(tmp_path):
+    home = fake_hub_cache(tmp_path / "hf-home")
+    done = gpt_cli("generate", "--checkpoint", "openai-community/gpt2", "--prompt", "Every effort moves you",
+                   "--max-new-tokens", "3", "--threads", "1", env={"HF_HOME": str(home), "HF_HUB_CACHE": None},
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Every effort moves you")
+    done = gpt_cli("generate", "--checkpoint", "openai-community/gpt2-xl", "--prompt", "x",
+                   env={"HF_HOME": str(home), "HF_HUB_CACHE": None}, cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "models--openai-community--gpt2-xl" in done.stderr and str(home / "hub") in done.stderr

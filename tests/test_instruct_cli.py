@@ -35,6 +35,10 @@ def test_instruct_train_writes_model_and_responses(tmp_path, capsys):
     model, tokenizer, info = load_checkpoint(out)  # a plain GPT checkpoint (LoRA merged)
     assert info["train_config"]["task"] == "instruction" and info["train_config"]["lora"]["rank"] == 2
     assert (out / "lora.npz").is_file()
+    from gpt.training.plot import loss_curves
+    from gpt.training.progress import read_metrics
+
+    assert loss_curves(read_metrics(out), "examples")["val"][0]  # metrics.jsonl: against examples seen
 
     long_prompt = tmp_path / "long.json"
     long_prompt.write_text(json.dumps([{"instruction": "x" * 300, "output": "y"}] * 20))

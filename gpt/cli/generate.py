@@ -10,9 +10,13 @@ import os
 
 import numpy as np
 
+from minigrad.untrusted import read_json_file
+
 from ..model.generate import generate
 from ..training import checkpoint as ckpt
+from ..finetune.runs import CLASSIFICATION_TASK
 from ..weights import is_gpt2_folder, load_gpt2
+from ..weights.hub_cache import resolve_checkpoint_path
 from .common import Command, UserError, nonnegative_float, nonnegative_int, positive_int, probability, seed
 
 
@@ -42,7 +46,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_any_model(path: str, tokenizer_path: str | None = None, allow_non_finite: bool = False):
-    """(model, tokenizer, description) from a training checkpoint or a GPT-2 weights folder."""
+    """(model, tokenizer, description) from a training checkpoint or a GPT-2 weights folder (a
+    Hugging Face hub id such as openai-community/gpt2: its copy in the Hugging Face cache)."""
+    path = resolve_checkpoint_path(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"--checkpoint {path} does not exist")
     if ckpt.is_checkpoint(path):
@@ -55,7 +61,23 @@ def load_any_model(path: str, tokenizer_path: str | None = None, allow_non_finit
     return ckpt.load_checkpoint(path) + ("",)  # raises the checkpoint error that says what is missing
 
 
+def _task_of(path) -> str | None:
+    """The finetuning task recorded in a run folder's config.json (None: pretraining, or not a run)."""
+    try:
+        if not ckpt.is_checkpoint(path):
+            return None
+        config = read_json_file(ckpt.find_checkpoint(path) / ckpt.CONFIG_FILE, ckpt.CheckpointError,
+                                     max_bytes=ckpt.MAX_JSON_BYTES)
+    except (OSError, ValueError):
+        return None  # load_any_model says what is wrong
+    train_config = config.get("train_config") if isinstance(config, dict) else None
+    return train_config.get("task") if isinstance(train_config, dict) else None
+
+
 def run_generate(args) -> int:
+    if _task_of(args.checkpoint) == CLASSIFICATION_TASK:
+        raise UserError(f"{args.checkpoint} is a classifier (gpt classify-train): its head scores classes, not "
+                        f"tokens, so it generates no text; use gpt classify --checkpoint {args.checkpoint} --text TEXT")
     model, tokenizer, description = load_any_model(args.checkpoint, args.tokenizer_path, args.allow_non_finite)
     if tokenizer is None:
         raise UserError(f"{description} stores no tokenizer, so a text prompt cannot be encoded")

@@ -312,7 +312,9 @@ def train_classifier(model, train_dataset, val_dataset, optimizer, num_epochs: i
     """The book's `train_classifier_simple`: epochs over shuffled batches (the last incomplete
     batch dropped), the train/val loss on `eval_iter` batches every `eval_freq` steps, and the
     train/val accuracy after each epoch.
-    Returns {"train_losses", "val_losses", "train_accs", "val_accs", "examples_seen", "steps"}."""
+    Returns {"train_losses", "val_losses", "train_accs", "val_accs", "examples_seen", "steps"}, and
+    for metrics.jsonl "records": one per evaluation (step, examples_seen, train_loss, val_loss) and
+    one per epoch (epoch, examples_seen, train_acc, val_acc)."""
     rng = np.random.default_rng(seed)
     parameters = [param for param in model.parameters() if param.requires_grad]
     if not parameters:
@@ -321,7 +323,7 @@ def train_classifier(model, train_dataset, val_dataset, optimizer, num_epochs: i
         raise ValueError(f"train_classifier: {len(train_dataset)} training examples, fewer than one "
                          f"batch of {batch_size} (lower --batch-size)")
     history = {"train_losses": [], "val_losses": [], "train_accs": [], "val_accs": [],
-               "examples_seen": 0, "steps": 0}
+               "examples_seen": 0, "steps": 0, "records": []}
     global_step = -1
     for epoch in range(num_epochs):
         model.train()
@@ -342,6 +344,8 @@ def train_classifier(model, train_dataset, val_dataset, optimizer, num_epochs: i
                 model.train()
                 history["train_losses"].append(train_loss)
                 history["val_losses"].append(val_loss)
+                history["records"].append({"step": global_step + 1, "examples_seen": history["examples_seen"],
+                                           "train_loss": train_loss, "val_loss": val_loss})
                 if log:
                     log(f"Ep {epoch + 1} (Step {global_step:06d}): "
                         f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
@@ -349,6 +353,8 @@ def train_classifier(model, train_dataset, val_dataset, optimizer, num_epochs: i
         val_accuracy = calc_accuracy(val_dataset, model, batch_size, eval_iter)
         history["train_accs"].append(train_accuracy)
         history["val_accs"].append(val_accuracy)
+        history["records"].append({"epoch": epoch + 1, "examples_seen": history["examples_seen"],
+                                   "train_acc": train_accuracy, "val_acc": val_accuracy})
         if log:
             log(f"Training accuracy: {train_accuracy * 100:.2f}% | "
                 f"Validation accuracy: {val_accuracy * 100:.2f}%")

@@ -231,7 +231,8 @@ def train_instruct(model, train_dataset, val_dataset, optimizer, num_epochs: int
     """The book's `train_model_simple` on instruction batches: shuffled batches (the last
     incomplete one dropped) collated by `custom_collate_fn`, train/val loss on `eval_iter`
     batches every `eval_freq` steps, and (with a tokenizer and `start_context`) a greedy sample
-    after each epoch. Returns {"train_losses", "val_losses", "tokens_seen", "steps"}."""
+    after each epoch. Returns {"train_losses", "val_losses", "tokens_seen", "steps"} and "records"
+    for metrics.jsonl (step, examples_seen, tokens_seen, train_loss, val_loss per evaluation)."""
     rng = np.random.default_rng(seed)
     parameters = [param for param in model.parameters() if param.requires_grad]
     if not parameters:
@@ -244,8 +245,8 @@ def train_instruct(model, train_dataset, val_dataset, optimizer, num_epochs: int
         allowed_max_length = context_length  # the model cannot see more
     collate_options = {"pad_token_id": pad_token_id, "allowed_max_length": allowed_max_length,
                        "mask_prompt": mask_prompt}
-    history = {"train_losses": [], "val_losses": [], "tokens_seen": [], "steps": 0}
-    tokens_seen, global_step = 0, -1
+    history = {"train_losses": [], "val_losses": [], "tokens_seen": [], "steps": 0, "records": []}
+    tokens_seen, examples_seen, global_step = 0, 0, -1
     for epoch in range(num_epochs):
         model.train()
         for index in batch_indices(len(train_dataset), batch_size, shuffle=True, drop_last=True, rng=rng):
@@ -258,6 +259,7 @@ def train_instruct(model, train_dataset, val_dataset, optimizer, num_epochs: int
                 clip_grad_norm(parameters, grad_clip)
             optimizer.step()
             tokens_seen += inputs.size
+            examples_seen += len(index)
             global_step += 1
             if eval_freq and global_step % eval_freq == 0:
                 model.eval()
@@ -267,6 +269,8 @@ def train_instruct(model, train_dataset, val_dataset, optimizer, num_epochs: int
                 history["train_losses"].append(train_loss)
                 history["val_losses"].append(val_loss)
                 history["tokens_seen"].append(tokens_seen)
+                history["records"].append({"step": global_step + 1, "examples_seen": examples_seen,
+                                           "tokens_seen": tokens_seen, "train_loss": train_loss, "val_loss": val_loss})
                 if log:
                     log(f"Ep {epoch + 1} (Step {global_step:06d}): "
                         f"Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")

@@ -13,6 +13,9 @@ works); a classifier's head has num_classes outputs, so load it with `load_class
 """
 from __future__ import annotations
 
+import json
+import os
+
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +27,9 @@ from ..data.registry import tokenizer_from_state
 from ..model.gpt_model import GPTModel
 from ..training.checkpoint import (CheckpointError, build_tokenizer, check_model_state, is_checkpoint,
                                    load_checkpoint, read_checkpoint, save_checkpoint)
+from ..training.progress import METRICS_FILE
 from ..weights import is_gpt2_folder, load_gpt2
+from ..weights.hub_cache import resolve_checkpoint_path
 from ..weights.gpt2 import model_without_random_init
 from .classify import MAX_CLASSES, add_classification_head
 from .guards import check_finite_weights
@@ -35,8 +40,9 @@ INSTRUCTION_TASK = "instruction"
 
 
 def load_base_model(path):
-    """(model, tokenizer, description) from a `gpt train` run folder or a GPT-2 folder."""
-    path = Path(path)
+    """(model, tokenizer, description) from a `gpt train` run folder or a GPT-2 folder (a hub id
+    such as openai-community/gpt2: its copy in the Hugging Face cache)."""
+    path = Path(resolve_checkpoint_path(path))
     if not path.exists():
         raise FileNotFoundError(f"base model not found: {path} (give a `gpt train` run folder or a "
                                 f"GPT-2 folder, e.g. from `gpt download gpt2-small`)")
@@ -68,10 +74,21 @@ def prepare_output_folder(out, overwrite: bool = False) -> Path:
     return out
 
 
+def write_metrics(out, records: list[dict]) -> Path:
+    """OUT/metrics.jsonl (one JSON object per line, as `gpt train` writes; `gpt plot` draws it),
+    replaced atomically so a rerun with --overwrite leaves no records of the old run."""
+    path = Path(out) / METRICS_FILE
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
 def save_finetuned(out, model, tokenizer, train_config: dict, metrics: dict, lora: bool) -> Path:
-    """Save LoRA matrices (if any) to OUT/lora.npz, merge them into the weights, and write the
-    model as OUT/checkpoint. Returns the checkpoint folder."""
+    """Save LoRA matrices (if any) to OUT/lora.npz, merge them into the weights, write
+    OUT/metrics.jsonl (metrics["records"]) and the model as OUT/checkpoint. Returns the checkpoint folder."""
     out = Path(out)
+    write_metrics(out, metrics.pop("records", []))
     if lora:
         minigrad.save(lora_state_dict(model), out / "lora.npz")
         merge_lora(model)

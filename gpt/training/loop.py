@@ -318,8 +318,8 @@ class Trainer:
         lr = learning_rate(done - 1, config, self.max_steps)  # the lr the last step used
         self.progress.step(format_step_line(done, self.max_steps, self.data.epoch, mean_loss, lr,
                                             tokens_per_s, mfu, self.elapsed(), eta))
-        self.metrics.write(step=done, epoch=self.data.epoch, train_loss=mean_loss, lr=lr,
-                           tokens_per_s=tokens_per_s, mfu=mfu, elapsed=self.elapsed())
+        self.metrics.write(step=done, tokens_seen=done * self.tokens_per_step, epoch=self.data.epoch,
+                           train_loss=mean_loss, lr=lr, tokens_per_s=tokens_per_s, mfu=mfu, elapsed=self.elapsed())
 
     def _announce(self, start_step: int) -> None:
         config, data, progress = self.config, self.data, self.progress
@@ -338,8 +338,8 @@ class Trainer:
         train_loss, val_loss = self.evaluate()
         self.last_train_loss, self.last_val_loss = train_loss, val_loss
         perplexity = math.exp(min(val_loss, 700.0))
-        self.metrics.write(step=self.step, epoch=self.data.epoch, train_loss=train_loss,
-                           val_loss=val_loss, val_ppl=perplexity, elapsed=self.elapsed())
+        self.metrics.write(step=self.step, tokens_seen=self.step * self.tokens_per_step, epoch=self.data.epoch,
+                           train_loss=train_loss, val_loss=val_loss, val_ppl=perplexity, elapsed=self.elapsed())
         self.progress.line(f"step {self.step}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
                            f"val perplexity {perplexity:.2f}")
         if with_sample:

@@ -21,15 +21,40 @@ class MatplotlibMissing(ImportError):
     """matplotlib is not installed; the message says how to install it."""
 
 
-def loss_curves(records: list[dict]) -> dict:
-    """{"log": (steps, losses), "train": (steps, losses), "val": (steps, losses)} from metrics records.
+X_AXES = {"step": ("step", "step"), "tokens": ("tokens_seen", "tokens seen"),  # --x: record key, axis label
+          "examples": ("examples_seen", "examples seen")}
+
+
+def default_x(records: list[dict]) -> str:
+    """Finetuning runs (whose records count examples seen, as the book's chapters 6-7 plot) draw
+    against examples seen; `gpt train` runs against steps."""
+    return "examples" if any("examples_seen" in r for r in records) else "step"
+
+
+def accuracy_curves(records: list[dict], x: str) -> dict:
+    """{"train": (xs, accuracies), "val": (xs, accuracies)} of a classification run's epoch records."""
+    key = X_AXES[x][0]
+    curves = {"train": ([], []), "val": ([], [])}
+    for record in records:
+        for name in curves:
+            value = record.get(f"{name}_acc")
+            if isinstance(value, (int, float)) and record.get(key) is not None:
+                curves[name][0].append(record[key])
+                curves[name][1].append(value)
+    return curves
+
+
+def loss_curves(records: list[dict], x: str = "step") -> dict:
+    """{"log": (xs, losses), "train": (xs, losses), "val": (xs, losses)} from metrics records, xs
+    the steps (x="step") or the tokens seen (x="tokens", as the book's figure 5.12 also shows).
 
     "log" holds the running training loss of the progress lines (train mode); "train" and "val"
     the evaluated losses (eval mode, fixed batches).
     """
+    key = X_AXES[x][0]
     curves = {"log": ([], []), "train": ([], []), "val": ([], [])}
     for record in records:
-        step = record.get("step")
+        step = record.get(key)
         if step is None:
             continue
         if "val_loss" in record:
@@ -56,24 +81,40 @@ def _pyplot():
     return plt
 
 
-def plot_run(run_dir, out=None) -> Path:
-    """Draw `run_dir/metrics.jsonl` to `out` (default `run_dir/loss.png`); returns the path."""
+def plot_run(run_dir, out=None, x: str | None = None) -> Path:
+    """Draw `run_dir/metrics.jsonl` to `out` (default `run_dir/loss.png`) against `x` ("step",
+    "tokens" or "examples"; default: default_x), with the accuracy of a classification run
+    beside the loss; returns the path."""
     records = read_metrics(run_dir)  # FileNotFoundError when it is not a run folder
+    x = x or default_x(records)
     plt = _pyplot()
-    curves = loss_curves(records)
+    curves = loss_curves(records, x)
     if not any(curves[name][0] for name in curves):
+        if x != "step" and any(curve[0] for curve in loss_curves(records).values()):
+            raise ValueError(f"{Path(run_dir) / 'metrics.jsonl'} records no {X_AXES[x][0]} (written by an "
+                             f"older version): plot it against steps")
         raise ValueError(f"{Path(run_dir) / 'metrics.jsonl'} holds no loss values to plot yet")
     out = Path(out) if out is not None else Path(run_dir) / "loss.png"
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    accuracy = accuracy_curves(records, x)
+    if any(accuracy[name][0] for name in accuracy):
+        fig, (ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+        for name, style in (("train", "-"), ("val", "--")):
+            acc_ax.plot(*accuracy[name], marker="o", markersize=3, linestyle=style,
+                        label=f"{'training' if name == 'train' else 'validation'} accuracy")
+        acc_ax.set(xlabel=X_AXES[x][1], ylabel="accuracy", title="accuracy after each epoch")
+        acc_ax.grid(alpha=0.3)
+        acc_ax.legend()
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
     if curves["log"][0]:
         ax.plot(*curves["log"], color="0.75", linewidth=1, label="training loss (running)")
     if curves["train"][0]:
         ax.plot(*curves["train"], marker="o", markersize=3, label="training loss (eval)")
     if curves["val"][0]:
         ax.plot(*curves["val"], marker="o", markersize=3, linestyle="--", label="validation loss")
-    ax.set_xlabel("step")
+    ax.set_xlabel(X_AXES[x][1])
     ax.set_ylabel("loss (cross-entropy, nats/token)")
-    ax.set_title(f"gpt train: {Path(run_dir).resolve().name}")
+    ax.set_title(f"{'finetuning' if x == 'examples' else 'gpt train'}: {Path(run_dir).resolve().name}")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

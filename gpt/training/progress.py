@@ -7,7 +7,7 @@ One line per log interval, as nanoGPT and llm.c show it:
 On a terminal the line is rewritten in place (carriage return) until an evaluation line or a
 sample is printed; when stdout is a file or a pipe every line is printed on its own.
 Every logged and evaluated step is also appended to `metrics.jsonl`, one JSON object per line:
-`{"step", "epoch", "train_loss", "val_loss", "val_ppl", "lr", "tokens_per_s", "mfu", "elapsed"}`
+`{"step", "tokens_seen", "epoch", "train_loss", "val_loss", "val_ppl", "lr", "tokens_per_s", "mfu", "elapsed"}`
 (keys without a value at that step are left out).
 """
 from __future__ import annotations

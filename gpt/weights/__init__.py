@@ -5,6 +5,7 @@
 - `mapping`: GPT-2 names and layouts <-> the book's GPTModel state dict.
 - `gpt2`: `load_gpt2(path) -> (model, tokenizer)` and `save_gpt2(model, path, tokenizer)`.
 - `download`: `gpt download gpt2-small|...` with the standard library.
+- `hub_cache`: a hub id (`openai-community/gpt2`) found in the Hugging Face cache, offline.
 """
 from .errors import WeightsError
 from .safetensors import SafeTensorsFile, load_file, save_file
