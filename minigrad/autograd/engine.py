@@ -17,7 +17,10 @@ the very array it was given, a reshape returns a view of it), so the engine adop
 array as a leaf's `.grad`, or adds into it in place, only when it is private: writeable, and
 its memory (followed through `.base` to the array that owns it) is not the incoming gradient's,
 not a parent's data, not an array saved on the node, and not shared with another gradient the
-same node returned. Everything else is copied before it is written. Ops declare nothing.
+same node returned. Everything else is copied before it is written. Ops declare nothing. The
+check runs only where a buffer could be written: a gradient for a leaf, or a second gradient
+for the same tensor (the first is then treated as shared, so the sum goes into a new buffer
+or into the second one).
 """
 from __future__ import annotations
 
@@ -50,12 +53,13 @@ def _topological_order(roots, stop=frozenset()) -> list:
         if expanded:
             order.append(tensor)
             continue
-        if id(tensor) in visited:
+        key = id(tensor)
+        if key in visited:
             continue
-        visited.add(id(tensor))
+        visited.add(key)
         stack.append((tensor, True))
         ctx = tensor._ctx
-        if ctx is not None and id(tensor) not in stop:
+        if ctx is not None and (not stop or key not in stop):
             if ctx.parents is None:
                 raise _freed_graph_error(ctx)
             for parent in ctx.parents:
@@ -199,30 +203,28 @@ def _send_to_parents(ctx, parent_grads, pending, grad_out, create_graph: bool) -
             f"{ctx.name}.backward returned {len(parent_grads)} gradients "
             f"for {len(ctx.parents)} inputs"
         )
-    checked = []
+    if create_graph:
+        for parent, pg in zip(ctx.parents, parent_grads):
+            if pg is not None and parent.requires_grad:
+                _add_pending(pending, id(parent), _checked_graph_grad(ctx, parent, pg), False, True)
+        return
+    in_use = None  # memory the returned arrays must not be written through (found when needed)
     for parent, pg in zip(ctx.parents, parent_grads):
         if pg is None or not parent.requires_grad:
             continue
-        if create_graph:
-            checked.append((parent, _checked_graph_grad(ctx, parent, pg), False))
-            continue
         pg = np.asarray(pg)
-        _check_shape(ctx, pg.shape, parent.shape)
-        if pg.dtype != parent.dtype:
-            checked.append((parent, pg.astype(parent.dtype), True))  # a new array
-        else:
-            checked.append((parent, pg, None))  # private or not: decided below
-    if not create_graph and any(private is None for _, _, private in checked):
-        in_use = _memory_in_use(ctx, grad_out)
-        owners = [id(_owner(pg)) for _, pg, _ in checked]
-        for i, (parent, pg, private) in enumerate(checked):
-            if private is None:
-                private = (pg.flags.writeable and owners[i] not in in_use
-                           and owners.count(owners[i]) == 1)
-            _add_pending(pending, id(parent), pg, private, create_graph)
-        return
-    for parent, pg, private in checked:
-        _add_pending(pending, id(parent), pg, private, create_graph)
+        if pg.shape != parent.data.shape:
+            _check_shape(ctx, pg.shape, parent.data.shape)  # raises
+        if pg.dtype != parent.data.dtype:
+            pg, private = pg.astype(parent.dtype), True  # a new array
+        elif parent._ctx is None or id(parent) in pending:  # to become .grad, or to be added to
+            if in_use is None:
+                in_use = _memory_in_use(ctx, grad_out, parent_grads)
+            owner = id(_owner(pg))
+            private = pg.flags.writeable and owner not in in_use[0] and in_use[1].get(owner, 1) == 1
+        else:  # handed on to the parent's own backward, which never writes into it
+            private = False
+        _add_pending(pending, id(parent), pg, private, False)
 
 
 def _owner(array: np.ndarray) -> np.ndarray:
@@ -236,10 +238,10 @@ def _owner(array: np.ndarray) -> np.ndarray:
 _NOT_SAVED = frozenset(("parents", "needs_input_grad", "requires_grad", "options"))
 
 
-def _memory_in_use(ctx, grad_out) -> set:
-    """Ids of the arrays owning memory that a node's returned gradient must not be written
-    through: the incoming gradient, the parents' data, and every array saved on the node
-    (an attribute, or an item of a tuple or list attribute)."""
+def _memory_in_use(ctx, grad_out, parent_grads) -> tuple[set, dict]:
+    """The arrays owning memory that a node's returned gradient must not be written through:
+    (ids of the owners of the incoming gradient, the parents' data and every array saved on
+    the node, {owner id: how many of the returned gradients use it})."""
     owners = {id(_owner(grad_out))}
     for parent in ctx.parents:
         owners.add(id(_owner(parent.data)))
@@ -250,7 +252,12 @@ def _memory_in_use(ctx, grad_out) -> set:
             for item in value:
                 if isinstance(item, np.ndarray):
                     owners.add(id(_owner(item)))
-    return owners
+    shared = {}
+    for g in parent_grads:
+        if isinstance(g, np.ndarray):  # (a NumPy scalar becomes a new array of its own)
+            key = id(_owner(g))
+            shared[key] = shared.get(key, 0) + 1
+    return owners, shared
 
 
 def _check_shape(ctx, grad_shape, input_shape) -> None:
