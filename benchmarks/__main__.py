@@ -1,7 +1,7 @@
 """End-to-end benchmark of minigrad's GPT: `python -m benchmarks`.
 
-    python -m benchmarks                          # tiny, small and 124m on all cores
-    python -m benchmarks --threads 2 --configs tiny,small
+    python -m benchmarks                          # bench-tiny, small and 124m on all cores
+    python -m benchmarks --threads 2 --configs bench-tiny,small
     python -m benchmarks --profile                # plus a per-op time breakdown per config
     python -m benchmarks --compare old.json       # new/old ratios against an earlier run
     python -m benchmarks --markdown benchmarks/RESULTS.md
@@ -35,7 +35,7 @@ from benchmarks.configs import CONFIGS, DROP_RATE, GENERATION_TOKENS, flops_per_
 from minigrad.runtime import available_cores
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-FLOORS = {"tiny": 0.18, "small": 0.33, "124m": 0.33}  # fraction of the GEMM peak each config must reach
+FLOORS = {"bench-tiny": 0.18, "small": 0.33, "124m": 0.33}  # fraction of the GEMM peak each config must reach
 GEN_FLOOR_TOKENS_PER_S = 20.0  # 124m, batch 1, with the cache
 GEN_FLOOR_SPEEDUP = 3.0        # cached / uncached
 RSS_FLOOR_BYTES = 4.3e9        # PyTorch's peak for a 124m training step, measured here
@@ -44,7 +44,7 @@ RSS_FLOOR_BYTES = 4.3e9        # PyTorch's peak for a 124m training step, measur
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", default="tiny,small,124m",
+    parser.add_argument("--configs", default="bench-tiny,small,124m",
                         help=f"comma-separated, from {','.join(CONFIGS)} (default: all)")
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS and kernel threads (default: the cores available)")

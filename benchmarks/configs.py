@@ -4,7 +4,7 @@ Each entry: the book's seven config keys, plus the batch size of the training st
 the book's chapter-5 dropout rate of 0.1 (training runs dropout; generation and forward-only
 runs are in eval mode) unless `--drop-rate` says otherwise.
 
-    tiny   vocab 256,    context 128, width 128, 4 heads,  4 layers, batch 16
+    bench-tiny  vocab 256,    context 128, width 128, 4 heads,  4 layers, batch 16
     small  vocab 50,257, context 256, width 256, 4 heads,  4 layers, batch 8
     124m   GPT_CONFIG_124M with context 256 (the book's chapter 5 setting), batch 2
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 DROP_RATE = 0.1  # the book's chapter 5 setting
 
 CONFIGS = {
-    "tiny": dict(vocab_size=256, context_length=128, emb_dim=128, n_heads=4, n_layers=4, batch=16),
+    "bench-tiny": dict(vocab_size=256, context_length=128, emb_dim=128, n_heads=4, n_layers=4, batch=16),
     "small": dict(vocab_size=50257, context_length=256, emb_dim=256, n_heads=4, n_layers=4, batch=8),
     "124m": dict(vocab_size=50257, context_length=256, emb_dim=768, n_heads=12, n_layers=12, batch=2),
 }

@@ -23,7 +23,7 @@ SHAPES = [  # (m, k, n): out (m, n) = (m, k) @ (k, n)
     (512, 768, 50257),    # 124M: output head
     (2048, 256, 1024),    # small: feed-forward up, batch 8 x 256 tokens
     (2048, 256, 50257),   # small: output head
-    (2048, 128, 512),     # tiny: feed-forward up, batch 16 x 128 tokens
+    (2048, 128, 512),     # bench-tiny: feed-forward up, batch 16 x 128 tokens
 ]
 
 

@@ -1,4 +1,4 @@
-"""One benchmark config in a fresh process: `python -m benchmarks.worker --config tiny`.
+"""One benchmark config in a fresh process: `python -m benchmarks.worker --config bench-tiny`.
 
 Run by `python -m benchmarks` once per config (a fresh process each, so one config's peak
 memory or warm caches do not leak into another's). Prints one line `RESULT {json}`.

@@ -11,7 +11,7 @@ Steps, as in the book:
      simple word-overlap score (the book asks a larger LLM, Llama 3 via Ollama, to score them;
      that needs a local server this project does not assume) (7.8)
 
-    python examples/ch07_instruct.py                         # a small GPT, ~3-5 minutes on 2 cores
+    python examples/ch07_instruct.py                         # a small GPT, a few minutes on 2 cores
     python examples/ch07_instruct.py --checkpoint gpt2/355M  # the book's run (GPT-2 medium):
                                                              #   hours on a CPU
     python examples/ch07_instruct.py --lora-rank 16          # appendix E: LoRA instead

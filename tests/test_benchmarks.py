@@ -55,27 +55,27 @@ def test_derived_figures_and_floors():
 
 def test_markdown_and_compare(tmp_path):
     peak = 2e11
-    results = [bench.derive(fake_result("tiny"), peak),
-               bench.derive(fake_result("tiny", engine="pytorch", step=1.5), peak),
-               bench.derive(fake_result("tiny", engine="pytorch-compile", step=0.5), peak)]
+    results = [bench.derive(fake_result("bench-tiny"), peak),
+               bench.derive(fake_result("bench-tiny", engine="pytorch", step=1.5), peak),
+               bench.derive(fake_result("bench-tiny", engine="pytorch-compile", step=0.5), peak)]
     report = {"date": "today", "machine": "test", "numpy": np.__version__, "blas": None,
               "threads": 2, "drop_rate": 0.1, "seconds": 1.0,
               "gemm": {"peak": peak, "shapes": {"2048x2048x2048": peak}}, "results": results}
     text = bench.markdown(report)
-    assert "| tiny | minigrad |" in text and "| tiny | pytorch |" in text
-    assert "PyTorch eager step time / minigrad step time (above 1: minigrad is faster): tiny 1.50" in text
-    assert "torch.compile step time / minigrad step time (above 1: minigrad is faster): tiny 0.50" in text
+    assert "| bench-tiny | minigrad |" in text and "| bench-tiny | pytorch |" in text
+    assert "PyTorch eager step time / minigrad step time (above 1: minigrad is faster): bench-tiny 1.50" in text
+    assert "torch.compile step time / minigrad step time (above 1: minigrad is faster): bench-tiny 0.50" in text
     old = tmp_path / "old.json"
     slower = json.loads(json.dumps(report))
     slower["results"][0]["step_ms"] *= 2
     old.write_text(json.dumps(slower))
     comparison = bench.compare(report, str(old))
-    assert "| tiny | minigrad | step ms |" in comparison and "| 0.50 |" in comparison
+    assert "| bench-tiny | minigrad | step ms |" in comparison and "| 0.50 |" in comparison
 
 
 def test_bad_config_names_are_refused():
     with pytest.raises(SystemExit):
-        bench.parse_args(["--configs", "tiny,huge"])
+        bench.parse_args(["--configs", "bench-tiny,huge"])
 
 
 def test_profiler_times_every_op_of_a_training_step():
@@ -83,7 +83,7 @@ def test_profiler_times_every_op_of_a_training_step():
     from minigrad import nn, optim
     from minigrad.nn import functional as F
 
-    cfg = dict(model_config("tiny"), n_layers=1, context_length=16)
+    cfg = dict(model_config("bench-tiny"), n_layers=1, context_length=16)
     model = gpt.GPTModel(cfg, generator=np.random.default_rng(0))
     params = list(model.parameters())
     optimizer = optim.AdamW(params, lr=1e-3)
@@ -105,7 +105,7 @@ def test_profiler_times_every_op_of_a_training_step():
     assert names["Linear"]["calls"] == 7  # 4 attention projections, 2 feed-forward, head
     assert names["Linear"]["backward_ms"] > 0
     assert report["step_ms"] >= sum(r["forward_ms"] + r["backward_ms"] for r in report["rows"]) * 0.99
-    assert "| Linear | 7 |" in format_profile(report, "tiny")
+    assert "| Linear | 7 |" in format_profile(report, "bench-tiny")
     # the wrappers are gone afterwards
     from minigrad.nn.functional.linear import Linear
 

@@ -39,6 +39,12 @@ def test_instruct_train_writes_model_and_responses(tmp_path, capsys):
     from gpt.training.progress import read_metrics
 
     assert loss_curves(read_metrics(out), "examples")["val"][0]  # metrics.jsonl: against examples seen
+    from gpt.cli import main as gpt_main
+
+    capsys.readouterr()
+    assert gpt_main(["eval", "--checkpoint", str(out)]) == 0  # its validation records, not the JSON as text
+    printed = capsys.readouterr().out
+    assert "the val records of" in printed and "1 records" in printed and "perplexity" in printed
 
     long_prompt = tmp_path / "long.json"
     long_prompt.write_text(json.dumps([{"instruction": "x" * 300, "output": "y"}] * 20))

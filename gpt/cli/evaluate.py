@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 
 from ..data.corpus import tokenize_files
+from ..finetune.instruct import (InstructionDataset, calc_loss as instruction_loss, load_instruction_data,
+                                split_instruction_data)
+from ..finetune.runs import CLASSIFICATION_TASK, INSTRUCTION_TASK
 from ..training import checkpoint as ckpt
 from ..training.config import TrainConfig
 from ..training.data import build_data
@@ -46,6 +49,11 @@ def run_eval(args) -> int:
         stored = ckpt.read_checkpoint(args.checkpoint, with_optimizer=False).config.get("train_config")
         if not stored:
             raise UserError(f"{description} has no training config: give the text with --data")
+        if stored.get("task") == INSTRUCTION_TASK:
+            return _eval_instruction_run(model, tokenizer, description, stored, args)
+        if stored.get("task") == CLASSIFICATION_TASK:
+            raise UserError(f"{description} is a classifier: `gpt classify-train` printed its accuracies "
+                            f"(metrics.jsonl holds them); classify texts with gpt classify --checkpoint {args.checkpoint}")
         config = TrainConfig.from_dict(stored)
         data = build_data(config, tokenizer)  # the run's text and split, with its own tokenizer
         token_ids = data.val_tokens if args.split == "val" else data.train_tokens
@@ -53,6 +61,22 @@ def run_eval(args) -> int:
     loss, n_windows = evaluate_tokens(model, token_ids, args.batch_size, args.max_batches)
     print(f"{description}")
     print(f"data: {what}: {len(token_ids):,} tokens, {n_windows:,} windows evaluated")
+    print(f"loss {loss:.4f}  perplexity {perplexity(loss):.2f}")
+    return 0
+
+
+def _eval_instruction_run(model, tokenizer, description: str, stored: dict, args) -> int:
+    """Loss and perplexity of an instruction run on its validation records (the book's 7.6
+    split of the same JSON file and record limit), as its training evaluated them."""
+    records = load_instruction_data(stored["data"])[:stored.get("records")]
+    train_records, val_records, _ = split_instruction_data(records)
+    chosen = val_records if args.split == "val" else train_records
+    allowed = stored.get("allowed_max_length") or model.cfg["context_length"]
+    dataset = InstructionDataset(chosen, tokenizer, allowed)
+    loss = instruction_loss(dataset, model, args.batch_size, args.max_batches, pad_token_id=tokenizer.eot_id,
+                            allowed_max_length=allowed, mask_prompt=bool(stored.get("mask_prompt")))
+    print(description)
+    print(f"data: the {args.split} records of {stored['data']}: {len(chosen):,} records")
     print(f"loss {loss:.4f}  perplexity {perplexity(loss):.2f}")
     return 0
 
