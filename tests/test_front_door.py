@@ -100,6 +100,10 @@ def test_a_gpt2_tokenizer_run_samples_offline_from_another_folder(gpt2_run, tmp_
                    "--max-batches", "1", env=offline)
     assert done.returncode == 0, done.stderr
     assert "perplexity" in done.stdout
+    done = gpt_cli("explain", "--checkpoint", moved, "--prompt", "Every effort", "--max-new-tokens", "1",
+                   "--out", tmp_path / "page.html", "--threads", "1", env=offline)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "page.html").is_file()
 
 
 def test_a_carried_tokenizer_that_was_altered_is_refused(gpt2_run, tmp_path):
@@ -152,3 +156,25 @@ def test_a_hub_id_is_found_in_the_hugging_face_cache_offline(tmp_path):
                    env={"HF_HOME": str(home), "HF_HUB_CACHE": None}, cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "models--openai-community--gpt2-xl" in done.stderr and str(home / "hub") in done.stderr
+
+
+def test_ctrl_c_while_finetuning_says_nothing_was_saved(monkeypatch, capsys, tmp_path):
+    import gpt.finetune.cli as finetune_cli
+    from gpt.cli import main
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(finetune_cli, "classify_train_command", interrupted)
+    code = main(["classify-train", "--checkpoint", str(tmp_path), "--data", "x.csv", "--out", str(tmp_path / "o")])
+    assert code == 130
+    assert "nothing was saved; to start over, run the same command again" in capsys.readouterr().err
+
+
+def test_the_ch07_example_writes_under_runs():
+    from conftest import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, str(PROJECT_ROOT / "examples" / "ch07_instruct.py"), "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "runs/ch07/instruction-data-with-response.json" in done.stdout

@@ -48,6 +48,11 @@ EXTERNAL_COMMANDS = [
 ]
 
 
+# Commands that save only when done (finetuning): on Ctrl-C they say that nothing was saved.
+# (`gpt train` saves on Ctrl-C and prints its --resume command itself.)
+STARTED_OVER = ("gpt classify-train", "gpt instruct-train")
+
+
 def commands() -> list[Command]:
     """Every command of the groups, in order."""
     return [command for group in GROUPS for command in group.COMMANDS]
@@ -135,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"\n{command}: interrupted", file=sys.stderr)
+        if command in STARTED_OVER:  # finetuning saves at the end only: say so, and what to run
+            print(f"{command}: nothing was saved; to start over, run the same command again", file=sys.stderr)
         return EXIT_INTERRUPTED
     except _user_errors() as error:
         if os.environ.get("GPT_DEBUG"):
