@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 from minigrad.nn import functional as F
-from minigrad.nn.functional._special import erf_array
+from minigrad.ops.special import erf_array
 
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3)
 erf = np.vectorize(math.erf)

@@ -15,6 +15,7 @@ from .compare import CompareMethods, LogicalMethods
 from .core_methods import ArithmeticMethods, ConversionMethods, ReductionMethods, ShapeMethods
 from .elementwise import (Abs, Add, Cast, Div, Exp, Log, Maximum, Mul, Neg, Pow, PowConstant,
                           Relu, Sigmoid, Sqrt, Sub, Tanh, broadcast_shape)
+from .creation import CreationMethods
 from .extremes import ExtremeMethods, ValuesIndices
 from .index import Gather, IndexAdd, IndexMethods, IndexSelect, Scatter, ScatterAdd
 from .broadcast import BroadcastTo, SumTo, sum_to
@@ -22,7 +23,9 @@ from .layout import Clone, Flip, LayoutMethods, Roll
 from .matmul import MatMul
 from .promote import promote, promote_types, result_dtype, scalar_operand
 from .reduce import Max, Mean, Sum, Var, normalize_axes
+from .rounding import RoundingMethods
 from .shape import Concat, GetItem, MaskedFill, Reshape, Stack, Transpose, Where
+from .unary import UnaryMethods
 
 _SKIP = {"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__firstlineno__",
          "__static_attributes__"}
@@ -43,7 +46,8 @@ def install_methods(cls, *mixins) -> None:
 
 
 install_methods(Tensor, ArithmeticMethods, ReductionMethods, ShapeMethods, ConversionMethods,
-                CompareMethods, LogicalMethods, ExtremeMethods, IndexMethods, LayoutMethods)
+                CompareMethods, LogicalMethods, ExtremeMethods, IndexMethods, LayoutMethods,
+                CreationMethods, UnaryMethods, RoundingMethods)
 
 
 def as_operand(x, like: Tensor | None = None) -> Tensor:

@@ -119,8 +119,9 @@ class Div(_Binary):
 
 
 class Pow(_Binary):
-    # d(a^b)/da = b a^(b-1); d(a^b)/db = a^b log(a)  (taken as 0 where a <= 0, where the
-    # real power a^b only exists for integer b and is not differentiable in b)
+    # d(a^b)/da = b a^(b-1), 0 where b == 0 (also at a == 0, as PyTorch); d(a^b)/db =
+    # a^b log(a)  (taken as 0 where a <= 0, where the real power a^b only exists for integer
+    # b and is not differentiable in b)
     def compute(self, a, b):
         out = a**b
         if self.requires_grad:
@@ -131,7 +132,9 @@ class Pow(_Binary):
         a, b = self.a, self.b
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(g * b * a ** (b - 1), self.a_shape)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                local = np.where(b == 0, 0, b * a ** (b - 1))
+            ga = unbroadcast(g * local.astype(g.dtype, copy=False), self.a_shape)
         if self.needs_input_grad[1]:
             positive = a > 0
             log_a = np.log(a, where=positive, out=np.zeros(a.shape, dtype=self.out.dtype))
@@ -142,7 +145,9 @@ class Pow(_Binary):
         a, b = self.parents
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = sum_to(g * b * Pow.apply(a, b - 1), self.a_shape)
+            # a^(b-1) with a taken as 1 where a == b == 0, so b a^(b-1) is 0 there, not 0 * inf
+            both_zero = constant(((a.data == 0) & (b.data == 0)).astype(g.dtype))
+            ga = sum_to(g * b * Pow.apply(a + both_zero, b - 1), self.a_shape)
         if self.needs_input_grad[1]:
             positive = constant((a.data > 0).astype(g.dtype))
             safe_a = a * positive + (1 - positive)  # a where a > 0, else 1 (log 1 = 0)

@@ -19,7 +19,7 @@ import numpy as np
 from ...autograd import Function
 from ...ops import where
 from ...tensor import Tensor
-from ._special import erf_array
+from ...ops.special import erf_array
 from ._util import as_float_tensor
 
 SELU_ALPHA = 1.6732632423543772848170429916717
