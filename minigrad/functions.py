@@ -9,6 +9,7 @@ from .tensor import Tensor
 from . import ops  # noqa: F401 (installs the methods read below)
 from .ops.creation import *  # noqa: F401,F403
 from .ops.creation import __all__ as _creation_names
+from .ops.einsum import einsum
 
 _METHOD_FORMS = """
 add sub mul div multiply divide true_divide pow matmul neg negative exp log sqrt tanh sigmoid
@@ -22,9 +23,10 @@ broadcast_to tile repeat_interleave flip fliplr flipud roll chunk tensor_split u
 narrow movedim moveaxis tril triu sin cos tan asin acos atan sinh cosh asinh acosh atanh arcsin
 arccos arctan arcsinh arccosh arctanh log2 log10 log1p exp2 expm1 rsqrt reciprocal square erf
 erfc erfinv sign sgn floor ceil trunc fix round frac clamp clip clamp_min clamp_max fmod
-remainder floor_divide lerp copysign logaddexp atan2 arctan2
+remainder floor_divide lerp copysign logaddexp atan2 arctan2 cumsum cumprod cummax cummin
+logcumsumexp prod logsumexp norm diagonal diag diag_embed trace
 """.split()
 
 globals().update({name: getattr(Tensor, name) for name in _METHOD_FORMS})
 
-__all__ = list(_METHOD_FORMS) + [n for n in _creation_names if n not in _METHOD_FORMS]
+__all__ = list(_METHOD_FORMS) + [n for n in _creation_names if n not in _METHOD_FORMS] + ["einsum"]

@@ -16,6 +16,7 @@ from .core_methods import ArithmeticMethods, ConversionMethods, ReductionMethods
 from .elementwise import (Abs, Add, Cast, Div, Exp, Log, Maximum, Mul, Neg, Pow, PowConstant,
                           Relu, Sigmoid, Sqrt, Sub, Tanh, broadcast_shape)
 from .creation import CreationMethods
+from .einsum import EinsumMethods, einsum, pad
 from .extremes import ExtremeMethods, ValuesIndices
 from .index import Gather, IndexAdd, IndexMethods, IndexSelect, Scatter, ScatterAdd
 from .broadcast import BroadcastTo, SumTo, sum_to
@@ -24,6 +25,7 @@ from .matmul import MatMul
 from .promote import promote, promote_types, result_dtype, scalar_operand
 from .reduce import Max, Mean, Sum, Var, normalize_axes
 from .rounding import RoundingMethods
+from .scan import ScanMethods
 from .shape import Concat, GetItem, MaskedFill, Reshape, Stack, Transpose, Where
 from .unary import UnaryMethods
 
@@ -47,7 +49,7 @@ def install_methods(cls, *mixins) -> None:
 
 install_methods(Tensor, ArithmeticMethods, ReductionMethods, ShapeMethods, ConversionMethods,
                 CompareMethods, LogicalMethods, ExtremeMethods, IndexMethods, LayoutMethods,
-                CreationMethods, UnaryMethods, RoundingMethods)
+                CreationMethods, UnaryMethods, RoundingMethods, ScanMethods, EinsumMethods)
 
 
 def as_operand(x, like: Tensor | None = None) -> Tensor:
@@ -108,4 +110,4 @@ def minimum(a, b) -> Tensor:
 
 
 __all__ = ["where", "cat", "concat", "concatenate", "stack", "maximum", "minimum", "as_operand",
-           "broadcast_shape", "install_methods", "ValuesIndices", "sum_to"]
+           "broadcast_shape", "install_methods", "ValuesIndices", "sum_to", "einsum", "pad"]

@@ -114,6 +114,9 @@ class LayoutMethods:
         shape = tuple(self.shape[i - offset] if n == -1 and i >= offset else n for i, n in enumerate(sizes))
         if any(n < 0 for n in shape):
             raise ValueError(f"expand: -1 is only allowed for existing dims, got {sizes} for shape {self.shape}")
+        if any(n != m and n != 1 for n, m in zip(self.shape, shape[offset:])):
+            raise ValueError(f"expand: cannot expand shape {self.shape} to {shape} (only size-1 dims "
+                             f"stretch; new dims go in front)")
         return self if shape == self.shape else BroadcastTo.apply(self, shape=shape)
 
     def expand_as(self, other):

@@ -31,6 +31,7 @@ from .misc import normalize, one_hot
 from .nll import cross_entropy, nll_loss
 from .normalization import layer_norm
 from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
+from ...ops.einsum import pad  # constant, reflect, replicate, circular (the kernel lives in minigrad.ops)
 from .pointwise import (celu, elu, hardsigmoid, hardswish, hardtanh, leaky_relu, logsigmoid, mish,
                         relu6, selu, silu, softplus, softsign)
 from .pointwise_loss import (binary_cross_entropy, binary_cross_entropy_with_logits, huber_loss,
@@ -45,5 +46,5 @@ __all__ = [
     "layer_norm", "embedding", "linear", "scaled_dot_product_attention", "causal_lower_right",
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "interpolate", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
-    "batch_norm", "group_norm",
+    "batch_norm", "group_norm", "pad",
 ]
