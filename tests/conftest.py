@@ -21,16 +21,15 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-@pytest.fixture(scope="session")
-def session_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("gpt-cache")
-
-
-@pytest.fixture(autouse=True)
-def _cache_in_a_temporary_folder(session_cache, monkeypatch):
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
     """Tests never write the user's ~/.cache: GPT_CACHE_DIR (token caches, the GEMM figure) points
-    to one temporary folder per session, also for the commands they run; a test may point it elsewhere."""
-    monkeypatch.setenv("GPT_CACHE_DIR", str(session_cache))
+    to one temporary folder for the whole session, before any fixture of any scope runs (module
+    fixtures that train through the command line too); a test may point it elsewhere."""
+    folder = tmp_path_factory.mktemp("gpt-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GPT_CACHE_DIR", str(folder))
+        yield folder
 
 
 def shared_path(*parts: str) -> Path:
