@@ -24,7 +24,7 @@ narrow movedim moveaxis tril triu sin cos tan asin acos atan sinh cosh asinh aco
 arccos arctan arcsinh arccosh arctanh log2 log10 log1p exp2 expm1 rsqrt reciprocal square erf
 erfc erfinv sign sgn floor ceil trunc fix round frac clamp clip clamp_min clamp_max fmod
 remainder floor_divide lerp copysign logaddexp atan2 arctan2 cumsum cumprod cummax cummin
-logcumsumexp prod logsumexp norm diagonal diag diag_embed trace
+logcumsumexp prod logsumexp norm diagonal diag diag_embed trace scatter_reduce
 """.split()
 
 globals().update({name: getattr(Tensor, name) for name in _METHOD_FORMS})

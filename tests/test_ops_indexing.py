@@ -192,3 +192,24 @@ def test_scans_and_reductions_by_pytorch_rules():
     n.norm().backward()
     np.testing.assert_array_equal(n.grad, [0, 0, 0])  # 0 at the kink, as PyTorch
     assert mg.arange(4).cumsum(0).tolist() == [0, 1, 3, 6] and Tensor([1, 2]).prod().item() == 2
+
+
+@pytest.mark.parametrize("reduce", ["sum", "prod", "mean", "amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce(reduce, include_self):
+    rng = np.random.default_rng(0)
+    x = leaf(rng.permutation(12).reshape(3, 4) / 4 + 0.5)  # distinct, away from 0: no ties
+    src = leaf(rng.permutation(8).reshape(2, 4) / 3 + 0.7)
+    index = np.array([[0, 1, 2, 0], [2, 1, 2, 1]])
+    expected = x.data.copy()
+    for j in range(4):  # dim 0, column by column, as the definition reads
+        for row in set(index[:, j]):
+            picked = [src.data[i, j] for i in range(2) if index[i, j] == row]
+            pool = picked + ([x.data[row, j]] if include_self else [])
+            expected[row, j] = {"sum": np.sum, "prod": np.prod, "mean": np.mean, "amax": np.max, "amin": np.min}[reduce](pool)
+    out = x.scatter_reduce(0, index, src, reduce, include_self=include_self)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12)
+    assert gradcheck(lambda t, s: t.scatter_reduce(0, index, s, reduce, include_self=include_self), x, src)
+    assert gradgradcheck(lambda t, s: t.scatter_reduce(0, index, s, reduce, include_self=include_self), x, src)
+    with pytest.raises(ValueError, match="scatter_reduce: reduce must be one of"):
+        x.scatter_reduce(0, index, src, "max")

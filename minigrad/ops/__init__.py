@@ -26,6 +26,7 @@ from .promote import promote, promote_types, result_dtype, scalar_operand
 from .reduce import Max, Mean, Sum, Var, normalize_axes
 from .rounding import RoundingMethods
 from .scan import ScanMethods
+from .scatter_reduce import ScatterReduce, ScatterReduceMethods
 from .shape import Concat, GetItem, MaskedFill, Reshape, Stack, Transpose, Where
 from .unary import UnaryMethods
 
@@ -49,7 +50,8 @@ def install_methods(cls, *mixins) -> None:
 
 install_methods(Tensor, ArithmeticMethods, ReductionMethods, ShapeMethods, ConversionMethods,
                 CompareMethods, LogicalMethods, ExtremeMethods, IndexMethods, LayoutMethods,
-                CreationMethods, UnaryMethods, RoundingMethods, ScanMethods, EinsumMethods)
+                CreationMethods, UnaryMethods, RoundingMethods, ScanMethods, EinsumMethods,
+                ScatterReduceMethods)
 
 
 def as_operand(x, like: Tensor | None = None) -> Tensor:

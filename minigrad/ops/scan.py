@@ -165,7 +165,8 @@ class ScanMethods:
         x = as_float(self)
         shift = x.amax(dim, keepdim=True).detach()
         shift = shift.masked_fill(Tensor._wrap(~np.isfinite(shift.data), False), 0.0)
-        out = (x - shift).exp().sum(dim, keepdim=True).log() + shift
+        with np.errstate(divide="ignore"):  # all -inf: log 0 = -inf, the right answer
+            out = (x - shift).exp().sum(dim, keepdim=True).log() + shift
         return out if keepdim else out.squeeze(dim)
 
     def norm(self, p="fro", dim=None, keepdim: bool = False):
