@@ -13,7 +13,7 @@ import minigrad
 from gpt import GPTModel
 from gpt.training.checkpoint import save_checkpoint
 from gpt.finetune import write_classification_file
-from gpt.finetune.cli import main
+from gpt.cli.finetune import main
 from gpt.finetune.runs import load_classifier
 from gpt.data import get_tokenizer
 

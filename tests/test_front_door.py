@@ -159,7 +159,7 @@ def test_a_hub_id_is_found_in_the_hugging_face_cache_offline(tmp_path):
 
 
 def test_ctrl_c_while_finetuning_says_nothing_was_saved(monkeypatch, capsys, tmp_path):
-    import gpt.finetune.cli as finetune_cli
+    import gpt.cli.finetune as finetune_cli
     from gpt.cli import main
 
     def interrupted(args):

@@ -14,7 +14,7 @@ from gpt import GPTModel
 from gpt.data import get_tokenizer
 from gpt.finetune import write_classification_file
 from gpt.finetune.classify import MAX_CLASSES, label_names_of, read_classification_file
-from gpt.finetune.cli import main
+from gpt.cli.finetune import main
 from gpt.finetune.guards import DivergedError
 from gpt.finetune.instruct import load_instruction_data
 from gpt.finetune.runs import load_classifier

@@ -7,7 +7,7 @@ import numpy as np
 
 from gpt import GPTModel
 from gpt.training.checkpoint import load_checkpoint, save_checkpoint
-from gpt.finetune.cli import main
+from gpt.cli.finetune import main
 from gpt.data import get_tokenizer
 
 CFG = {"vocab_size": 257, "context_length": 192, "emb_dim": 16, "n_heads": 2, "n_layers": 1,

@@ -40,11 +40,11 @@ EXTERNAL_COMMANDS = [
     ("download", "download OpenAI GPT-2 weights (or say which files to place where, offline)",
      "gpt.weights.download", "add_download_parser"),
     ("classify-train", "finetune a model for text classification (the book's chapter 6)",
-     "gpt.finetune.cli", "add_classify_train_parser"),
+     "gpt.cli.finetune", "add_classify_train_parser"),
     ("classify", "classify texts with a finetuned classifier",
-     "gpt.finetune.cli", "add_classify_parser"),
+     "gpt.cli.finetune", "add_classify_parser"),
     ("instruct-train", "finetune a model to follow instructions (the book's chapter 7)",
-     "gpt.finetune.cli", "add_instruct_train_parser"),
+     "gpt.cli.finetune", "add_instruct_train_parser"),
 ]
 
 

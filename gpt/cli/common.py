@@ -140,6 +140,13 @@ def nonnegative_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def probability(text: str) -> float:
     """--top-p: a share of the probability mass, in (0, 1]."""
     value = finite_float(text)

@@ -11,7 +11,6 @@ Defaults follow the book: AdamW lr 5e-5, weight decay 0.1, batch 8, 5 epochs (ch
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 import time
@@ -25,50 +24,16 @@ from minigrad.optim import AdamW
 
 from ..training import TrainingError
 from ..training.run_dir import held_run_folder
-from .classify import (ClassificationDataset, add_classification_head, calc_accuracy, classify_text,
+from .common import finite_float, nonnegative_int, positive_float, positive_int, seed
+from ..finetune.classify import (ClassificationDataset, add_classification_head, calc_accuracy, classify_text,
                        freeze_for_classification, label_names_of, random_split,
                        read_classification_file, train_classifier)
-from .instruct import (RESPONSE_HEADER, InstructionDataset, calc_loss as calc_instruct_loss, format_input,
+from ..finetune.instruct import (RESPONSE_HEADER, InstructionDataset, calc_loss as calc_instruct_loss, format_input,
                        generate_test_responses, load_instruction_data, split_instruction_data,
                        train_instruct)
-from .lora import replace_linear_with_lora
-from .runs import (CLASSIFICATION_TASK, INSTRUCTION_TASK, load_base_model, load_classifier,
+from ..finetune.lora import replace_linear_with_lora
+from ..finetune.runs import (CLASSIFICATION_TASK, INSTRUCTION_TASK, load_base_model, load_classifier,
                    prepare_output_folder, save_finetuned)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _finite_float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _seed(text: str) -> int:
-    value = int(text)
-    if not 0 <= value < 2 ** 32:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {text}")
-    return value
 
 
 def _what_next(*commands: str) -> None:
@@ -80,27 +45,27 @@ def _add_common(parser, epochs: int) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="BASE",
                         help="the model to start from: a `gpt train` run folder or a GPT-2 folder")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the finetuned model")
-    parser.add_argument("--epochs", type=_positive_int, default=epochs, help=f"epochs (default {epochs})")
-    parser.add_argument("--lr", "--learning-rate", type=_positive_float, default=5e-5,
+    parser.add_argument("--epochs", type=positive_int, default=epochs, help=f"epochs (default {epochs})")
+    parser.add_argument("--lr", "--learning-rate", type=positive_float, default=5e-5,
                         help="AdamW learning rate (default 5e-5)")
-    parser.add_argument("--weight-decay", type=_finite_float, default=0.1, help="AdamW weight decay (default 0.1)")
-    parser.add_argument("--batch-size", type=_positive_int, default=8, help="batch size (default 8)")
-    parser.add_argument("--grad-clip", type=_positive_float, default=None, help="clip the gradient norm to this")
-    parser.add_argument("--eval-every", type=_non_negative_int, default=None,
+    parser.add_argument("--weight-decay", type=finite_float, default=0.1, help="AdamW weight decay (default 0.1)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="batch size (default 8)")
+    parser.add_argument("--grad-clip", type=positive_float, default=None, help="clip the gradient norm to this")
+    parser.add_argument("--eval-every", type=nonnegative_int, default=None,
                         help="evaluate train/val loss every N steps (0: never)")
-    parser.add_argument("--eval-iter", type=_positive_int, default=5,
+    parser.add_argument("--eval-iter", type=positive_int, default=5,
                         help="batches per loss estimate (default 5)")
-    parser.add_argument("--lora-rank", type=_positive_int, default=None, metavar="R",
+    parser.add_argument("--lora-rank", type=positive_int, default=None, metavar="R",
                         help="train LoRA matrices of rank R on every Linear layer instead of the weights")
-    parser.add_argument("--lora-alpha", type=_finite_float, default=16.0, metavar="A",
+    parser.add_argument("--lora-alpha", type=finite_float, default=16.0, metavar="A",
                         help="LoRA scale alpha (default 16; the update is multiplied by alpha, as in the book)")
     parser.add_argument("--lora-scale-by-rank", action="store_true",
                         help="scale the LoRA update by alpha / rank (the LoRA paper) instead of alpha")
-    parser.add_argument("--dropout", type=_finite_float, default=None,
+    parser.add_argument("--dropout", type=finite_float, default=None,
                         help="override the model's dropout rate while finetuning")
-    parser.add_argument("--seed", type=_seed, default=123, help="random seed (default 123)")
+    parser.add_argument("--seed", type=seed, default=123, help="random seed (default 123)")
     parser.add_argument("--overwrite", action="store_true", help="replace a finetuned model in --out")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="BLAS threads (default: all cores)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="BLAS threads (default: all cores)")
 
 
 def add_classify_train_parser(subparsers):
@@ -112,15 +77,15 @@ def add_classify_train_parser(subparsers):
                     "a CSV/TSV with columns text,label split 70/10/20 into train/val/test.")
     _add_common(p, epochs=5)
     p.add_argument("--data", required=True, metavar="FILE", help="CSV or TSV (.tsv) with a header naming text and label")
-    p.add_argument("--num-classes", type=_positive_int, default=None,
+    p.add_argument("--num-classes", type=positive_int, default=None,
                    help="number of classes (default: from the labels in --data)")
-    p.add_argument("--trainable-blocks", type=_non_negative_int, default=1,
+    p.add_argument("--trainable-blocks", type=nonnegative_int, default=1,
                    help="how many of the last transformer blocks to train (default 1, as the book)")
     p.add_argument("--freeze-final-norm", action="store_true", help="keep the final LayerNorm frozen")
-    p.add_argument("--max-length", type=_positive_int, default=None,
+    p.add_argument("--max-length", type=positive_int, default=None,
                    help="pad/truncate texts to N tokens (default: the longest training text, at most the context)")
-    p.add_argument("--train-frac", type=_finite_float, default=0.7, help="training fraction (default 0.7)")
-    p.add_argument("--val-frac", type=_finite_float, default=0.1, help="validation fraction (default 0.1)")
+    p.add_argument("--train-frac", type=finite_float, default=0.7, help="training fraction (default 0.7)")
+    p.add_argument("--val-frac", type=finite_float, default=0.1, help="validation fraction (default 0.1)")
     p.set_defaults(func=classify_train_command)
     return p
 
@@ -133,7 +98,7 @@ def add_classify_parser(subparsers):
     p.add_argument("--text", required=True, action="append", help="text to classify (repeatable)")
     p.add_argument("--allow-non-finite", action="store_true",
                    help="classify even if the weights hold NaN or infinity (warns; the output is meaningless)")
-    p.add_argument("--threads", type=_positive_int, default=None, help="BLAS threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, default=None, help="BLAS threads (default: all cores)")
     p.set_defaults(func=classify_command)
     return p
 
@@ -147,15 +112,15 @@ def add_instruct_train_parser(subparsers):
                     "DIR/test-responses.json.")
     _add_common(p, epochs=2)
     p.add_argument("--data", required=True, metavar="FILE.json", help="JSON list of instruction records")
-    p.add_argument("--limit", type=_positive_int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None,
                    help="use only the first N records (quick runs on a CPU)")
-    p.add_argument("--allowed-max-length", type=_positive_int, default=1024,
+    p.add_argument("--allowed-max-length", type=positive_int, default=1024,
                    help="truncate training sequences to N tokens (default 1024, capped at the context)")
     p.add_argument("--mask-prompt", action="store_true",
                    help="leave the prompt tokens out of the loss (the book's exercise 7.2)")
-    p.add_argument("--max-new-tokens", type=_positive_int, default=256,
+    p.add_argument("--max-new-tokens", type=positive_int, default=256,
                    help="longest generated answer (default 256)")
-    p.add_argument("--test-limit", type=_non_negative_int, default=None,
+    p.add_argument("--test-limit", type=nonnegative_int, default=None,
                    help="answer only the first N test records (default all)")
     p.set_defaults(func=instruct_train_command)
     return p
@@ -331,7 +296,7 @@ def _instruct_train(args, out: Path) -> int:
 
 
 def main(argv=None) -> int:
-    """Run one finetuning command on its own (`python -m gpt.finetune.cli classify ...`)."""
+    """Run one finetuning command on its own (`python -m gpt.cli.finetune classify ...`)."""
     parser = argparse.ArgumentParser(prog="gpt", description="finetuning commands", allow_abbrev=False)
     add_finetune_parsers(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
