@@ -101,7 +101,7 @@ def test_profiler_times_every_op_of_a_training_step():
         profiler.step(train_step, optimizer)
     report = profiler.report()
     names = {row["name"]: row for row in report["rows"]}
-    assert {"Linear", "CrossEntropy", "BlockedAttention", "AdamW step"} <= set(names)
+    assert {"Linear", "CrossEntropy", "ScaledDotProductAttention", "AdamW step"} <= set(names)
     assert names["Linear"]["calls"] == 7  # 4 attention projections, 2 feed-forward, head
     assert names["Linear"]["backward_ms"] > 0
     assert report["step_ms"] >= sum(r["forward_ms"] + r["backward_ms"] for r in report["rows"]) * 0.99
