@@ -156,75 +156,55 @@ def softmin(input, dim: int | None = None, dtype=None, *, axis: int | None = Non
 
 
 # ---------------------------------------------------------------- GELU
-SLOPE_KEEP_BYTES = 16 << 20  # GELU keeps dy/dx from forward up to this size, else recomputes it
-
-
-def _gelu_pass(flat, y=None, slope=None, g=None, grad=None) -> None:
-    """Blockwise over flat x (cache-sized blocks, split over threads): y = gelu(x) when y is
-    given; dy/dx into `slope` when given; g * dy/dx into `grad` when given (backward)."""
-    need_slope = slope is not None or grad is not None
-
-    def run(lo, hi):
-        size = min(BLOCK_ELEMENTS, hi - lo)
-        h_buf = np.empty(size, dtype=flat.dtype)
-        q_buf = np.empty(size, dtype=flat.dtype) if need_slope else None
-        d_buf = np.empty(size, dtype=flat.dtype) if grad is not None else None
-        for start in range(lo, hi, BLOCK_ELEMENTS):
-            stop = min(start + BLOCK_ELEMENTS, hi)
-            xs, h = flat[start:stop], h_buf[: stop - start]
-            if not need_slope:
-                np.multiply(xs, xs, out=h)
-                h *= GELU_A * GELU_C
-            else:  # keep x^2 for the slope
-                q = q_buf[: stop - start]
-                np.multiply(xs, xs, out=q)
-                np.multiply(q, GELU_A * GELU_C, out=h)
-            h += GELU_C
-            h *= xs                              # u = c x + c a x^3
-            np.tanh(h, out=h)
-            h *= 0.5
-            h += 0.5                             # h = 0.5 (1 + tanh(u))
-            if y is not None:
-                np.multiply(xs, h, out=y[start:stop])  # y = x h
-            if need_slope:
-                q *= 6.0 * GELU_A * GELU_C
-                q += 2.0 * GELU_C
-                q *= xs                          # q = 2 x du/dx = 2 c x (1 + 3 a x^2)
-                d = slope[start:stop] if slope is not None else d_buf[: stop - start]
-                np.subtract(1.0, h, out=d)
-                d *= q
-                d += 1.0
-                d *= h                           # dy/dx = h (1 + (1 - h) q)
-                if grad is not None:
-                    np.multiply(g[start:stop], d, out=grad[start:stop])
-
-    parallel_for(flat.size, run, PARALLEL_MIN_ELEMENTS)
-
-
 class GELU(Function):
     # y = x h  with  h = 0.5 (1 + tanh(u)),  u = c (x + a x^3);  using 1 - tanh^2 = 4 h (1 - h):
     # dy/dx = h + x dh/dx = h (1 + 2 (1 - h) x du/dx),  x du/dx = c x (1 + 3 a x^2)
-    # (the slope dy/dx is computed in forward, where x and h are at hand, and saved; above
-    # SLOPE_KEEP_BYTES it is recomputed from x in backward instead, to hold one array less)
+    # (the slope dy/dx is computed in forward, where x and h are at hand, and saved)
     reference = staticmethod(ref.gelu_tanh)  # the formula in four plain ops: read it first
 
     def forward(self, x):
         x = np.asarray(x, order="C")  # (keeps 0-d arrays 0-d, unlike ascontiguousarray)
         flat = x.reshape(-1)
         y = np.empty_like(flat)
-        keep = self.requires_grad and flat.nbytes <= SLOPE_KEEP_BYTES
-        slope = np.empty_like(flat) if keep else None
-        _gelu_pass(flat, y=y, slope=slope)
-        self.slope = None if slope is None else slope.reshape(x.shape)
+        slope = np.empty_like(flat) if self.requires_grad else None
+
+        def run(lo, hi):
+            size = min(BLOCK_ELEMENTS, hi - lo)
+            h_buf = np.empty(size, dtype=flat.dtype)
+            q_buf = np.empty(size, dtype=flat.dtype) if slope is not None else None
+            for start in range(lo, hi, BLOCK_ELEMENTS):
+                stop = min(start + BLOCK_ELEMENTS, hi)
+                xs, ys, h = flat[start:stop], y[start:stop], h_buf[: stop - start]
+                if slope is None:
+                    np.multiply(xs, xs, out=h)
+                    h *= GELU_A * GELU_C
+                else:  # keep x^2 for the slope
+                    q = q_buf[: stop - start]
+                    np.multiply(xs, xs, out=q)
+                    np.multiply(q, GELU_A * GELU_C, out=h)
+                h += GELU_C
+                h *= xs                          # u = c x + c a x^3
+                np.tanh(h, out=h)
+                h *= 0.5
+                h += 0.5                         # h = 0.5 (1 + tanh(u))
+                np.multiply(xs, h, out=ys)       # y = x h
+                if slope is not None:
+                    q *= 6.0 * GELU_A * GELU_C
+                    q += 2.0 * GELU_C
+                    q *= xs                      # q = 2 x du/dx = 2 c x (1 + 3 a x^2)
+                    d = slope[start:stop]
+                    np.subtract(1.0, h, out=d)
+                    d *= q
+                    d += 1.0
+                    d *= h                       # dy/dx = h (1 + (1 - h) q)
+
+        parallel_for(flat.size, run, PARALLEL_MIN_ELEMENTS)
+        if slope is not None:
+            self.slope = slope.reshape(x.shape)
         return y.reshape(x.shape)
 
     def backward(self, g):
-        if self.slope is not None:
-            return parallel_multiply(g, self.slope)
-        x = np.asarray(self.parents[0].data, order="C")
-        grad = np.empty(x.shape, dtype=np.result_type(g, x))
-        _gelu_pass(x.reshape(-1), g=np.asarray(g, order="C").reshape(-1), grad=grad.reshape(-1))
-        return grad
+        return parallel_multiply(g, self.slope)
 
 
 def gelu(input, approximate: str = "none") -> Tensor:
@@ -253,54 +233,37 @@ def dropout_multiplier(generator, shape, p: float, dtype=np.float32) -> np.ndarr
     Each element compares 32 random bits with p * 2^32 (twice as fast as generator.random,
     finer than float32's 24 bits). The same generator state gives the same mask.
     """
-    mask = dropout_keep(generator, shape, p).astype(dtype)  # 1.0 kept, 0.0 dropped
-    mask *= 1.0 / (1.0 - p)
-    return mask
-
-
-def dropout_keep(generator, shape, p: float) -> np.ndarray:
-    """The boolean keep mask behind dropout_multiplier (the same draws: the same generator
-    state gives the same mask, and keep / (1 - p) is dropout_multiplier's array)."""
     n = math.prod(shape)
     if isinstance(generator.bit_generator, _BITS64):  # each raw draw is 64 random bits
         bits = generator.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
     else:  # e.g. MT19937, whose raw draws hold 32 bits
         bits = generator.integers(0, 2**32, n, dtype=np.uint32)
     threshold = np.uint32(min(math.ceil(p * 2**32), 2**32 - 1))  # P(bits >= threshold) = 1 - p
-    keep = np.empty(n, dtype=np.bool_)
-    for_row_blocks(n, 1, lambda lo, hi: np.greater_equal(bits[lo:hi], threshold, out=keep[lo:hi]),
-                   rows=BLOCK_ELEMENTS)
-    return keep.reshape(shape)
-
-
-def _masked_scale(a: np.ndarray, keep: np.ndarray, scale: float, dtype) -> np.ndarray:
-    """a * keep * scale for a and keep of one shape, blockwise over threads (a fresh array
-    of `dtype`)."""
-    a = np.asarray(a, order="C")
-    out = np.empty(a.shape, dtype=dtype)
-    fa, fk, fo = a.reshape(-1), keep.reshape(-1), out.reshape(-1)
+    scale = 1.0 / (1.0 - p)
+    mask = np.empty(n, dtype=dtype)
 
     def block(lo, hi):
-        np.multiply(fa[lo:hi], fk[lo:hi], out=fo[lo:hi])
-        fo[lo:hi] *= scale
+        np.greater_equal(bits[lo:hi], threshold, out=mask[lo:hi])  # 1.0 kept, 0.0 dropped
+        mask[lo:hi] *= scale
 
-    for_row_blocks(fo.size, 1, block, rows=BLOCK_ELEMENTS)
-    return out
+    for_row_blocks(n, 1, block, rows=BLOCK_ELEMENTS)
+    return mask.reshape(shape)
 
 
 class Dropout(Function):
     # y = x * m,  m = keep / (1 - p) with keep ~ Bernoulli(1 - p)  =>  dL/dx = g * m
-    # (keep is saved as booleans: a quarter of a float32 mask's memory)
     def forward(self, x, p, generator):
-        keep = dropout_keep(generator, x.shape, p)
-        self.keep, self.scale = (keep, 1.0 / (1.0 - p)) if self.requires_grad else (None, None)
-        return _masked_scale(x, keep, 1.0 / (1.0 - p), x.dtype)
+        mask_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
+        mask = dropout_multiplier(generator, x.shape, p, mask_dtype)
+        if self.requires_grad:
+            self.mask = mask
+        return parallel_multiply(x, mask).astype(x.dtype, copy=False)
 
     def backward(self, g):
-        return _masked_scale(g, self.keep, self.scale, g.dtype)
+        return parallel_multiply(g, self.mask)
 
     def backward_graph(self, g):
-        return ref.dropout(g, self.keep.astype(g.dtype) * self.scale)  # linear in x: the same mask
+        return ref.dropout(g, self.mask)  # linear in x: the same saved multiplier
 
 
 def check_probability(p, op: str) -> float:

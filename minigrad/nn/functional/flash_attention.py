@@ -34,7 +34,6 @@ import numpy as np
 
 from ...autograd import Function
 from ...runtime.blas import single_blas_thread
-from . import reference as ref
 from ._util import BLOCK_ELEMENTS, parallel_for
 
 QUERY_ROWS = 64  # rows per block at most: the causal skip saves ~(1 - 1/n_blocks)/2 of the work
@@ -97,23 +96,13 @@ class BlockedAttention(Function):
     they take at most KEEP_WEIGHTS_BYTES (short contexts: no recomputation)."""
 
 
-    @staticmethod
-    def reference(q, k, v, causal=False, dropout_p=0.0, seed=0, scale=1.0, groups=1):
-        """The same function in primitive ops (reference.py), with this call's dropout mask:
-        what a backward that builds a graph (create_graph=True) differentiates."""
-        multiplier = None
-        if dropout_p > 0.0:
-            dtype = np.result_type(q.dtype, k.dtype, v.dtype)
-            multiplier = dropout_mask(seed, q.shape[:-1] + k.shape[-2:-1], dropout_p, causal, dtype)
-        return ref.scaled_dot_product_attention(q, k, v, causal=causal, scale=scale, groups=groups,
-                                                dropout_multiplier=multiplier)
-
     def forward(self, q, k, v, causal=False, dropout_p=0.0, seed=0, scale=1.0, groups=1):
         dtype = np.result_type(q, k, v)
         if groups > 1:  # (A, Hkv, Tk, D) -> (A, Hkv * groups, Tk, D)
             k, v = np.repeat(k, groups, axis=1), np.repeat(v, groups, axis=1)
         n_seq, n_heads, n_queries, _ = q.shape
         n_keys = k.shape[-2]
+        q_scaled = (q * scale).astype(dtype, copy=False)  # (A, H, Tq, D): cheaper than scaling S
         out = np.empty(q.shape[:-1] + v.shape[-1:], dtype=dtype)  # (A, H, Tq, Dv)
         lse = np.empty(q.shape[:-1], dtype=dtype)  # (A, H, Tq)
         heads, rows = _blocks(n_heads, n_queries, n_keys)
@@ -126,8 +115,7 @@ class BlockedAttention(Function):
             for r0 in range(0, n_queries, rows):
                 r1 = min(r0 + rows, n_queries)
                 keys = min(n_keys, r1) if causal else n_keys
-                q_rows = (q[a, hs, r0:r1] * scale).astype(dtype, copy=False)  # (h, rows, D)
-                probs = _scores(q_rows, k[a, hs, :keys], r0, causal)
+                probs = _scores(q_scaled[a, hs, r0:r1], k[a, hs, :keys], r0, causal)
                 top = probs.max(axis=-1, keepdims=True)  # (h, rows, 1)
                 probs -= top
                 np.exp(probs, out=probs)
@@ -147,19 +135,19 @@ class BlockedAttention(Function):
         else:
             out.fill(0.0)
         if self.requires_grad:
-            self.saved = (q, k, v, out, lse, kept)  # q: the input itself, scaled block by block
+            self.saved = (q_scaled, k, v, out, lse, kept)
             self.settings = (causal, dropout_p, seed, scale, groups)
         return out
 
     def backward(self, g):
-        q, k, v, out, lse, kept = self.saved
+        q_scaled, k, v, out, lse, kept = self.saved
         causal, dropout_p, seed, scale, groups = self.settings
         need_q, need_k, need_v = self.needs_input_grad
-        n_seq, n_heads, n_queries, _ = q.shape
+        n_seq, n_heads, n_queries, _ = q_scaled.shape
         n_keys = k.shape[-2]
-        dtype = out.dtype
+        dtype = q_scaled.dtype
         g = g.reshape(out.shape)  # (A, H, Tq, Dv)
-        grad_q = np.empty(q.shape, dtype) if need_q else None
+        grad_q = np.empty(q_scaled.shape, dtype) if need_q else None
         grad_k = np.zeros(k.shape, dtype) if need_k else None  # sums over the query blocks
         grad_v = np.zeros(v.shape, dtype) if need_v else None
         heads, rows = _blocks(n_heads, n_queries, n_keys)
@@ -169,8 +157,7 @@ class BlockedAttention(Function):
             for r0 in range(0, n_queries, rows):
                 r1 = min(r0 + rows, n_queries)
                 keys = min(n_keys, r1) if causal else n_keys
-                q_rows = (q[a, hs, r0:r1] * scale).astype(dtype, copy=False)  # (h, rows, D)
-                k_rows, v_rows = k[a, hs, :keys], v[a, hs, :keys]
+                q_rows, k_rows, v_rows = q_scaled[a, hs, r0:r1], k[a, hs, :keys], v[a, hs, :keys]
                 d_out = g[a, hs, r0:r1]  # (h, rows, Dv)
                 if kept is not None:
                     probs = kept[index, r0]
@@ -192,12 +179,12 @@ class BlockedAttention(Function):
                 if need_q:
                     np.matmul(d_scores, k_rows, out=grad_q[a, hs, r0:r1])
                     grad_q[a, hs, r0:r1] *= scale
-                if need_k:  # q_rows already carries the scale
+                if need_k:  # q_scaled already carries the scale
                     grad_k[a, hs, :keys] += np.matmul(np.swapaxes(d_scores, -1, -2), q_rows)
 
         if n_keys:
             _run_items(item, _items(n_seq, n_heads, heads),
-                       heads * n_queries * n_keys * (2 * q.shape[-1] + 2 * v.shape[-1]))
+                       heads * n_queries * n_keys * (2 * q_scaled.shape[-1] + 2 * v.shape[-1]))
         elif grad_q is not None:
             grad_q.fill(0.0)
         if groups > 1:  # sum each group of query heads back onto its key/value head
