@@ -37,7 +37,6 @@ from ...tensor import Tensor
 from ._util import BLOCK_ELEMENTS, as_float_tensor, parallel_for
 from . import reference as ref
 from .activation import check_probability, dropout_multiplier
-from .flash_attention import BlockedAttention, dropout_seed
 
 
 def causal_lower_right(n_queries: int, n_keys: int) -> np.ndarray:
@@ -252,8 +251,6 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
         scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
     if dropout_p > 0.0 and generator is None:
         generator = default_generator()
-    if attn_mask is None:  # the blocked kernel: memory linear in the context (flash_attention.py)
-        return _blocked(q, k, v, bool(is_causal), dropout_p, generator, float(scale), groups)
     inputs = [q, k, v]
     if attn_mask is not None:
         if is_causal:
@@ -269,21 +266,3 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
         inputs.append(mask)
     return ScaledDotProductAttention.apply(*inputs, causal=bool(is_causal), dropout_p=dropout_p,
                                            generator=generator, scale=float(scale), groups=groups)
-
-
-def _blocked(q, k, v, causal, dropout_p, generator, scale, groups) -> Tensor:
-    """BlockedAttention on (A, H, T, D) views of q, k, v (..., T, D), reshaped back."""
-    shapes = [t.shape for t in (q, k, v)]
-    q4, k4, v4 = (t if t.ndim == 4 else t.reshape(_as_4d_shape(t.shape)) for t in (q, k, v))
-    seed = dropout_seed(generator) if dropout_p > 0.0 else 0
-    out = BlockedAttention.apply(q4, k4, v4, causal=causal, dropout_p=dropout_p, seed=seed,
-                                 scale=scale, groups=groups)  # (A, H, Tq, Dv)
-    return out if q.ndim == 4 else out.reshape(shapes[0][:-1] + shapes[2][-1:])
-
-
-def _as_4d_shape(shape: tuple) -> tuple:
-    """(..., T, D) -> (A, H, T, D) as _as_4d reshapes an array."""
-    lead = shape[:-2]
-    if len(lead) < 2:
-        return (1,) * (2 - len(lead)) + tuple(shape)
-    return (math.prod(shape[:-3]),) + tuple(shape[-3:])
