@@ -24,6 +24,7 @@ whose shape does not match their entry's size, and deeply nested structures are 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -166,6 +167,15 @@ def current_umask() -> int:
 def default_file_mode() -> int:
     """The permissions `open(path, "w")` would give a new file: 0o666 minus the umask."""
     return 0o666 & ~current_umask()
+
+
+def file_sha256(path) -> str:
+    """The hex SHA-256 of a file's bytes, read in 4 MiB blocks (bounded memory on any size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fsync_path(path) -> None:

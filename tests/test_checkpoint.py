@@ -111,7 +111,7 @@ def test_manifest_with_consistent_but_wrong_config_is_an_error(saved):
     (folder / "config.json").write_text(json.dumps(config))
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["files"]["config.json"] = {"bytes": (folder / "config.json").stat().st_size,
-                                        "sha256": ckpt._sha256(folder / "config.json")}
+                                        "sha256": ckpt.file_sha256(folder / "config.json")}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ckpt.CheckpointError, match="does not fit"):
         ckpt.load_checkpoint(run)

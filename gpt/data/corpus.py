@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minigrad.serialization import default_file_mode
+from minigrad.serialization import default_file_mode, file_sha256
 
 from .gpt2_files import ENDOFTEXT
 from .registry import get_tokenizer, is_trained_here, make_tokenizer
@@ -112,21 +112,13 @@ def user_cache_dir() -> Path:
     return Path(base) / "minigrad-gpt"
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cache_file_name(files: list[Path], tokenizer: Tokenizer, errors: str = "strict") -> str:
     """'<first file>[+N].<tokenizer identity>.<hash of identity, paths and contents>.tokens.npy'
     (the paths keep two data folders with a same-named file apart in the one cache folder)."""
     key = hashlib.sha256(f"{CACHE_FORMAT}\0{tokenizer.identity}\0{errors}".encode())
     for f in files:
         key.update(os.fsencode(os.path.abspath(f)) + b"\0")
-        key.update(_file_sha256(f).encode())
+        key.update(file_sha256(f).encode())
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", tokenizer.identity)
     more = f"+{len(files) - 1}" if len(files) > 1 else ""
     return f"{files[0].name}{more}.{slug}.{key.hexdigest()[:16]}.tokens.npy"
@@ -144,7 +136,7 @@ def _load_cached(path: Path, tokenizer: Tokenizer) -> np.ndarray | None:
         return None
     try:
         recorded = _checksum_path(path).read_text(encoding="ascii").strip()
-        if _file_sha256(path) != recorded:
+        if file_sha256(path) != recorded:
             raise ValueError(f"its SHA-256 differs from the one recorded in {_checksum_path(path).name}")
         ids = np.load(path, mmap_mode="r")
         if ids.ndim != 1 or ids.dtype != tokenizer.dtype or ids.size == 0 or int(ids.max()) >= tokenizer.n_vocab:
@@ -165,7 +157,7 @@ def _write_atomically(path: Path, ids: np.ndarray) -> None:
             np.save(f, ids)
             f.flush()
             os.fsync(f.fileno())
-        _checksum_path(path).write_text(_file_sha256(Path(tmp)) + "\n", encoding="ascii")
+        _checksum_path(path).write_text(file_sha256(Path(tmp)) + "\n", encoding="ascii")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -21,7 +21,6 @@ truncated or altered file is an error naming the file, never silently used.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import minigrad
-from minigrad.serialization import CheckpointError, fsync_path  # one class for minigrad and gpt
+from minigrad.serialization import CheckpointError, file_sha256, fsync_path  # one class for minigrad and gpt
 from minigrad.untrusted import loads_json, read_json_file, short_repr, shorten
 
 from ..data.registry import tokenizer_from_state
@@ -74,14 +73,6 @@ class Checkpoint:
 
 
 # ------------------------------------------------------------------------------ writing
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_json(path: Path, obj) -> None:
     with open(path, "w") as f:
         json.dump(obj, f, indent=1, default=_json_default)
@@ -138,7 +129,7 @@ def save_checkpoint(run_dir, model, tokenizer=None, *, optimizer=None, model_con
         })
         files = {}
         for path in sorted(temporary.iterdir()):
-            files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
         _write_json(temporary / MANIFEST, {"format": FORMAT, "version": VERSION, "files": files})
         fsync_path(temporary)
         # swap: checkpoint -> checkpoint.old, tmp -> checkpoint, drop checkpoint.old
@@ -247,7 +238,7 @@ def verify_checkpoint(folder) -> dict:
         if size != expected["bytes"]:
             raise CheckpointError(f"checkpoint {folder}: {name} is truncated or altered: "
                                   f"{size:,} bytes, the manifest says {expected['bytes']:,}")
-        if _sha256(path) != expected["sha256"]:
+        if file_sha256(path) != expected["sha256"]:
             raise CheckpointError(f"checkpoint {folder}: {name} is corrupt: its SHA-256 differs "
                                   f"from the manifest's")
     for required in (CONFIG_FILE, MODEL_STATE, STATE_FILE):
