@@ -48,3 +48,18 @@ def distinct(shape):
 def leaf(array) -> mg.Tensor:
     """A float64 leaf requiring grad, holding a writeable copy of `array`."""
     return mg.Tensor(np.array(array, dtype=np.float64), requires_grad=True)
+
+
+def with_zeros(shape, low: float = 0.3, high: float = 2.0):
+    """float64 arrays like `away_from_zero`, with one or more elements (any positions, at
+    least one when the shape is not empty) set exactly to 0: products and cumprods at zeros."""
+    size = int(np.prod(shape))
+
+    def plant(pair):
+        array, picks = pair
+        array = array.copy()
+        array.reshape(-1)[list(picks)] = 0.0
+        return array
+
+    picks = st.sets(st.integers(0, max(size - 1, 0)), min_size=1 if size else 0, max_size=size) if size else st.just(set())
+    return st.tuples(away_from_zero(shape, low, high), picks).map(plant)

@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 from minigrad import Tensor, gradcheck, gradgradcheck
-from core_strategies import away_from_zero, leaf, nonscalar_shapes, values
+from core_strategies import away_from_zero, leaf, nonscalar_shapes, values, with_zeros
 
 SETTINGS = settings(max_examples=12, deadline=None)
 
@@ -18,7 +18,7 @@ SETTINGS = settings(max_examples=12, deadline=None)
 @SETTINGS
 @given(data=st.data(), shape=nonscalar_shapes)
 def test_layout_methods(data, shape):
-    # away from 0: cumprod's backward divides by x (documented), and |x| in norm(1) has a kink
+    # away from 0: |x| in norm(1) has a kink (zeros in cumprod/prod: the test below)
     x = leaf(data.draw(away_from_zero(shape)))
     dim = data.draw(st.integers(-x.ndim, x.ndim - 1))
     d = dim % x.ndim
@@ -51,6 +51,31 @@ def test_layout_methods(data, shape):
         np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-14, err_msg=name)
         assert gradcheck(fn, x), name
         assert gradgradcheck(fn, x), name
+
+
+@SETTINGS
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4))
+def test_cumprod_and_prod_exact_at_zeros(data, shape):
+    # one or several zeros anywhere (also none: empty shapes); PyTorch's rule has no division
+    x = leaf(data.draw(with_zeros(shape)))
+    dim = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    for fn, expected in ((lambda t: t.cumprod(dim), np.cumprod(x.data, dim)),
+                         (lambda t: t.prod(dim), np.prod(x.data, dim))):
+        np.testing.assert_allclose(fn(x).data, expected, rtol=1e-12)
+        assert gradcheck(fn, x) and gradgradcheck(fn, x)
+        x.grad = None
+        fn(x).sum().backward()
+        assert np.isfinite(x.grad).all()
+
+
+def test_cumprod_gradient_at_zeros_by_hand():
+    # sum(cumprod([2, 0, 3, .5])) = 2 + 2b + 2bc + 2bcd at b = 0: d/da = 1, d/db = 2 + 6 + 3
+    x = Tensor(np.array([2.0, 0.0, 3.0, 0.5]), requires_grad=True)
+    x.cumprod(0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1, 11, 0, 0])
+    y = Tensor(np.array([[0.0, 0.0, 2.0]], np.float32), requires_grad=True)
+    y.cumprod(1).sum().backward()
+    assert y.grad.dtype == np.float32 and y.grad.tolist() == [[1, 0, 0]]
 
 
 def test_squeeze_unsqueeze_flatten_shapes_and_errors():

@@ -140,8 +140,48 @@ def test_integer_modulo_and_floor_division_as_python():
     assert (a % b).tolist() == [1, 1, -1, -1] and (a // b).tolist() == [3, -4, -4, 3]
     assert a.fmod(b).tolist() == [1, -1, 1, -1] and (a // b).dtype == np.int64
     assert (a % 3).dtype == np.int64 and (a // 2.0).dtype == np.float32
-    with pytest.raises(ZeroDivisionError, match="floor_divide: integer division by zero"):
-        a // 0
+    assert a.div(b, rounding_mode="trunc").tolist() == [3, -3, -3, 3] and a.div(b, rounding_mode="trunc").dtype == np.int64
+    assert a.div(b, rounding_mode="floor").tolist() == [3, -4, -4, 3]
+
+
+@pytest.mark.parametrize("op, name", [
+    (lambda a, b: a // b, r"floor_divide \(//\)"), (lambda a, b: a % b, r"remainder \(%\)"),
+    (lambda a, b: a.fmod(b), "fmod"), (lambda a, b: a.remainder(b), "remainder"),
+    (lambda a, b: a.div(b, rounding_mode="trunc"), "div"), (lambda a, b: a.div(b, rounding_mode="floor"), "div"),
+    (lambda a, b: 7 // b, r"floor_divide \(//\)"), (lambda a, b: 7 % b, r"remainder \(%\)")])
+def test_integer_division_by_zero_raises_as_pytorch(op, name):
+    # PyTorch: RuntimeError "ZeroDivisionError"; the error here is both a RuntimeError and a
+    # ZeroDivisionError, and names the op and the shapes
+    a, b = Tensor([7, -7, 3]), Tensor([2, 0, 1])
+    with pytest.raises(RuntimeError, match=name + r".*ZeroDivisionError.*divisor shape \(3,\)"):
+        op(a, b)
+    with pytest.raises(ZeroDivisionError):
+        op(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floats = op(a.float(), b.float())  # floats follow IEEE: inf or nan where b == 0, no error
+    assert floats.dtype == np.float32 and not np.isfinite(floats.data[1]) and np.isfinite(floats.data[[0, 2]]).all()
+
+
+def test_floor_divide_autograd_as_pytorch():
+    # PyTorch: the result of // requires grad, and backward raises "derivative for
+    # floor_divide is not implemented"; div(rounding_mode=...) has gradient 0 to both inputs
+    x = Tensor(np.array([7.5, -7.5, 2.5]), requires_grad=True)
+    y = Tensor(np.array([2.0, 2.0, -1.0]), requires_grad=True)
+    out = x // y
+    assert out.requires_grad and out.tolist() == [3, -4, -3]
+    with pytest.raises(RuntimeError, match="derivative for floor_divide is not implemented"):
+        out.sum().backward()
+    with pytest.raises(RuntimeError, match="derivative for floor_divide is not implemented"):
+        (2.0 // x).sum().backward()
+    assert not (x.detach() // 2).requires_grad
+    for mode, expected in (("floor", [3, -4, -3]), ("trunc", [3, -3, -2])):
+        x.grad = y.grad = None
+        out = x.div(y, rounding_mode=mode)
+        assert out.requires_grad and out.tolist() == expected
+        out.sum().backward()
+        assert x.grad.tolist() == [0, 0, 0] and y.grad.tolist() == [0, 0, 0]
+        assert gradcheck(lambda s, t: s.div(t, rounding_mode=mode), x, y)
+        assert gradgradcheck(lambda s, t: s.div(t, rounding_mode=mode), x, y)
 
 
 def test_logical_and_bitwise():

@@ -63,13 +63,12 @@ class ArithmeticMethods:
         return Div.apply(*promote_float(other, self))
 
     def div(self, other, *, rounding_mode=None):
-        """self / other; rounding_mode "trunc" or "floor" rounds the quotient (no gradient)."""
+        """self / other; rounding_mode "trunc" or "floor" rounds the quotient, keeps integer
+        dtypes, and has gradient 0 (PyTorch's rule; a zero integer divisor raises)."""
         if rounding_mode is None:
             return self / other
-        if rounding_mode == "floor":
-            return self // other
-        if rounding_mode == "trunc":
-            return (self / other).trunc().to(promote(self, other)[0].dtype)
+        if rounding_mode in ("floor", "trunc"):
+            return self._rounded_div(other, rounding_mode)
         raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
 
     divide = true_divide = div

@@ -3,8 +3,11 @@ floor_divide (`%`, `//`), and the binary functions lerp copysign logaddexp atan2
 
 Gradients at kinks and edges as PyTorch defines them: sign/floor/ceil/round/trunc have
 gradient 0 everywhere; clamp passes the gradient where min <= x <= max, boundaries included;
-fmod/remainder pass g to a and -g trunc(a/b) (floor(a/b)) to b; floor_divide is not
-differentiable (its output has no graph). Each backward_graph is written in Tensor ops.
+fmod/remainder pass g to a and -g trunc(a/b) (floor(a/b)) to b; div with a rounding_mode
+has gradient 0 (PyTorch's rule); floor_divide (`//`) has no derivative in PyTorch: its output
+requires grad, and a backward through it raises. Integer division by zero (`//`, `%`, fmod,
+remainder, div with a rounding_mode) raises, as PyTorch; floats follow IEEE (inf, nan).
+Each backward_graph is written in Tensor ops.
 """
 from __future__ import annotations
 
@@ -15,6 +18,11 @@ from ..tensor import Tensor
 from .broadcast import sum_to
 from .promote import as_float, promote
 from .shape import Where
+
+
+def _remainder(op: str, a: Tensor, b: Tensor) -> Tensor:
+    _check_integer_divisor(op, a, b)
+    return Remainder.apply(a, b)
 
 
 def _zeros_like(g: Tensor) -> Tensor:
@@ -73,6 +81,46 @@ class Clamp(Function):
         if high is not None:
             inside &= a <= high
         return g * Tensor._wrap(inside.astype(g.dtype), False)
+
+
+class IntegerDivisionByZero(ZeroDivisionError, RuntimeError):
+    """Integer `//`, `%`, fmod, remainder or rounded div by zero. PyTorch raises a RuntimeError
+    reading "ZeroDivisionError"; this is both, so either `except` catches it."""
+
+
+def _check_integer_divisor(op: str, a: Tensor, b: Tensor) -> None:
+    if a.dtype.kind in "biu" and b.dtype.kind in "biu" and np.any(b.data == 0):
+        raise IntegerDivisionByZero(f"{op}: ZeroDivisionError: integer division by zero (dividend "
+                                    f"shape {a.shape}, divisor shape {b.shape}, dtype {a.dtype})")
+
+
+class FloorDivide(Function):
+    # PyTorch defines no derivative for floor_divide (its autograd raises "derivative for
+    # aten::floor_divide is not implemented"); div(b, rounding_mode="floor") has gradient 0
+    def forward(self, a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(np.floor_divide(a, b))
+
+    def backward_graph(self, g):
+        raise RuntimeError("floor_divide (//): derivative for floor_divide is not implemented (as "
+                           "in PyTorch); use a.div(b, rounding_mode='floor') for a zero gradient, "
+                           "or detach() the operands")
+
+
+class RoundedDiv(Function):
+    # trunc(a / b) or floor(a / b): piecewise constant, gradient 0 to both (PyTorch's rule)
+    def forward(self, a, b, mode):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if mode == "floor":
+                return np.asarray(np.floor_divide(a, b))
+            if a.dtype.kind in "biu":  # exact on integers: no trip through floats
+                quotient = np.abs(a) // np.abs(b)
+                return np.where((a < 0) != (b < 0), -quotient, quotient).astype(a.dtype)
+            return np.trunc(a / b)
+
+    def backward_graph(self, g):
+        a, b = self.parents
+        return _sum_to(_zeros_like(g), a.shape), _sum_to(_zeros_like(g), b.shape)
 
 
 class Fmod(Function):
@@ -200,32 +248,41 @@ class RoundingMethods:
         return self.clamp(max=max)
 
     def fmod(self, other):
-        """a - trunc(a/b) b, the sign of a (C's fmod). Backward: g to a, -g trunc(a/b) to b."""
-        return Fmod.apply(*promote(self, other))
+        """a - trunc(a/b) b, the sign of a (C's fmod). Backward: g to a, -g trunc(a/b) to b.
+        Integers: a zero divisor raises IntegerDivisionByZero; floats give nan (IEEE)."""
+        a, b = promote(self, other)
+        _check_integer_divisor("fmod", a, b)
+        return Fmod.apply(a, b)
 
     def remainder(self, other):
         """a - floor(a/b) b, the sign of b (Python's %, PyTorch's %). Backward: g to a,
-        -g floor(a/b) to b."""
-        return Remainder.apply(*promote(self, other))
+        -g floor(a/b) to b. Integers: a zero divisor raises; floats give nan."""
+        return _remainder("remainder", *promote(self, other))
 
     def __mod__(self, other):
-        return Remainder.apply(*promote(self, other))
+        return _remainder("remainder (%)", *promote(self, other))
 
     def __rmod__(self, other):
-        return Remainder.apply(*promote(other, self))
+        return _remainder("remainder (%)", *promote(other, self))
 
     def floor_divide(self, other):
-        """floor(a / b) (PyTorch's `//`); integer dtypes stay integer. Not differentiable."""
+        """floor(a / b) (PyTorch's `//`); integer dtypes stay integer, a zero integer divisor
+        raises, floats give +-inf/nan. As in PyTorch the result requires grad but has no
+        derivative: a backward through it raises (div(b, rounding_mode="floor") has gradient 0)."""
         a, b = promote(self, other)
-        if a.dtype.kind in "iu" and np.any(b.data == 0):
-            raise ZeroDivisionError(f"floor_divide: integer division by zero (shapes {a.shape} and {b.shape})")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return Tensor._wrap(np.asarray(np.floor_divide(a.data, b.data)), False)
+        _check_integer_divisor("floor_divide (//)", a, b)
+        return FloorDivide.apply(a, b)
 
     __floordiv__ = floor_divide
 
     def __rfloordiv__(self, other):
         return promote(other, self)[0].floor_divide(self)
+
+    def _rounded_div(self, other, mode: str):
+        """div(other, rounding_mode="trunc"|"floor"): gradient 0 to both (see Tensor.div)."""
+        a, b = promote(self, other)
+        _check_integer_divisor(f"div(rounding_mode={mode!r})", a, b)
+        return RoundedDiv.apply(a, b, mode=mode)
 
     def lerp(self, end, weight):
         """start + weight (end - start). Backward: g (1 - weight) to start, g weight to end,

@@ -3,15 +3,14 @@ a dim; prod, logsumexp, norm.
 
 Backward rules (g the incoming gradient, along the scanned dim):
   cumsum:        d/dx_j = sum_{i>=j} g_i  (a reversed cumsum of g)
-  cumprod:       d/dx_j = sum_{i>=j} g_i out_i / x_j  (exact where x has no zeros; at a zero
-                 this division is undefined and the result is NaN there: PyTorch instead runs
-                 a slower exact rule)
+  cumprod:       d/dx_j = sum_{i>=j} g_i out_i / x_j where x has no zeros; with zeros,
+                 PyTorch's exact rule without division (see Cumprod)
   cummax/cummin: the values are a gather at the returned indices (the last position that
                  reached the running max/min, as PyTorch), so g goes to those positions
   logcumsumexp:  d/dx_j = sum_{i>=j} g_i exp(x_j - out_i)
   prod:          d/dx_j = g * (product of the other elements), computed from exclusive
-                 prefix and suffix products: exact with zeros (its second derivative goes
-                 through cumprod, so it is NaN at zeros)
+                 prefix and suffix products: exact with zeros (also its second derivative,
+                 which goes through cumprod's)
   logsumexp:     d/dx = g softmax(x); norm: d/dx = g x / norm (0 where the norm is 0)
 """
 from __future__ import annotations
@@ -37,22 +36,55 @@ class Cumsum(Function):
         return np.cumsum(a, axis=dim)
 
     def backward(self, g):
-        return np.flip(np.cumsum(np.flip(g, self.dim), axis=self.dim), self.dim)
+        return _reverse_cumsum_array(g, self.dim)
 
     def backward_graph(self, g):
         return _reverse_cumsum(g, self.dim)
 
 
 class Cumprod(Function):
-    # out_i = prod_{j<=i} x_j: d/dx_j = sum_{i>=j} g_i out_i / x_j (x_j != 0)
+    # out_i = prod_{j<=i} x_j: d/dx_k = sum_{i>=k} g_i prod_{j<=i, j!=k} x_j. Without zeros that
+    # is sum_{i>=k} g_i out_i / x_k. With z the first zero along the dim (PyTorch's rule):
+    #   k < z: the same division (x_k != 0; out_i = 0 for i >= z);
+    #   k = z: sum_{i>=z} g_i out'_i, out' the cumprod of x with x_z replaced by 1;
+    #   k > z: 0 (every product that omits x_k still holds x_z = 0).
     def forward(self, a, dim):
         self.dim = dim
-        return np.cumprod(a, axis=dim)
+        out = np.cumprod(a, axis=dim)
+        if self.requires_grad:
+            self.out = out
+        return out
+
+    def backward(self, g):
+        x, out, dim = self.parents[0].data, self.out, self.dim
+        zero = x == 0
+        if not zero.any():
+            return _reverse_cumsum_array(g * out, dim) / x
+        zeros_so_far = np.cumsum(zero, axis=dim)
+        before = zeros_so_far == 0  # k < z
+        first = zero & (zeros_so_far == 1)  # k = z
+        grad = np.where(before, _reverse_cumsum_array(np.where(before, g * out, 0), dim)
+                        / np.where(before, x, 1), 0)
+        omitted = np.cumprod(np.where(first, 1, x), axis=dim)  # out' (x_z replaced by 1)
+        return np.where(first, _reverse_cumsum_array(g * omitted, dim), grad).astype(x.dtype, copy=False)
 
     def backward_graph(self, g):
-        x = self.parents[0]
-        out = Cumprod.apply(x, dim=self.dim)
-        return _reverse_cumsum(g * out, self.dim) / x
+        # the piecewise rule above is exact but its own derivative is not (the zeros at k > z
+        # depend on x_z), so a graph uses the sum itself: row k of a (..., n, n) matrix is x
+        # with x_k replaced by 1; its cumprod along i gives prod_{j<=i, j!=k} x_j
+        x, dim = self.parents[0], self.dim
+        if not (x.data == 0).any():
+            return _reverse_cumsum(g * Cumprod.apply(x, dim=dim), dim) / x
+        n = x.shape[dim]
+        x_last, g_last = x.movedim(dim, -1), g.movedim(dim, -1)  # (..., n)
+        rows = x_last.unsqueeze(-2).expand(*x_last.shape[:-1], n, n)  # (..., k, i)
+        omitted = rows.masked_fill(np.eye(n, dtype=bool), 1.0).cumprod(-1)  # (..., k, i)
+        upper = Tensor._wrap(np.triu(np.ones((n, n), x.dtype)), False)  # 1 where i >= k
+        return (g_last.unsqueeze(-2) * omitted * upper).sum(-1).movedim(-1, dim)  # (..., n) -> x's shape
+
+
+def _reverse_cumsum_array(a: np.ndarray, dim: int) -> np.ndarray:
+    return np.flip(np.cumsum(np.flip(a, dim), axis=dim), dim)
 
 
 class Logcumsumexp(Function):
@@ -114,7 +146,8 @@ class ScanMethods:
         return Cumsum.apply(source, dim=check_dim("cumsum", dim, self.ndim, self.shape))
 
     def cumprod(self, dim: int, *, dtype=None):
-        """Running products along dim. Backward: sum_{i>=j} g_i out_i / x_j (NaN at x_j = 0)."""
+        """Running products along dim. Backward: sum_{i>=j} g_i out_i / x_j, and PyTorch's
+        exact rule without division where x has zeros."""
         source = self if dtype is None else cast(self, np.dtype(dtype))
         if source.ndim == 0:
             return source.clone() if source.dtype.kind == "f" else source
