@@ -48,6 +48,7 @@ class FakeComm:
         self.peer_grads = peer_grads
         self.others = others or {}
         self.allreduce_calls = 0
+        self.reduce_scatter_calls = 0
         self.aborted = None
 
     def Get_rank(self):
@@ -60,6 +61,15 @@ class FakeComm:
         assert sendbuf is FakeMPI.IN_PLACE and op == FakeMPI.SUM
         self.allreduce_calls += 1
         recvbuf += self.peer_grads if self.peer_grads is not None else recvbuf * (self.size - 1)
+
+    def Reduce_scatter_block(self, sendbuf, recvbuf, op):  # every rank sent what this one did
+        assert op == FakeMPI.SUM
+        self.reduce_scatter_calls += 1
+        block = recvbuf.size
+        recvbuf[...] = sendbuf[self.rank * block:(self.rank + 1) * block] * self.size
+
+    def Allgather(self, sendbuf, recvbuf):  # the other ranks' blocks stay as they are
+        assert sendbuf is FakeMPI.IN_PLACE
 
     def allreduce(self, value, op):
         return value * self.size if op == FakeMPI.SUM else value
@@ -285,11 +295,15 @@ def test_setup_in_a_run_checks_batch_and_seeds_dropout_per_rank(tmp_path, monkey
     states = {}
     for rank in (0, 1):
         world = fake_world(rank=rank, size=2)
-        # Allreduce as if the other rank held the same gradients: the average is this rank's
+        # the collectives as if the other rank held the same gradients: the average is this rank's
         result = train(TrainConfig(**settings | {"dropout": 0.1}), world=world)
-        assert result.step == 2 and world.comm.allreduce_calls == 2
+        assert result.step == 2 and world.comm.reduce_scatter_calls == 2  # ZeRO-1: the default
+        assert world.comm.allreduce_calls == 0 and world.sharded is not None
         states[rank] = minigrad.random.get_state()["state"]["state"]
     assert states[0] != states[1]  # rank 1 draws its own dropout masks
+    world = fake_world(rank=0, size=2)
+    result = train(TrainConfig(**settings | {"zero_stage": 0}), world=world)
+    assert result.step == 2 and world.comm.allreduce_calls == 2 and world.comm.reduce_scatter_calls == 0
 
 
 def test_single_process_hooks_do_nothing():

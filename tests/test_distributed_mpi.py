@@ -148,14 +148,16 @@ def one_process_runs(corpus, tmp_path_factory):
     return runs
 
 
-@pytest.mark.parametrize("accum", [1, 2])
-def test_two_ranks_equal_one_process(corpus, one_process_runs, tmp_path, accum):
+@pytest.mark.parametrize("accum, zero_stage", [(1, 1), (2, 1), (1, 0)])
+def test_two_ranks_equal_one_process(corpus, one_process_runs, tmp_path, accum, zero_stage):
+    """ZeRO-1 (the default: each rank updates half of the parameters) and --zero-stage 0."""
     out = tmp_path / "run"
     done = launch((2, gpt_train(SETTINGS | {"data": [corpus], "grad_accum_steps": accum, "out": str(out),
-                                            "quiet": False})))
+                                            "quiet": False, "zero_stage": zero_stage})))
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("done: 6 steps") == 1  # rank 0 alone prints
     assert "data parallel: 2 MPI ranks" in done.stdout and "4 of the 8 windows" in done.stdout
+    assert ("ZeRO-1: each rank updates and keeps 1/2 of AdamW's state" in done.stdout) == (zero_stage == 1)
     assert_close(weights(out), one_process_runs[accum])
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 6 + 3  # one writer: 6 step lines, evaluations at steps 0, 3, 6

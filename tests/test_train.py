@@ -195,9 +195,9 @@ def test_book_schedule_trains_with_appendix_ds_lrs(text_file, monkeypatch):
     used = []
     adamw_step = minigrad.optim.AdamW.step
 
-    def recording_step(self):
+    def recording_step(self, *args, **kwargs):
         used.append(self.param_groups[0]["lr"])
-        return adamw_step(self)
+        return adamw_step(self, *args, **kwargs)
 
     monkeypatch.setattr(minigrad.optim.AdamW, "step", recording_step)
     n_steps, warmup, peak, initial, floor = 12, 4, 3e-3, 3e-5, 1e-6

@@ -104,6 +104,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(out, "--stop-at", "stop (and save) after this step, keeping the schedule of --max-steps",
         type=positive_int)
     add(out, "--threads", "BLAS threads for matrix multiplies (default: all cores)", type=positive_int)
+    add(out, "--zero-stage", "under mpiexec: 1 = ZeRO-1, each rank keeps and updates 1/N of AdamW's "
+        "state; 0 = every rank runs all of AdamW (no effect in one process)", type=int, choices=(0, 1),
+        metavar="0|1")
     add(out, "--quiet", "print nothing (metrics.jsonl is still written)", action="store_true")
 
 

@@ -15,7 +15,7 @@
     plot.py         the loss curves of a run (matplotlib, optional)
     threads.py      BLAS thread count
     distributed.py  data parallelism over MPI (an MPIWorld), with fingerprint.py: what ranks
-                    must agree on
+                    must agree on, and zero.py: ZeRO-1, AdamW's state and update sharded
     errors.py       TrainingError
 """
 from .config import PRESETS, TrainConfig

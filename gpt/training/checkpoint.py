@@ -89,12 +89,14 @@ def _json_default(value):
 
 
 def save_checkpoint(run_dir, model, tokenizer=None, *, optimizer=None, model_config: dict | None = None,
-                    train_config: dict | None = None, state: dict | None = None) -> Path:
+                    train_config: dict | None = None, state: dict | None = None,
+                    optimizer_state: dict | None = None) -> Path:
     """Write `run_dir/checkpoint/` atomically (see the module docstring); returns its path.
 
     model: a GPTModel (its `state_dict()` and `cfg` are stored).
     tokenizer: stored through `tokenizer.to_state()` (None: no tokenizer, generate needs ids).
-    optimizer: its `state_dict()` is stored when given (needed to resume).
+    optimizer: its `state_dict()` is stored when given (needed to resume); or optimizer_state,
+    a state dict made already (ZeRO-1 gathers it from every rank, gpt.training.zero).
     train_config: TrainConfig as a dict. state: step, epoch, loader, rng, metrics, ... (any
     structure minigrad.save accepts).
     """
@@ -118,7 +120,9 @@ def save_checkpoint(run_dir, model, tokenizer=None, *, optimizer=None, model_con
         model_config = dict(model_config if model_config is not None else model.cfg)
         minigrad.save(model.state_dict(), temporary / "model.npz")
         if optimizer is not None:
-            minigrad.save(optimizer.state_dict(), temporary / "optimizer.npz")
+            optimizer_state = optimizer.state_dict()
+        if optimizer_state is not None:
+            minigrad.save(optimizer_state, temporary / "optimizer.npz")
         minigrad.save(state, temporary / "state.npz")
         _write_json(temporary / CONFIG_FILE, {
             "format": FORMAT, "version": VERSION, "step": int(state.get("step", 0)),

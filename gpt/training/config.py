@@ -49,7 +49,7 @@ MODEL_FIELDS = ("emb_dim", "n_layers", "n_heads", "context_length", "dropout", "
 RUN_CONTROL_FIELDS = ("out", "resume", "overwrite", "max_steps", "epochs", "stop_at", "log_every",
                       "eval_every", "eval_batches", "save_every", "sample_prompt", "sample_tokens",
                       "sample_temperature", "sample_top_k", "threads", "quiet", "diagnostics",
-                      "cache_beside_data")
+                      "cache_beside_data", "zero_stage")
 
 
 @dataclass
@@ -105,6 +105,8 @@ class TrainConfig:
     overwrite: bool = False              # replace a run already in `out`
     stop_at: int | None = None           # stop (and save) after this step, keeping max_steps' schedule
     threads: int | None = None           # BLAS threads; None: the library's default
+    zero_stage: int = 1                  # under mpiexec: 1 = ZeRO-1 (each rank keeps and updates 1/N of
+                                         # AdamW), 0 = every rank runs all of AdamW; no effect in one process
     quiet: bool = False                  # print nothing (metrics.jsonl is still written)
 
     def to_dict(self) -> dict:
@@ -188,6 +190,9 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.grad_clip is not None and self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip!r}")
+        if self.zero_stage not in (0, 1):
+            raise ValueError(f"zero_stage must be 0 (off) or 1 (ZeRO-1: optimizer state sharded over the "
+                             f"MPI ranks), got {self.zero_stage!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.initial_lr is not None and not 0 <= self.initial_lr <= lr:

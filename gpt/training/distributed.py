@@ -12,9 +12,14 @@ from the same weights and draw the same global batches in the same order. One st
     rows r*B/N ... (r+1)*B/N - 1                 (B/N, T): this rank's contiguous shard   shard()
     forward + backward on the shard              .grad of the shard's mean loss
     flat[slot(p)] = p.grad for every parameter   (P,) float32, one preallocated buffer
-    Allreduce(IN_PLACE, flat, SUM); flat /= N    ONE collective call per step   average_gradients()
-    p.grad = flat[slot(p)].reshape(p.shape)      views of the averaged buffer
-    clip + AdamW step                            identical on every rank: same grads, same state
+    ZeRO-1 (the default, gpt.training.zero):     each rank updates and keeps 1/N of AdamW
+      Reduce_scatter_block(flat -> shard)        (P/N,) the sum of this rank's block
+      global norm: Allreduce of ||shard||^2      clipping folded into the update
+      AdamW on the block; Allgather(params)      every rank gets all the new weights
+    --zero-stage 0 (every rank runs all of AdamW):
+      Allreduce(IN_PLACE, flat, SUM); flat /= N  ONE collective call per step   average_gradients()
+      p.grad = flat[slot(p)].reshape(p.shape)    views of the averaged buffer
+      clip + AdamW step                          identical on every rank: same grads, same state
 
 Why N ranks equal one process with the same global batch: the loss of a batch is the mean
 over its B*T targets, and with N shards of equal size the mean of the N shard means is that
@@ -61,11 +66,12 @@ from contextlib import contextmanager
 import numpy as np
 
 import minigrad
-from minigrad import runtime
+from minigrad import nn, runtime
 
 from .errors import TrainingError
 from .fingerprint import differences_message, run_fingerprint, value_digest
 from .world import SingleProcess, launched_size
+from .zero import ShardedOptimizer
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 INSTALL_HINT = "pip install 'minigrad-gpt[mpi]' (mpi4py and MPICH)"
@@ -93,11 +99,12 @@ def world_from_env(environ=None):
 
 # ------------------------------------------------------------------------------ the MPI world
 class MPIWorld:
-    """The data-parallel hooks of the training loop (shard, average_gradients, average, any,
-    check_same, setup, guard) over an MPI communicator.
+    """The data-parallel hooks of the training loop (shard, average_gradients, grad_norm,
+    shard_optimizer, average, any, check_same, setup, guard) over an MPI communicator.
 
-    timings: seconds spent in `average_gradients` ("average": copies + Allreduce + scaling)
-    and in its Allreduce alone ("allreduce"), with the number of calls ("steps").
+    timings: seconds spent in `average_gradients` ("average": copies + collective + scaling)
+    and in its Allreduce alone ("allreduce"), with the number of calls ("steps"); under ZeRO-1
+    also "reduce_scatter" and "allgather" (the parameters, in the optimizer's step).
     """
 
     def __init__(self, comm, mpi_module):
@@ -110,6 +117,7 @@ class MPIWorld:
         self._buffer = None       # (P,) flat gradient buffer
         self._slots = None        # [(start, stop)] of each parameter in the buffer
         self._layout = None       # (id, shape) of each parameter the buffer was laid out for
+        self.sharded = None       # the ShardedOptimizer once shard_optimizer() made one (ZeRO-1)
         self.timings = {"average": 0.0, "allreduce": 0.0, "steps": 0}
 
     @classmethod
@@ -158,11 +166,30 @@ class MPIWorld:
         start = self.rank * rows
         return inputs[start:start + rows], targets[start:start + rows]  # (B/N, T) each
 
-    def average_gradients(self, parameters: list) -> None:
+    def shard_optimizer(self, optimizer) -> ShardedOptimizer:
+        """ZeRO-1: `optimizer` (built, maybe restored) sharded over the ranks; from here on
+        average_gradients reduce-scatters and grad_norm sums the shards' norms."""
+        self._started = True
+        self._check_same_size([p for group in optimizer.param_groups for p in group["params"]])
+        self.sharded = ShardedOptimizer(optimizer, self)
+        return self.sharded
+
+    def grad_norm(self, parameters: list) -> float:
+        """The 2-norm of the averaged gradient (after average_gradients)."""
+        if self.sharded is not None:
+            return self.sharded.grad_norm()
+        return nn.utils.grad_norm(parameters)
+
+    def average_gradients(self, parameters: list, whole: bool = False) -> None:
         """Average every parameter's `.grad` over the ranks with ONE in-place Allreduce of a
         flat buffer; afterwards each `.grad` is a view of its slice of that buffer (valid until
-        the next call). A parameter without a gradient counts as zeros."""
+        the next call). A parameter without a gradient counts as zeros. Under ZeRO-1 a
+        Reduce-scatter instead (each rank gets its block; see gpt.training.zero), unless
+        `whole` asks every rank to hold the whole averaged gradient (for diagnostics)."""
         self._started = True  # collectives have begun: failures from here on abort
+        if self.sharded is not None:
+            self.sharded.reduce_gradients(parameters, whole=whole)
+            return
         started = time.perf_counter()
         buffer, slots = self._flat_buffer(parameters)
         for param, (start, stop) in zip(parameters, slots):
@@ -221,15 +248,24 @@ class MPIWorld:
             stream = np.random.default_rng([int(config.seed), self.rank, int(trainer.step)])
             minigrad.random.set_state(stream.bit_generator.state)
         trainer.peak = trainer.peak * self.size  # MFU of the job: all ranks' peaks (equal ranks)
-        buffer, _slots = self._flat_buffer(trainer.parameters)
+        if config.zero_stage == 1:  # the trainer steps the sharded optimizer from here on
+            trainer.optimizer = self.shard_optimizer(trainer.optimizer)
+            flat = self.sharded.flat_grad
+            how = (f"ZeRO-1: each rank updates and keeps 1/{self.size} of AdamW's state "
+                   f"({self.sharded.shard_size:,} parameters); per step one Reduce-scatter of the "
+                   f"{flat.size:,} {flat.dtype} gradients and one Allgather of the parameters "
+                   f"({flat.nbytes / 1e6:,.1f} MB each)")
+        else:
+            flat, _slots = self._flat_buffer(trainer.parameters)
+            how = (f"gradients averaged in one Allreduce of {flat.size:,} {flat.dtype} "
+                   f"({flat.nbytes / 1e6:,.1f} MB) per step; every rank runs all of AdamW")
 
         threads = runtime.get_blas_threads()
         library = " ".join(self.MPI.Get_library_version().strip().splitlines()[0].split())
         trainer.progress.line(
             f"data parallel: {self.size} MPI ranks ({library}); each takes {batch // self.size} of "
             f"the {batch} windows of a batch; {threads if threads else '?'} BLAS thread(s) per rank; "
-            f"gradients averaged in one Allreduce of {buffer.size:,} {buffer.dtype} "
-            f"({buffer.nbytes / 1e6:,.1f} MB) per step")
+            + how)
 
     def _rendezvous(self, status) -> list:
         """The start-up allgather: ("ready", fingerprint) or ("error", text) from every rank."""
@@ -249,14 +285,20 @@ class MPIWorld:
             for param in parameters:
                 slots.append((offset, offset + param.numel()))
                 offset += param.numel()
-            shapes = self.comm.allgather((offset, dtype.name))
-            if len(set(shapes)) > 1:
-                listed = ", ".join(f"rank {rank}: {size:,} {name}" for rank, (size, name) in enumerate(shapes))
-                raise DistributedError(f"the ranks' gradients differ in size or dtype ({listed}): "
-                                       f"every rank must train the same model", collective=True)
+            self._check_same_size(parameters, dtype)
             self._buffer = np.empty(offset, dtype=dtype)  # (P,)
             self._slots, self._layout = slots, layout
         return self._buffer, self._slots
+
+    def _check_same_size(self, parameters: list, dtype=None) -> None:
+        """A collective DistributedError unless every rank has as many parameters, of one dtype."""
+        if dtype is None:
+            dtype = parameters[0].data.dtype if parameters else np.dtype(np.float32)
+        shapes = self.comm.allgather((sum(p.numel() for p in parameters), np.dtype(dtype).name))
+        if len(set(shapes)) > 1:
+            listed = ", ".join(f"rank {rank}: {size:,} {name}" for rank, (size, name) in enumerate(shapes))
+            raise DistributedError(f"the ranks' gradients differ in size or dtype ({listed}): "
+                                   f"every rank must train the same model", collective=True)
 
     # ---------------------------------------------------------------- failures
     @contextmanager

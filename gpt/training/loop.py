@@ -10,8 +10,9 @@ One optimizer step (`Trainer.train_step`):
         logits = model(inputs)                           (B, T, V)
         loss = cross_entropy(logits, targets) / grad_accum_steps;  loss.backward()
     world.average_gradients(params)                      one hook for data-parallel training (MPI)
-    clip the global gradient norm; lr from the schedule (minigrad.optim: warmup, then cosine)
-    AdamW step (decoupled weight decay on matrices only); zero the gradients
+    norm = world.grad_norm(params); lr from the schedule (minigrad.optim: warmup, then cosine)
+    AdamW step with the gradients times clip_factor(norm) (clipping folded into the update;
+    decoupled weight decay on matrices only); zero the gradients
 
 Every `eval_every` steps the train and validation losses are estimated in eval mode (no
 dropout) on fixed batches, with the perplexity exp(val_loss), and a sample is printed.
@@ -119,7 +120,8 @@ class Trainer:
         self.tokens_per_step = self.data.batch_size * config.grad_accum_steps * self.model_config["context_length"]
         self.peak = peak_flops()
         self._peak_refreshed = False
-        self.world.setup(self)  # [mpi hook] ranks agree on config/data/weights; gradient buffer
+        self.world.setup(self)  # [mpi hook] ranks agree on config/data/weights; gradient buffer;
+        # ZeRO-1 (the default under mpiexec) replaces self.optimizer with its sharded form
 
     # ---------------------------------------------------------------- run folder
     def _restore(self, checkpoint) -> None:
@@ -163,16 +165,16 @@ class Trainer:
         watch = diagnostics.start(self.model, self.step + 1, config.diagnostics)  # None unless due
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is caught below
             total_loss = self._accumulate_gradients()
-            self.world.average_gradients(self.parameters)  # the data-parallel hook (MPI)
+            # the data-parallel hook (MPI); diagnostics read the whole averaged gradient
+            self.world.average_gradients(self.parameters, whole=watch is not None)
             if watch is not None:
                 watch.gradients(self.model.named_parameters())
-            if config.grad_clip:
-                norm = nn.utils.clip_grad_norm(self.parameters, config.grad_clip)
-            else:
-                norm = nn.utils.grad_norm(self.parameters)
+            norm = self.world.grad_norm(self.parameters)  # global (ZeRO-1: over every rank's block)
         if not math.isfinite(norm):
             self._diverged(f"the gradient norm is {norm}")
-        self.optimizer.step()
+        # clip_grad_norm's scaling, applied inside the update (one pass over the gradients fewer)
+        factor = nn.utils.clip_factor(norm, config.grad_clip) if config.grad_clip else 1.0
+        self.optimizer.step(grad_factor=factor)
         self.optimizer.zero_grad()
         self.step += 1
         if watch is not None:
@@ -231,7 +233,10 @@ class Trainer:
     _saved_step = None
 
     def save(self) -> Path | None:
-        if self.run_dir is None or not self.world.is_main:
+        if self.run_dir is None:
+            return None
+        optimizer_state = self.optimizer.state_dict()  # [mpi hook] ZeRO-1: every rank sends its shard
+        if not self.world.is_main:
             return None
         state = {
             "step": self.step,
@@ -242,7 +247,7 @@ class Trainer:
             "elapsed": self.elapsed(),
             "metrics": self.metrics.records,
         }
-        path = self.folder.save_checkpoint(self.model, self.tokenizer, self._saved_step, optimizer=self.optimizer,
+        path = self.folder.save_checkpoint(self.model, self.tokenizer, self._saved_step, optimizer_state=optimizer_state,
                                            model_config=self.model_config, train_config=self.config.to_dict(),
                                            state=state)  # a full disk: one line naming the intact step
         self._saved_step = self.step

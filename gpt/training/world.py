@@ -6,7 +6,10 @@ them their meaning over MPI. Both the loop and the MPI code import this module, 
 other:
 
     shard(inputs, targets)         this rank's rows of the global batch (B, T) -> (B/N, T)
-    average_gradients(params)      .grad averaged over the ranks, in place
+    average_gradients(params)      .grad averaged over the ranks, in place (ZeRO-1: each rank
+                                   gets its block of the flat gradient, gpt.training.zero)
+    grad_norm(params)              the global norm of the averaged gradient (for clipping)
+    shard_optimizer(optimizer)     ZeRO-1: each rank keeps and updates 1/N of the optimizer
     average(value), any(flag)      a loss averaged, a stop request shared
     check_same(what, value)        ranks that disagree fail clearly
     setup(trainer), guard()        start-up checks; an error on one rank ends them all
@@ -22,6 +25,8 @@ import contextlib
 import os
 
 import numpy as np
+
+from minigrad import nn
 
 # Environment variables by which MPI launchers announce the world size and this process's rank.
 SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
@@ -39,8 +44,17 @@ class SingleProcess:
         """This rank's rows of the global batch (B, T) -> (B / size, T)."""
         return inputs, targets
 
-    def average_gradients(self, parameters: list) -> None:
-        """Average `.grad` over the ranks, in place (nothing to do in one process)."""
+    def average_gradients(self, parameters: list, whole: bool = False) -> None:
+        """Average `.grad` over the ranks, in place (nothing to do in one process). whole:
+        every rank must hold the whole averaged gradient afterwards (diagnostics read it)."""
+
+    def grad_norm(self, parameters: list) -> float:
+        """The 2-norm of all the (averaged) gradients together."""
+        return nn.utils.grad_norm(parameters)
+
+    def shard_optimizer(self, optimizer):
+        """The optimizer as each rank runs it (ZeRO-1 shards it; one process: unchanged)."""
+        return optimizer
 
     def average(self, value: float) -> float:
         """Average a number (a loss) over the ranks."""

@@ -13,12 +13,12 @@ from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d,
                       Upsample)
-from .utils import clip_grad_norm, clip_grad_norm_, grad_norm
+from .utils import clip_factor, clip_grad_norm, clip_grad_norm_, grad_norm
 
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter", "StateDictError", "IncompatibleKeys",
     "Linear", "Embedding", "LayerNorm", "Dropout", "GELU", "ReLU", "Tanh", "Identity",
-    "Sequential", "ModuleList", "clip_grad_norm", "clip_grad_norm_", "grad_norm",
+    "Sequential", "ModuleList", "clip_factor", "clip_grad_norm", "clip_grad_norm_", "grad_norm",
     "LeakyReLU", "ELU", "SELU", "CELU", "SiLU", "Mish", "Softplus", "Softsign", "Hardtanh", "ReLU6",
     "Hardsigmoid", "Hardswish", "LogSigmoid", "Sigmoid", "Softmax", "LogSoftmax", "Softmin",
     "ModuleDict", "ParameterList", "Flatten", "Unflatten",

@@ -1,6 +1,11 @@
 """Gradient utilities: global gradient-norm clipping (PyTorch's `clip_grad_norm_`).
 
     total_norm = clip_grad_norm(model.parameters(), max_norm=1.0)   # before optimizer.step()
+
+or, with the scaling folded into the update (one pass over the gradients fewer, same numbers):
+
+    total_norm = grad_norm(model.parameters())
+    optimizer.step(grad_factor=clip_factor(total_norm, max_norm=1.0))
 """
 from __future__ import annotations
 
@@ -48,6 +53,24 @@ def grad_norm(parameters, norm_type: float = 2.0) -> float:
     return total ** (1.0 / norm_type)
 
 
+def clip_factor(total_norm: float, max_norm: float) -> float:
+    """The factor clip_grad_norm scales every gradient by: max_norm / (total_norm + 1e-6) when
+    that is below 1 (PyTorch's clip_coef clamped to 1), else 1.0; 1.0 for a NaN or inf norm
+    (nothing is clipped: the caller decides what a non-finite norm means)."""
+    _check_max_norm("clip_factor", max_norm)
+    if not math.isfinite(total_norm):
+        return 1.0
+    clip_coef = float(max_norm) / (float(total_norm) + 1e-6)
+    return clip_coef if clip_coef < 1.0 else 1.0
+
+
+def _check_max_norm(name: str, max_norm) -> None:
+    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name}: max_norm must be a number, got {type(max_norm).__name__}")
+    if not max_norm >= 0:
+        raise ValueError(f"{name}: max_norm must be >= 0, got {max_norm}")
+
+
 def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0,
                    error_if_nonfinite: bool = False) -> float:
     """Scale all gradients in place so that their global norm is at most `max_norm`.
@@ -57,10 +80,7 @@ def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0,
     PyTorch does. Returns the norm BEFORE clipping (a float). A NaN or inf norm leaves the
     gradients unchanged (or raises RuntimeError when error_if_nonfinite=True).
     """
-    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float, np.floating, np.integer)):
-        raise TypeError(f"clip_grad_norm: max_norm must be a number, got {type(max_norm).__name__}")
-    if not max_norm >= 0:
-        raise ValueError(f"clip_grad_norm: max_norm must be >= 0, got {max_norm}")
+    _check_max_norm("clip_grad_norm", max_norm)
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     total_norm = grad_norm(parameters, norm_type)
     if not math.isfinite(total_norm):
@@ -68,7 +88,7 @@ def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0,
             raise RuntimeError(f"clip_grad_norm: the total gradient norm is {total_norm}; "
                                f"some gradient holds NaN or inf")
         return total_norm
-    clip_coef = float(max_norm) / (total_norm + 1e-6)
+    clip_coef = clip_factor(total_norm, max_norm)
     if clip_coef < 1.0:
         for param in parameters:
             if isinstance(param.grad, Tensor):  # new values, so the graph's saved arrays stay intact

@@ -50,7 +50,7 @@ class Adagrad(Optimizer):
         for key in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
             _check_number("Adagrad", key, group[key])
 
-    def _update_group(self, group: dict) -> None:
+    def _update_group(self, group: dict, grad_factor: float = 1.0) -> None:
         items = []
         for param in group["params"]:
             grad = self._gradient(param)
@@ -61,4 +61,4 @@ class Adagrad(Optimizer):
             clr = float(group["lr"]) / (1.0 + (state["step"] - 1) * float(group["lr_decay"]))
             items.append(([param.data, grad, state["sum"]],
                           dict(clr=clr, eps=float(group["eps"]), weight_decay=float(group["weight_decay"]))))
-        run_chunked(_adagrad_kernel, items)
+        run_chunked(_adagrad_kernel, items, grad_factor)

@@ -73,7 +73,7 @@ class Adam(Optimizer):
         _check_number(name, "beta2", betas[1], 0.0, 1.0, high_open=True)
         group["betas"] = (float(betas[0]), float(betas[1]))
 
-    def _update_group(self, group: dict) -> None:
+    def _update_group(self, group: dict, grad_factor: float = 1.0) -> None:
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
         items = []
@@ -95,7 +95,7 @@ class Adam(Optimizer):
                            bias_correction1=1.0 - beta1 ** step,
                            bias_correction2_sqrt=math.sqrt(1.0 - beta2 ** step))
             items.append(([param.data, grad, state["exp_avg"], state["exp_avg_sq"]], scalars))
-        run_chunked(_adam_kernel, items)
+        run_chunked(_adam_kernel, items, grad_factor)
 
 
 class AdamW(Adam):

@@ -15,8 +15,15 @@ parameter (and its gradient and state) is viewed as one flat vector and cut into
 `CHUNK_SIZE` elements; the update kernel runs chunk by chunk using two small scratch buffers
 that stay in the CPU cache, and the chunks are shared between minigrad's threads
 (minigrad/runtime/threads.py; NumPy releases the GIL inside its loops). Every element sees exactly the same arithmetic, so
-the result is bit for bit the same for any chunk size or thread count. (A later "one flat
-buffer" fast path only needs the parameters to be views into one array: it becomes one item.)
+the result is bit for bit the same for any chunk size or thread count. (Parameters that are
+views into one flat array, as the sharded optimizer of gpt.training.zero makes them, are one
+item: the update is then a handful of whole-buffer passes.)
+
+`step(grad_factor=c)` updates with every gradient multiplied by c, chunk by chunk in the
+cache, leaving `.grad` unchanged: the same numbers as `clip_grad_norm` followed by `step()`,
+without clipping's separate pass over all gradients (read and write: 8 bytes a parameter):
+
+    norm = nn.utils.grad_norm(params); optimizer.step(grad_factor=nn.utils.clip_factor(norm, 1.0))
 """
 from __future__ import annotations
 
@@ -35,13 +42,15 @@ CHUNK_SIZE = 131072  # elements per chunk: 2 scratch buffers + 4 state slices fi
 PARALLEL_MIN_ELEMENTS = 1 << 20  # below this a step is too short to be worth a thread pool
 
 
-def run_chunked(kernel: Callable, items: list) -> None:
+def run_chunked(kernel: Callable, items: list, grad_factor: float = 1.0) -> None:
     """Run `kernel(*arrays, scratch1, scratch2, **scalars)` over every item, in chunks.
 
     items: list of (arrays, scalars). The arrays of one item have one shape and dtype; they
     are flattened (views when C-contiguous) and cut into chunks. An item whose first array
     (the one written to, e.g. the parameter) is not C-contiguous runs whole, with fresh
     scratch arrays of its shape, so the update still lands in the parameter itself.
+    grad_factor != 1: the second array of every item (the gradient) is multiplied by it into a
+    third scratch buffer, which the kernel gets in its place (the gradient is not written).
     """
     jobs, total = [], 0
     for arrays, scalars in items:
@@ -56,16 +65,20 @@ def run_chunked(kernel: Callable, items: list) -> None:
             jobs.append((stop - start, [a[start:stop] for a in flat], scalars))
         total += size
 
+    scaled = grad_factor != 1.0
+
     def work(job_slice):
         scratch = {}
         for length, arrays, scalars in job_slice:
             dtype = arrays[0].dtype
             if length is None:  # non-contiguous parameter: whole-array update
-                s1, s2 = np.empty(arrays[0].shape, dtype), np.empty(arrays[0].shape, dtype)
+                s1, s2, s3 = (np.empty(arrays[0].shape, dtype) for _ in range(3))
             else:
                 if dtype not in scratch:
-                    scratch[dtype] = (np.empty(CHUNK_SIZE, dtype), np.empty(CHUNK_SIZE, dtype))
-                s1, s2 = (buffer[:length] for buffer in scratch[dtype])
+                    scratch[dtype] = tuple(np.empty(CHUNK_SIZE, dtype) for _ in range(3))
+                s1, s2, s3 = (buffer[:length] for buffer in scratch[dtype])
+            if scaled:  # g * c in float32 (a Python float is cast to the array's dtype, NEP 50)
+                arrays = [arrays[0], np.multiply(arrays[1], grad_factor, out=s3), *arrays[2:]]
             kernel(*arrays, s1, s2, **scalars)
 
     threads = min(get_threads(), len(jobs))
@@ -205,9 +218,13 @@ class Optimizer:
                 elif param.grad is not None:
                     param.grad.fill(0)
 
-    def step(self, closure: Callable | None = None):
+    def step(self, closure: Callable | None = None, grad_factor: float = 1.0):
         """Update every parameter that has a gradient (the others are skipped, their state
-        untouched). `closure`, when given, recomputes and returns the loss first."""
+        untouched). `closure`, when given, recomputes and returns the loss first.
+        grad_factor: the update uses every gradient times this number (clipping's factor,
+        `nn.utils.clip_factor`), as if `.grad` had been scaled first; `.grad` is not changed."""
+        _check_number(type(self).__name__, "grad_factor", grad_factor)
+        grad_factor = float(grad_factor)
         loss = None
         if closure is not None:
             with enable_grad():
@@ -215,10 +232,10 @@ class Optimizer:
         # a graph still alive may hold the parameters read-only: open them for this update
         with updating((p for g in self.param_groups for p in g["params"]), f"{type(self).__name__}.step"):
             for group in self.param_groups:
-                self._update_group(group)
+                self._update_group(group, grad_factor)
         return loss
 
-    def _update_group(self, group: dict) -> None:  # pragma: no cover - abstract
+    def _update_group(self, group: dict, grad_factor: float) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     @staticmethod

@@ -70,7 +70,7 @@ class RMSprop(Optimizer):
         if not isinstance(group["centered"], bool):
             raise TypeError(f"RMSprop: centered must be a bool, got {type(group['centered']).__name__}")
 
-    def _update_group(self, group: dict) -> None:
+    def _update_group(self, group: dict, grad_factor: float = 1.0) -> None:
         scalars = dict(lr=float(group["lr"]), alpha=float(group["alpha"]), eps=float(group["eps"]),
                        weight_decay=float(group["weight_decay"]), momentum=float(group["momentum"]),
                        centered=bool(group["centered"]))
@@ -90,4 +90,4 @@ class RMSprop(Optimizer):
             if scalars["momentum"] > 0:
                 arrays.append(state["momentum_buffer"])
             items.append((arrays, scalars))
-        run_chunked(_rmsprop_kernel, items)
+        run_chunked(_rmsprop_kernel, items, grad_factor)

@@ -65,7 +65,7 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening = 0")
 
-    def _update_group(self, group: dict) -> None:
+    def _update_group(self, group: dict, grad_factor: float = 1.0) -> None:
         lr, momentum = float(group["lr"]), float(group["momentum"])
         scalars = dict(lr=lr, momentum=momentum, dampening=float(group["dampening"]),
                        nesterov=bool(group["nesterov"]), weight_decay=float(group["weight_decay"]))
@@ -85,6 +85,6 @@ class SGD(Optimizer):
         if momentum == 0:
             # no buffer: drop it from the argument list
             items = [([p, g], sc) for (p, g, _), sc in items]
-            run_chunked(lambda p, g, s1, s2, **sc: _sgd_kernel(p, g, None, s1, s2, **sc), items)
+            run_chunked(lambda p, g, s1, s2, **sc: _sgd_kernel(p, g, None, s1, s2, **sc), items, grad_factor)
         else:
-            run_chunked(_sgd_kernel, items)
+            run_chunked(_sgd_kernel, items, grad_factor)

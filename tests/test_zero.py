@@ -1,0 +1,248 @@
+"""ZeRO-1 (gpt.training.zero) with N ranks simulated by N threads of this process, each with its
+own copy of the parameters and its own gradients, the MPI collectives done through shared
+memory: the sharded update equals one process's AdamW on the averaged gradient (bit for bit
+with 2 ranks and no clipping, to float32 rounding otherwise), each rank holds 1/N of the
+state, and the gathered state dict is AdamW's own, so a run moves between 1, 2 and 3 ranks.
+(tests/test_distributed_mpi.py runs the same under a real mpiexec.)"""
+from __future__ import annotations
+
+import functools
+import threading
+
+import numpy as np
+import pytest
+
+from minigrad import nn, optim
+from gpt.training.distributed import MPIWorld
+from gpt.training.errors import TrainingError
+from gpt.training.zero import ShardedOptimizer
+
+SHAPES = [(13, 7), (7,), (50,), (3, 5, 2), (13,), (6, 6)]  # 227 elements: not a multiple of 2 or 3
+STEPS = 4
+
+
+class ThreadMPI:
+    IN_PLACE = object()
+    SUM = "sum"
+    LOR = "lor"
+
+
+class ThreadComm:
+    """One rank of `shared["size"]` threads; every collective is an exchange of values."""
+
+    def __init__(self, shared: dict, rank: int):
+        self.shared, self.rank, self.size = shared, rank, shared["size"]
+        self.collectives = []
+
+    def Get_rank(self):
+        return self.rank
+
+    def Get_size(self):
+        return self.size
+
+    def _exchange(self, value):
+        slots, barrier = self.shared["slots"], self.shared["barrier"]
+        slots[self.rank] = value
+        barrier.wait()
+        everything = list(slots)
+        barrier.wait()
+        return everything
+
+    def Reduce_scatter_block(self, sendbuf, recvbuf, op):
+        assert op == ThreadMPI.SUM and sendbuf.size == recvbuf.size * self.size
+        self.collectives.append("Reduce_scatter_block")
+        block = slice(self.rank * recvbuf.size, (self.rank + 1) * recvbuf.size)
+        recvbuf[...] = functools.reduce(np.add, [array[block] for array in self._exchange(sendbuf.copy())])
+
+    def Allgather(self, sendbuf, recvbuf):
+        assert sendbuf is ThreadMPI.IN_PLACE
+        self.collectives.append("Allgather")
+        size = recvbuf.size // self.size
+        for rank, array in enumerate(self._exchange(recvbuf.copy())):
+            recvbuf[rank * size:(rank + 1) * size] = array[rank * size:(rank + 1) * size]
+
+    def Allreduce(self, sendbuf, recvbuf, op):
+        assert sendbuf is ThreadMPI.IN_PLACE
+        self.collectives.append("Allreduce")
+        recvbuf[...] = functools.reduce(np.add, self._exchange(recvbuf.copy()))
+
+    def allreduce(self, value, op):
+        values = self._exchange(value)
+        return sum(values) if op == ThreadMPI.SUM else any(values)
+
+    def allgather(self, value):
+        return self._exchange(value)
+
+    def gather(self, value, root=0):
+        values = self._exchange(value)
+        return values if self.rank == root else None
+
+    def Gather(self, sendbuf, recvbuf, root=0):
+        values = self._exchange(sendbuf.copy())
+        if self.rank == root:
+            recvbuf[...] = np.concatenate(values)
+
+
+def run_ranks(size: int, job):
+    """job(world) on `size` threads, each with its own MPIWorld; returns the results by rank."""
+    shared = {"size": size, "slots": [None] * size, "barrier": threading.Barrier(size, timeout=60)}
+    results, errors = [None] * size, []
+
+    def main(rank):
+        try:
+            results[rank] = job(MPIWorld(ThreadComm(shared, rank), ThreadMPI))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+            shared["barrier"].abort()
+
+    threads = [threading.Thread(target=main, args=(rank,)) for rank in range(size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def problem(seed=0):
+    rng = np.random.default_rng(seed)
+    start = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    # grads[step][rank][param]: each of 3 ranks' gradient of its rows
+    grads = [[[(2 * rng.standard_normal(s)).astype(np.float32) for s in SHAPES] for _ in range(3)]
+             for _ in range(STEPS + 2)]
+    return start, grads
+
+
+def make_adamw(params):
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.1},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return optim.AdamW(groups, lr=1e-2, betas=(0.9, 0.95))
+
+
+def one_process(start, grads, size, steps, clip=None, state=None):
+    """AdamW on the mean of the first `size` ranks' gradients (the one-process run)."""
+    params = [nn.Parameter(s.copy()) for s in start]
+    opt = make_adamw(params)
+    if state is not None:
+        opt.load_state_dict(state)
+    for step_grads in grads[:steps]:
+        for index, param in enumerate(params):
+            param.grad = functools.reduce(np.add, [g[index] for g in step_grads[:size]]) / np.float32(size)
+        factor = nn.utils.clip_factor(nn.utils.grad_norm(params), clip) if clip else 1.0
+        opt.step(grad_factor=factor)
+        opt.zero_grad()
+    return [p.data.copy() for p in params], opt.state_dict()
+
+
+def zero_job(start, grads, steps, clip=None, state=None, whole_at=()):
+    def job(world):
+        params = [nn.Parameter(s.copy()) for s in start]
+        opt = make_adamw(params)
+        if state is not None:
+            opt.load_state_dict(state)
+        sharded = world.shard_optimizer(opt)
+        for step, step_grads in enumerate(grads[:steps]):
+            for param, grad in zip(params, step_grads[world.rank]):
+                param.grad = grad.copy()
+            world.average_gradients(params, whole=step in whole_at)
+            if step in whole_at:  # every rank holds the whole averaged gradient (diagnostics)
+                mean = [functools.reduce(np.add, [g[i] for g in step_grads[:world.size]]) / np.float32(world.size)
+                        for i in range(len(params))]
+                for param, want in zip(params, mean):
+                    np.testing.assert_array_equal(param.grad, want)
+            norm = world.grad_norm(params)
+            sharded.step(grad_factor=nn.utils.clip_factor(norm, clip) if clip else 1.0)
+            sharded.zero_grad()
+        held = sum(value.size for entry in sharded.inner.state.values() for value in entry.values()
+                   if isinstance(value, np.ndarray))  # elements of AdamW state on this rank
+        return [p.data.copy() for p in params], sharded.state_dict(), held, world.comm.collectives
+    return job
+
+
+def test_two_ranks_equal_one_process_bit_for_bit_and_hold_half_the_state():
+    start, grads = problem()
+    want, want_state = one_process(start, grads, 2, STEPS)
+    results = run_ranks(2, zero_job(start, grads, STEPS))
+    for params, _, _, _ in results:  # every rank ends with all the weights
+        for got, expected in zip(params, want):
+            np.testing.assert_array_equal(got, expected)
+    state = results[0][1]
+    assert results[1][1] is None  # gathered on rank 0 only
+    assert state["param_groups"] == want_state["param_groups"]
+    assert state["state"].keys() == want_state["state"].keys()
+    for index, entry in want_state["state"].items():
+        assert state["state"][index]["step"] == entry["step"] == STEPS
+        for key in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_array_equal(state["state"][index][key], entry[key])
+    assert sum(int(np.prod(s)) for s in SHAPES) == 227
+    assert [held for _, _, held, _ in results] == [2 * 114, 2 * 113]  # 2 moments of half of 227 each
+    assert results[0][3] == ["Reduce_scatter_block", "Allgather"] * STEPS
+
+
+def test_three_ranks_with_clipping_and_a_whole_gradient_step_equal_one_process():
+    start, grads = problem(seed=1)
+    want, _ = one_process(start, grads, 3, STEPS, clip=1.0)
+    results = run_ranks(3, zero_job(start, grads, STEPS, clip=1.0, whole_at=(1,)))
+    for params, _, _, _ in results:
+        for got, expected in zip(params, want):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert [held for _, _, held, _ in results] == [2 * 76, 2 * 76, 2 * 75]  # padded to 3 x 76
+    assert results[0][3][2:4] == ["Allreduce", "Allgather"]  # the whole-gradient step
+
+
+@pytest.mark.parametrize("first, second", [(2, 3), (3, 1), (1, 2)])
+def test_the_state_moves_between_numbers_of_ranks(first, second):
+    """2 steps on `first` ranks, the gathered state saved, 2 more on `second` ranks: one
+    process's 4 steps. (Every rank gets the same gradient, so any N averages to it.)"""
+    start, grads = problem(seed=2)
+    grads = [[step[0]] * 3 for step in grads]
+
+    def run(ranks, begin, step_grads, state=None):
+        if ranks == 1:
+            return one_process(begin, step_grads, 1, 2, state=state)
+        results = run_ranks(ranks, zero_job(begin, step_grads, 2, state=state))
+        return results[0][0], results[0][1]
+
+    middle, state = run(first, start, grads[:2])
+    assert all(entry["step"] == 2 for entry in state["state"].values()) and len(state["state"]) == len(SHAPES)
+    final, _ = run(second, middle, grads[2:4], state=state)
+    want, _ = one_process(start, grads, 1, 4)
+    for got, expected in zip(final, want):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_replaced_parameter_array_is_adopted_again():
+    start, grads = problem(seed=3)
+    want, _ = one_process(start, grads, 2, 2)
+
+    def job(world):
+        params = [nn.Parameter(s.copy()) for s in start]
+        sharded = world.shard_optimizer(make_adamw(params))
+        for step in range(2):
+            if step == 1:  # as model.load_state_dict or `p.data = ...` would do
+                for param in params:
+                    param.data = param.data.copy()
+            for param, grad in zip(params, grads[step][world.rank]):
+                param.grad = grad.copy()
+            world.average_gradients(params)
+            sharded.step()
+        return [p.data.copy() for p in params]
+
+    for params in run_ranks(2, job):
+        for got, expected in zip(params, want):
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_parameters_of_one_group_at_different_steps_are_refused():
+    params = [nn.Parameter(np.ones(s, np.float32)) for s in SHAPES]
+    opt = make_adamw(params)
+    params[0].grad = np.ones(SHAPES[0], np.float32)
+    opt.step()  # only parameter 0 has a state (step 1); the others of its group have none
+
+    def job(world):
+        with pytest.raises(TrainingError, match="group 0 are at different steps.*--zero-stage 0"):
+            ShardedOptimizer(opt, world)
+        return True
+
+    assert run_ranks(1, job) == [True]
