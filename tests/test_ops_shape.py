@@ -74,7 +74,7 @@ def test_swapaxes_out_of_range():
 INDEXES = [
     (slice(None), slice(1, 3)),
     (0,),
-    (-1, slice(None, None, -2)),
+    (-1, slice(None, None, 2)),
     (Ellipsis, 1),
     (None, slice(0, 2), Ellipsis, None),
     (np.array([0, 2, 2, 0]),),                      # repeated integer indices accumulate

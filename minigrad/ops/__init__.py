@@ -19,6 +19,7 @@ from .creation import CreationMethods
 from .einsum import EinsumMethods, einsum, pad
 from .extremes import ExtremeMethods, ValuesIndices
 from .index import Gather, IndexAdd, IndexMethods, IndexSelect, Scatter, ScatterAdd
+from .index_put import IndexPut, IndexPutMethods
 from .broadcast import BroadcastTo, SumTo, sum_to
 from .layout import Clone, Flip, LayoutMethods, Roll
 from .matmul import MatMul
@@ -51,7 +52,7 @@ def install_methods(cls, *mixins) -> None:
 install_methods(Tensor, ArithmeticMethods, ReductionMethods, ShapeMethods, ConversionMethods,
                 CompareMethods, LogicalMethods, ExtremeMethods, IndexMethods, LayoutMethods,
                 CreationMethods, UnaryMethods, RoundingMethods, ScanMethods, EinsumMethods,
-                ScatterReduceMethods)
+                ScatterReduceMethods, IndexPutMethods)
 
 
 def as_operand(x, like: Tensor | None = None) -> Tensor:

@@ -16,6 +16,7 @@ from .matmul import MatMul
 from .promote import DimError, as_float, cast, pick_dim, pick_keepdim, promote, promote_float
 from .reduce import Mean, Sum, Var, normalize_axes
 from .layout import Clone
+from .index_put import check_slice_steps
 from .shape import GetItem, MaskedFill, Reshape, Transpose
 
 
@@ -248,10 +249,10 @@ class ShapeMethods:
         return self.swapaxes(-2, -1)
 
     def __getitem__(self, index):
-        """NumPy/PyTorch indexing: ints, slices, None, Ellipsis, integer and boolean arrays
-        or tensors. Where PyTorch accepts an index the result is the same as PyTorch's; a
-        negative slice step, which PyTorch rejects, works as in NumPy. Backward: g added back
-        at the selected positions (repeated picks add up)."""
+        """PyTorch indexing: ints, slices (steps > 0, as PyTorch: flip(dim) reverses), None,
+        Ellipsis, integer and boolean arrays or tensors, with PyTorch's (and NumPy's) results.
+        Backward: g added back at the selected positions (repeated picks add up)."""
+        check_slice_steps("getitem", index, self.shape)
         return GetItem.apply(self, index=index)
 
     def split(self, split_size_or_sections, dim: int = 0, *, axis=None):
