@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 from minigrad import nn
@@ -32,8 +34,69 @@ def test_conv_layers_shapes_init_and_repr():
     assert nn.Conv2d(2, 2, 1, bias=False).bias is None
     with pytest.raises(ValueError, match="Conv2d: groups=3 must divide in_channels=4"):
         nn.Conv2d(4, 6, 3, groups=3)
-    with pytest.raises(ValueError, match="only padding_mode='zeros'"):
-        nn.Conv2d(1, 1, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match=r"Conv2d: padding_mode must be one of .*'circular'.*but got padding_mode='mirror'"):
+        nn.Conv2d(1, 1, 3, padding_mode="mirror")
+    with pytest.raises(ValueError, match="Only `zeros` padding mode is supported for ConvTranspose2d"):
+        nn.ConvTranspose2d(6, 3, 2, padding_mode="reflect")(y)
+    assert repr(nn.Conv1d(1, 1, 3, padding=1, padding_mode="circular")).endswith("padding_mode=circular)")
+
+
+NUMPY_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def conv_by_numpy(x, weight, bias, stride, padding, dilation, mode):
+    """y[n, o, i, j] = sum_{c, a, b} W[o, c, a, b] xp[n, c, i s + a d, j s + b d] + b[o], with
+    xp = np.pad(x) in the mode (any number of spatial dims; groups 1)."""
+    spatial = x.ndim - 2
+    xp = np.pad(x, ((0, 0), (0, 0)) + tuple(padding), mode=NUMPY_PAD_MODE[mode])
+    kernel = weight.shape[2:]
+    windows = np.lib.stride_tricks.sliding_window_view(
+        xp, [dilation * (k - 1) + 1 for k in kernel], axis=tuple(range(2, 2 + spatial)))
+    windows = windows[(Ellipsis,) + (slice(None, None, dilation),) * spatial]  # (N, C, *out, *kernel)
+    windows = windows[(slice(None), slice(None)) + (slice(None, None, stride),) * spatial]
+    letters = "hw"[:spatial]
+    y = np.einsum(f"nc{letters}{letters.upper()},oc{letters.upper()}->no{letters}", windows, weight)
+    return y + bias.reshape((1, -1) + (1,) * spatial)
+
+
+@settings(max_examples=12, deadline=None)
+@given(data=st.data(), mode=st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
+       dims=st.sampled_from([1, 2]))
+def test_conv_padding_modes_against_numpy_pad(data, mode, dims):
+    # PyTorch: a non-"zeros" mode pads the input with F.pad in that mode, then convolves
+    kernel = tuple(data.draw(st.integers(1, 3)) for _ in range(dims))
+    sides = tuple(data.draw(st.integers(2, 5)) for _ in range(dims))
+    same = data.draw(st.booleans())
+    stride = 1 if same else data.draw(st.integers(1, 2))
+    dilation = data.draw(st.integers(1, 2))
+    limit = min(sides) - 1  # reflect needs padding below the side; circular at most the side
+    padding = "same" if same else data.draw(st.integers(0, limit))
+    layer_type = nn.Conv1d if dims == 1 else nn.Conv2d
+    layer = layer_type(2, 3, kernel if dims == 2 else kernel[0], stride=stride, padding=padding,
+                       dilation=dilation, padding_mode=mode, dtype=np.float64,
+                       generator=np.random.default_rng(0))
+    widths = [(d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2) for k, d in zip(kernel, [dilation] * dims)] \
+        if same else [(padding, padding)] * dims
+    if any(lo > limit or hi > limit for lo, hi in widths) or any(
+            n + lo + hi < dilation * (k - 1) + 1 for n, (lo, hi), k in zip(sides, widths, kernel)):
+        return  # a 'same' padding the side cannot reflect, or a kernel larger than the input
+    x = mg.Tensor(data.draw(hnp.arrays(np.float64, (2, 2) + sides, elements=st.floats(-2, 2))), requires_grad=True)
+    expected = conv_by_numpy(x.data, layer.weight.data, layer.bias.data, stride, widths, dilation, mode)
+    np.testing.assert_allclose(layer(x).data, expected, rtol=1e-12, atol=1e-12)
+    # gradcheck nudges the layer's own parameters in place
+    assert mg.gradcheck(lambda t, w, b: layer(t), x, layer.weight, layer.bias)
+    assert mg.gradgradcheck(lambda t, w: layer(t), x, layer.weight)
+
+
+def test_conv_padding_mode_errors_as_f_pad():
+    with pytest.raises(ValueError, match=r"pad: reflect padding \(3, 3\) must be smaller than the size 2"):
+        nn.Conv2d(1, 1, 3, padding=3, padding_mode="reflect")(mg.Tensor(np.ones((1, 1, 2, 2))))
+    circular = nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular", bias=False)
+    with mg.no_grad():
+        circular.weight[...] = 0.0
+        circular.weight[0, 0, 1, 0] = 1.0  # picks the left neighbour: a roll right with wrap-around
+    x = np.arange(12.0, dtype=np.float32).reshape(1, 1, 3, 4)
+    np.testing.assert_array_equal(circular(mg.Tensor(x)).data, np.roll(x, 1, axis=-1))
 
 
 def test_pooling_layers():

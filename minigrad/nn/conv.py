@@ -6,8 +6,15 @@ weight layouts and default initialization).
 
 Weights: (out, in / groups, *kernel) for convolutions, (in, out / groups, *kernel) for
 transposed ones; weight ~ kaiming_uniform_(a=sqrt(5)) and bias ~ U(-1/sqrt(fan_in),
-1/sqrt(fan_in)), fan_in = weight.shape[1] * prod(kernel), as PyTorch. Only
-padding_mode="zeros" is supported.
+1/sqrt(fan_in)), fan_in = weight.shape[1] * prod(kernel), as PyTorch.
+
+padding_mode (Conv1d/Conv2d, as PyTorch): "zeros" pads inside the convolution; "reflect",
+"replicate" and "circular" pad the input first with F.pad in that mode (the padding given, or
+the one "same" computes), then convolve without padding:
+
+    y = conv2d(F.pad(x, (left, right, top, bottom), mode=padding_mode), weight, bias, padding=0)
+
+The transposed layers take only "zeros" (PyTorch raises in their forward).
 """
 from __future__ import annotations
 
@@ -18,8 +25,11 @@ import numpy as np
 from . import functional as F
 from . import init
 from .module import Module, Parameter
-from .functional._conv_util import pair
+from .functional._conv_util import conv_padding, pair
 from ..tensor import Tensor
+
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 class _ConvNd(Module):
@@ -37,8 +47,9 @@ class _ConvNd(Module):
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")
-        if padding_mode != "zeros":
-            raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, but got "
+                             f"padding_mode={padding_mode!r}")
         if isinstance(padding, str) and (self.transposed or padding not in ("same", "valid")):
             raise ValueError(f"{name}: padding must be an int, a tuple{'' if self.transposed else ', valid or same'}, got {padding!r}")
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
@@ -48,6 +59,9 @@ class _ConvNd(Module):
         self.dilation = pair(name, "dilation", dilation, self.dims)
         self.output_padding = pair(name, "output_padding", output_padding, self.dims, 0)
         self.padding_mode = padding_mode
+        if not self.transposed:  # F.pad's widths, last dim first: (left, right, top, bottom)
+            widths = conv_padding(name, self.padding, self.kernel_size, self.stride, self.dilation)
+            self._reversed_padding_repeated_twice = tuple(p for lo_hi in widths[::-1] for p in lo_hi)
         if self.transposed:
             shape = (in_channels, out_channels // groups) + self.kernel_size
         else:
@@ -77,13 +91,24 @@ class _ConvNd(Module):
             text += f", output_padding={self.output_padding}"
         if self.groups != 1:
             text += f", groups={self.groups}"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode}"
         return text + ("" if self.bias is not None else ", bias=False")
+
+
+def _zeros_only(layer: _ConvNd) -> None:
+    if layer.padding_mode != "zeros":
+        raise ValueError(f"Only `zeros` padding mode is supported for {type(layer).__name__} "
+                         f"(got padding_mode={layer.padding_mode!r})")
 
 
 class Conv2d(_ConvNd):
     """2-d convolution: x (N, C_in, H, W) or (C_in, H, W) -> (N, C_out, Ho, Wo)."""
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.padding_mode != "zeros":
+            x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)  # (N, C_in, H + pads, W + pads)
+            return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
@@ -93,6 +118,9 @@ class Conv1d(_ConvNd):
     dims = 1
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.padding_mode != "zeros":
+            x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)  # (N, C_in, L + pads)
+            return F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return F.conv1d(x, self.weight, self.bias, self.stride,
                         self.padding if isinstance(self.padding, str) else self.padding[0],
                         self.dilation, self.groups)
@@ -105,6 +133,7 @@ class ConvTranspose2d(_ConvNd):
     transposed = True
 
     def forward(self, x: Tensor) -> Tensor:
+        _zeros_only(self)
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                   self.output_padding, self.groups, self.dilation)
 
@@ -115,5 +144,6 @@ class ConvTranspose1d(_ConvNd):
     transposed, dims = True, 1
 
     def forward(self, x: Tensor) -> Tensor:
+        _zeros_only(self)
         return F.conv_transpose1d(x, self.weight, self.bias, self.stride, self.padding,
                                   self.output_padding, self.groups, self.dilation)
