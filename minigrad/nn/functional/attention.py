@@ -22,6 +22,13 @@ Hq / Hkv query heads shares one key/value head (its dK, dV are summed over the g
 The work is split into items of a few heads of one sequence (a (Tq, Tk) block of 256 KB or
 so, which stays in cache from the product q k^T through the softmax to the product with v);
 the items run on the kernel threads with one BLAS thread each (minigrad/runtime/blas.py says why).
+
+This kernel keeps P (and the dropout mask) for backward: (..., Tq, Tk) arrays, quadratic in
+the context. Without attn_mask, when the weights would take more than BLOCKED_ABOVE_BYTES
+(16 MB: GPT-2 124M at context 1024 and batch 4 would keep 2.4 GB of weights and as much mask),
+scaled_dot_product_attention runs blocked_attention.py's kernel instead, which keeps one
+log-sum-exp per query row and recomputes P in backward. Below that size recomputing costs
+more than keeping, so short contexts run this kernel.
 """
 from __future__ import annotations
 
@@ -37,6 +44,9 @@ from ...tensor import Tensor
 from ._util import BLOCK_ELEMENTS, as_float_tensor, parallel_for
 from . import reference as ref
 from .activation import check_probability, dropout_multiplier
+from .blocked_attention import BlockedAttention, as_4d, empty_output
+
+BLOCKED_ABOVE_BYTES = 16 << 20  # without attn_mask, weights larger than this: the blocked kernel
 
 
 def causal_lower_right(n_queries: int, n_keys: int) -> np.ndarray:
@@ -55,17 +65,6 @@ def causal_bias(n_queries: int, n_keys: int, dtype_name: str, lower_right: bool 
     bias = np.where(blocked, -np.inf, 0.0).astype(dtype_name)
     bias.flags.writeable = False
     return bias
-
-
-def _as_4d(a: np.ndarray) -> np.ndarray:
-    """(..., T, D) -> (A, H, T, D): H is the last leading axis, A all the others (a view
-    unless more than two leading axes need merging)."""
-    lead = a.shape[:-2]
-    if len(lead) == 2:
-        return a
-    if len(lead) < 2:
-        return a.reshape((1,) * (2 - len(lead)) + a.shape)
-    return a.reshape(-1, *a.shape[-3:])
 
 
 def _softmax_rows_inplace(rows: np.ndarray) -> None:
@@ -103,17 +102,17 @@ class ScaledDotProductAttention(Function):
                 groups=1):
         dtype = np.result_type(q, k, v)
         out_shape = q.shape[:-1] + v.shape[-1:]  # (..., Tq, Dv)
-        q4, k4, v4 = _as_4d(q), _as_4d(k), _as_4d(v)  # (A, H, T, D)
+        q4, k4, v4 = as_4d(q), as_4d(k), as_4d(v)  # (A, H, T, D)
         if groups > 1:  # (A, Hkv, Tk, D) -> (A, Hkv * groups, Tk, D): query head h uses h // groups
             k4, v4 = np.repeat(k4, groups, axis=1), np.repeat(v4, groups, axis=1)
         n_queries, n_keys = q.shape[-2], k.shape[-2]
         q_scaled = (q4 * scale).astype(dtype, copy=False)  # (A, H, Tq, D): cheaper than scaling S
         probs = np.empty(q4.shape[:-1] + (n_keys,), dtype=dtype)  # (A, H, Tq, Tk)
-        out = np.empty(q4.shape[:-1] + (v.shape[-1],), dtype=dtype)  # (A, H, Tq, Dv)
+        out = empty_output(*q4.shape[:-1], v.shape[-1], dtype)  # (A, H, Tq, Dv)
         bias = causal_bias(n_queries, n_keys, dtype.name) if causal and n_keys > 1 else None
         if mask:  # (..., Tq, Tk) additive, broadcast to (A, H, Tq, Tk)
             self.mask_shape = mask[0].shape
-            bias = _as_4d(np.broadcast_to(mask[0].astype(dtype, copy=False), q.shape[:-2] + probs.shape[-2:]))
+            bias = as_4d(np.broadcast_to(mask[0].astype(dtype, copy=False), q.shape[:-2] + probs.shape[-2:]))
         mask = None
         if dropout_p > 0.0:  # drawn in one piece, so the generator's stream is thread-independent
             mask = dropout_multiplier(generator, probs.shape, dropout_p, dtype)
@@ -177,7 +176,7 @@ class ScaledDotProductAttention(Function):
         q_shape, k_shape, v_shape = self.shapes
         if self.groups > 1:  # sum each group of query heads back onto its key/value head
             grad_k, grad_v = (None if gr is None else
-                              gr.reshape(gr.shape[0], -1, self.groups, *gr.shape[2:]).sum(axis=2)
+                              gr.reshape(gr.shape[0], gr.shape[1] // self.groups, self.groups, *gr.shape[2:]).sum(axis=2)
                               for gr in (grad_k, grad_v))
         grads = (None if grad_q is None else grad_q.reshape(q_shape),
                  None if grad_k is None else grad_k.reshape(k_shape),
@@ -251,11 +250,16 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
         scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
     if dropout_p > 0.0 and generator is None:
         generator = default_generator()
+    dtype = np.result_type(q.dtype, k.dtype, v.dtype)
+    weight_bytes = math.prod(q.shape[:-1]) * k.shape[-2] * dtype.itemsize  # (..., Tq, Tk)
+    if attn_mask is None and weight_bytes > BLOCKED_ABOVE_BYTES:  # long contexts
+        return BlockedAttention.apply(q, k, v, causal=bool(is_causal), dropout_p=dropout_p,
+                                      generator=generator, scale=float(scale), groups=groups)
     inputs = [q, k, v]
     if attn_mask is not None:
         if is_causal:
             raise ValueError(f"{op}: pass either attn_mask or is_causal=True, not both (as PyTorch)")
-        mask = _attention_mask(attn_mask, np.result_type(q.dtype, k.dtype, v.dtype))
+        mask = _attention_mask(attn_mask, dtype)
         target = q.shape[:-1] + (k.shape[-2],)
         try:
             if np.broadcast_shapes(mask.shape, target) != target:
