@@ -1,26 +1,31 @@
 """Data-parallel training on one machine: 1 rank with 2 BLAS threads against 2 MPI ranks with
-1 thread each, on the default `gpt train` model and on GPT_CONFIG_124M.
+1 thread each (ZeRO-1, the default of `gpt train`, and --zero-stage 0), on the default
+`gpt train` model and on GPT_CONFIG_124M.
 
     pip install -e ".[mpi]"
     python -m benchmarks.distributed                     # both models, prints a Markdown table
-    python -m benchmarks.distributed --models default --steps 20
+    python -m benchmarks.distributed --models 124M --repeat 2   # setups alternated: A B C A B C
+    python -m benchmarks.distributed --models 124M --update-only --steps 8   # after backward only
 
 Each setup runs in fresh processes (`python -m benchmarks.distributed --worker ...`, under
-`mpiexec -n 2` for the 2-rank setup). A worker times the training step of gpt.training.loop with the
-data-parallel hooks of gpt.training.distributed: forward and backward on its shard of the global batch
-(random token ids), one Allreduce of the flat gradient buffer, clipping, AdamW, and the mean
-loss over the ranks. It reports, after warm-up steps:
+`mpiexec -n 2` for the 2-rank setups). A worker times the training step of gpt.training.loop with
+the data-parallel hooks of gpt.training.distributed: forward and backward on its shard of the
+global batch (random token ids), the gradient exchange, the global norm, AdamW with clipping
+folded in, and the mean loss over the ranks. It reports, after warm-up steps:
 
   step time     the median (and the best) of the timed steps (rank 0's; the ranks wait for
                 each other); on a busy machine the best is the fairer figure
   tokens/s      global batch x context / step time
-  forward+backward, clip+AdamW   the medians of those parts of a step (every rank runs the
-                whole AdamW update over all parameters: data parallelism shares the batch,
-                not the optimizer)
-  in Allreduce  the median time a step spends inside the Allreduce; this includes waiting for
-                the slower rank, so it measures imbalance as well as transfer
-  comm share    in Allreduce / step time
-  Allreduce alone   the same Allreduce timed after a barrier (pure transfer of the buffer)
+  forward+backward, norm+AdamW   the medians of those parts of a step (with ZeRO-1 each rank
+                updates 1/N of the parameters; with --zero-stage 0 every rank updates all)
+  in collectives  the median time a step spends inside Allreduce (stage 0) or Reduce-scatter +
+                Allgather (ZeRO-1); this includes waiting for the slower rank, so it measures
+                imbalance as well as transfer
+  comm share    in collectives / step time
+  alone         the same collectives timed after a barrier (pure transfer of the buffers)
+  RSS           resident memory per rank at the end (MB), and AdamW's state held per rank
+With --repeat K every setup runs K times in turn (A B C A B C ...) and the best run of each is
+shown: on a shared machine, compare only figures measured alternately.
 """
 from __future__ import annotations
 
@@ -52,7 +57,9 @@ def _models() -> dict:
 
 
 MODELS = _models()
-SETUPS = [("1 rank x 2 threads", 1, 2), ("2 ranks x 1 thread", 2, 1)]
+# (name, ranks, threads per rank, ZeRO stage)
+SETUPS = [("1 rank x 2 threads", 1, 2, 0), ("2 ranks x 1 thread, ZeRO-1", 2, 1, 1),
+          ("2 ranks x 1 thread, Allreduce", 2, 1, 0)]
 
 
 def parse_args(argv=None):
@@ -60,6 +67,11 @@ def parse_args(argv=None):
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default: per model)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--repeat", type=int, default=1, help="run the setups this many times in turn; "
+                        "the best run of each is shown")
+    parser.add_argument("--update-only", action="store_true", help="time only what follows backward "
+                        "(gradient exchange, norm, AdamW), with one fixed gradient per rank")
+    parser.add_argument("--zero-stage", type=int, default=1, choices=(0, 1), help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="default", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -90,54 +102,78 @@ def worker(args) -> None:
     model.train()
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = optim.AdamW(parameter_groups(model, 0.1), lr=4e-4, weight_decay=0.1)
+    if world.size > 1 and args.zero_stage == 1:
+        optimizer = world.shard_optimizer(optimizer)
     rng = np.random.default_rng(0)
     token_ids = rng.integers(0, cfg["vocab_size"], size=(batch, context + 1), dtype=np.int64)
     inputs, targets = world.shard(token_ids[:, :-1], token_ids[:, 1:])  # (B/N, T) each
 
     phases = {"compute": [], "average": [], "update": []}  # seconds of each step's parts
 
+    fixed_grads = None
+    if args.update_only:  # the same gradient every step (of this rank's rows: the first backward)
+        F.cross_entropy(model(inputs), targets).backward()
+        fixed_grads = [p.grad for p in parameters]
+        optimizer.zero_grad()
+
     def step() -> float:
         start = time.perf_counter()
-        logits = model(inputs)  # (B/N, T, V)
-        loss = F.cross_entropy(logits, targets)
-        loss.backward()
+        if fixed_grads is None:
+            logits = model(inputs)  # (B/N, T, V)
+            loss = F.cross_entropy(logits, targets)
+            loss.backward()
+            value = loss.item()
+        else:
+            for param, grad in zip(parameters, fixed_grads):
+                param.grad = grad  # (the optimizer only reads it)
+            value = 0.0
         computed = time.perf_counter()
         world.average_gradients(parameters)
         averaged = time.perf_counter()
-        nn.utils.clip_grad_norm(parameters, 1.0)
-        optimizer.step()
+        norm = world.grad_norm(parameters)
+        optimizer.step(grad_factor=nn.utils.clip_factor(norm, 1.0))  # (ZeRO-1: and the Allgather)
         optimizer.zero_grad()
         updated = time.perf_counter()
         phases["compute"].append(computed - start)
         phases["average"].append(averaged - computed)
         phases["update"].append(updated - averaged)
-        return world.average(loss.item())
+        return world.average(value)
 
     timings = getattr(world, "timings", None)
+
+    def in_collectives() -> float:
+        return sum(timings.get(key, 0.0) for key in ("allreduce", "reduce_scatter", "allgather")) if timings else 0.0
+
     for _ in range(args.warmup):
         step()
     for values in phases.values():
         values.clear()
     step_times, reduce_times = [], []
     for _ in range(args.steps or spec["steps"]):
-        before = timings["allreduce"] if timings else 0.0
+        before = in_collectives()
         start = time.perf_counter()
         step()
         step_times.append(time.perf_counter() - start)
-        reduce_times.append((timings["allreduce"] - before) if timings else 0.0)
+        reduce_times.append(in_collectives() - before)
 
-    alone = None
-    if world.size > 1:  # the Allreduce of the same buffer with every rank ready
-        buffer = world._buffer
+    alone, sharded = None, getattr(world, "sharded", None)
+    if world.size > 1:  # the same collectives on the same buffers with every rank ready
         samples = []
         for _ in range(3):
             world.comm.Barrier()
             start = time.perf_counter()
-            world.comm.Allreduce(world.MPI.IN_PLACE, buffer, op=world.MPI.SUM)
+            if sharded is not None:
+                world.comm.Reduce_scatter_block(world.MPI.IN_PLACE, sharded.flat_grad, op=world.MPI.SUM)
+                world.comm.Allgather(world.MPI.IN_PLACE, sharded.flat_param)
+            else:
+                world.comm.Allreduce(world.MPI.IN_PLACE, world._buffer, op=world.MPI.SUM)
             samples.append(time.perf_counter() - start)
         alone = statistics.median(samples)
+    inner = sharded.inner if sharded is not None else optimizer
+    state_mb = sum(value.nbytes for entry in inner.state.values() for value in entry.values()
+                   if isinstance(value, np.ndarray)) / 1e6
     mine = {"step": statistics.median(step_times), "best": min(step_times),
-            "allreduce": statistics.median(reduce_times)}
+            "allreduce": statistics.median(reduce_times), "rss_mb": _rss_mb(), "state_mb": state_mb}
     mine |= {name: statistics.median(values) for name, values in phases.items()}
     ranks = world.comm.gather(mine, root=0) if world.size > 1 else [mine]
     if world.is_main:
@@ -145,8 +181,19 @@ def worker(args) -> None:
                   "batch": batch, "context": context, "parameters": int(sum(p.numel() for p in parameters)),
                   **mine, "allreduce_alone": alone,
                   "per_rank": ranks, "steps": len(step_times),
-                  "buffer_mb": None if world.size == 1 else world._buffer.nbytes / 1e6}
+                  "buffer_mb": None if world.size == 1 else (sharded.flat_grad if sharded is not None
+                                                              else world._buffer).nbytes / 1e6}
         print("RESULT " + json.dumps(result), flush=True)
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux /proc; else the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except OSError:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
 # ------------------------------------------------------------------------------ the driver
@@ -155,11 +202,13 @@ def find_mpiexec() -> str | None:
     return str(beside) if beside.exists() else shutil.which("mpiexec")
 
 
-def run_setup(model: str, ranks: int, threads: int, args) -> dict:
+def run_setup(model: str, ranks: int, threads: int, zero_stage: int, args) -> dict:
     command = [sys.executable, "-m", "benchmarks.distributed", "--worker", "--model", model,
-               "--threads", str(threads), "--warmup", str(args.warmup)]
+               "--threads", str(threads), "--warmup", str(args.warmup), "--zero-stage", str(zero_stage)]
     if args.steps:
         command += ["--steps", str(args.steps)]
+    if args.update_only:
+        command.append("--update-only")
     if ranks > 1:
         mpiexec = find_mpiexec()
         if mpiexec is None:
@@ -181,19 +230,20 @@ def table(results: list) -> str:
         return "-" if seconds is None else f"{seconds * 1000:,.1f} ms"
 
     lines = ["| model | setup | step time: median (best) | tokens/s (best) | forward+backward "
-             "| clip+AdamW | in Allreduce | comm share | Allreduce alone | buffer |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| norm+AdamW | in collectives | comm share | collectives alone | RSS per rank "
+             "| AdamW state per rank |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         tokens = r["batch"] * r["context"]
         several = r["ranks"] > 1
         share = f"{100 * r['allreduce'] / r['step']:.1f}%" if several else "-"
-        buffer = f"{r['buffer_mb']:,.0f} MB" if several else "-"
+        rss = " / ".join(f"{rank['rss_mb']:,.0f}" for rank in r["per_rank"]) + " MB"
         lines.append(f"| {r['model']} ({r['parameters'] / 1e6:.1f}M, batch {r['batch']} x {r['context']}) "
                      f"| {r['setup']} | {ms(r['step'])} ({ms(r['best'])}) "
                      f"| {tokens / r['step']:,.0f} ({tokens / r['best']:,.0f}) "
                      f"| {ms(r['compute'])} | {ms(r['update'])} "
                      f"| {ms(r['allreduce']) if several else '-'} | {share} "
-                     f"| {ms(r['allreduce_alone'])} | {buffer} |")
+                     f"| {ms(r['allreduce_alone'])} | {rss} | {r['state_mb']:,.0f} MB |")
     return "\n".join(lines)
 
 
@@ -209,10 +259,15 @@ def main(argv=None) -> None:
     print(f"# {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at start", flush=True)
     results = []
     for model in models:
-        for setup, ranks, threads in SETUPS:
-            result = run_setup(model, ranks, threads, args) | {"setup": setup}
-            results.append(result)
-            print(f"# {model}, {setup}: step {result['step'] * 1000:,.0f} ms", flush=True)
+        best = {}
+        for _ in range(max(args.repeat, 1)):  # A B C A B C: alternated, best of each
+            for setup, ranks, threads, zero_stage in SETUPS:
+                result = run_setup(model, ranks, threads, zero_stage, args) | {"setup": setup}
+                print(f"# {model}, {setup}: step {result['step'] * 1000:,.0f} ms (best "
+                      f"{result['best'] * 1000:,.0f} ms), load {os.getloadavg()[0]:.2f}", flush=True)
+                if setup not in best or result["step"] < best[setup]["step"]:
+                    best[setup] = result
+        results += [best[setup] for setup, *_ in SETUPS]
     print(f"# load average {os.getloadavg()[0]:.2f} at the end")
     print(table(results))
 

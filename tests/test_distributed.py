@@ -63,10 +63,10 @@ class FakeComm:
         recvbuf += self.peer_grads if self.peer_grads is not None else recvbuf * (self.size - 1)
 
     def Reduce_scatter_block(self, sendbuf, recvbuf, op):  # every rank sent what this one did
-        assert op == FakeMPI.SUM
+        assert sendbuf is FakeMPI.IN_PLACE and op == FakeMPI.SUM
         self.reduce_scatter_calls += 1
-        block = recvbuf.size
-        recvbuf[...] = sendbuf[self.rank * block:(self.rank + 1) * block] * self.size
+        block = recvbuf.size // self.size
+        recvbuf[:block] = recvbuf[self.rank * block:(self.rank + 1) * block] * self.size
 
     def Allgather(self, sendbuf, recvbuf):  # the other ranks' blocks stay as they are
         assert sendbuf is FakeMPI.IN_PLACE

@@ -48,11 +48,14 @@ class ThreadComm:
         barrier.wait()
         return everything
 
-    def Reduce_scatter_block(self, sendbuf, recvbuf, op):
-        assert op == ThreadMPI.SUM and sendbuf.size == recvbuf.size * self.size
+    def Reduce_scatter_block(self, sendbuf, recvbuf, op):  # in place: the result in the first block
+        assert sendbuf is ThreadMPI.IN_PLACE and op == ThreadMPI.SUM
         self.collectives.append("Reduce_scatter_block")
-        block = slice(self.rank * recvbuf.size, (self.rank + 1) * recvbuf.size)
-        recvbuf[...] = functools.reduce(np.add, [array[block] for array in self._exchange(sendbuf.copy())])
+        size = recvbuf.size // self.size
+        block = slice(self.rank * size, (self.rank + 1) * size)
+        everything = self._exchange(recvbuf.copy())
+        recvbuf[self.size * size - 1] = np.nan  # MPI may use the rest as scratch: nothing may read it
+        recvbuf[:size] = functools.reduce(np.add, [array[block] for array in everything])
 
     def Allgather(self, sendbuf, recvbuf):
         assert sendbuf is ThreadMPI.IN_PLACE

@@ -6,8 +6,8 @@ group (AdamW's decay group, then its no-decay group) in one flat float32 vector 
 N * S elements; rank r owns the block [r S, (r + 1) S). One step (`Trainer.train_step`):
 
     flat_grad[slot(p)] = p.grad                       (N S,) this rank's gradient of its rows
-    Reduce_scatter_block(flat_grad -> shard_grad)     (S,)   the SUM over the ranks of block r
-    norm^2 = Allreduce(||shard_grad||^2) / N^2         the global norm of the averaged gradient
+    Reduce_scatter_block(IN_PLACE, flat_grad)         flat_grad[:S]: the SUM over ranks of block r
+    norm^2 = Allreduce(||flat_grad[:S]||^2) / N^2      the global norm of the averaged gradient
     AdamW on block r, gradient x clip / N             params, exp_avg, exp_avg_sq: (S,) views
     Allgather(IN_PLACE, flat_param)                   every rank receives every updated block
 
@@ -19,7 +19,7 @@ process's weights to float32 rounding (the sums over ranks, the norm's partial s
 Dividing by N is folded into the update's gradient factor (exact for N a power of two).
 
 Memory per rank: AdamW's two moments take 2 S floats instead of 2 P (saved: 8 (N-1)/N bytes
-a parameter); the gradient's shard adds S. Communication per rank and step: Reduce-scatter
+a parameter); the reduce-scatter is in place, so the gradient's block needs no buffer of its own. Communication per rank and step: Reduce-scatter
 and Allgather each send (N-1) S floats, together 2 (N-1)/N * 4P bytes: the same volume as the
 one Allreduce they replace (a ring Allreduce is a reduce-scatter followed by an all-gather).
 
@@ -73,11 +73,11 @@ class ShardedOptimizer:
         self.shard_size = -(-offset // size)                   # S = ceil(P / N)
         self.lo, self.hi = rank * self.shard_size, (rank + 1) * self.shard_size
         self.flat_param = np.zeros(self.shard_size * size, dtype)  # (N S,)
-        self.flat_grad = np.zeros(self.shard_size * size, dtype)   # (N S,) padding stays 0
-        self.shard_grad = np.zeros(self.shard_size, dtype)         # (S,)
+        self.flat_grad = np.zeros(self.shard_size * size, dtype)   # (N S,)
+        self.block = self.flat_grad[:self.shard_size]  # (S,) this rank's summed block, once reduced
         self._views = [None] * len(self.params)
         self._adopt_parameters()
-        self._grad_scale = 1.0 / size  # shard_grad holds sums: the mean is sum / N
+        self._grad_scale = 1.0 / size  # the block holds sums: the mean is sum / N
         self._build_pieces()
         self._adopt_state()
 
@@ -93,8 +93,8 @@ class ShardedOptimizer:
 
     def _build_pieces(self) -> None:
         """This rank's block cut at group boundaries: one Tensor per group it overlaps, its
-        data a view of flat_param and its grad a view of shard_grad; the inner optimizer (of
-        the wrapped one's type) updates those pieces only."""
+        data a view of flat_param and its grad a view of the reduced block; the inner optimizer (of
+        the wrapped one's type) updates those pieces only (their grads: set by reduce_gradients)."""
         self.pieces = []  # (group index, start, stop) in flat coordinates
         inner_groups, first = [], 0
         for group_index, group in enumerate(self.param_groups):
@@ -105,7 +105,6 @@ class ShardedOptimizer:
             if start >= stop:
                 continue
             piece = Tensor(self.flat_param[start:stop], requires_grad=True)  # (stop - start,) view
-            piece.grad = self.shard_grad[start - self.lo:stop - self.lo]
             self.pieces.append((group_index, start, stop))
             inner_groups.append({**_hyperparameters(group), "params": [piece]})
         self.inner = type(self.template)(inner_groups, **self.defaults) if inner_groups else None
@@ -151,8 +150,9 @@ class ShardedOptimizer:
     # ---------------------------------------------------------------- the step's collectives
     def reduce_gradients(self, parameters, whole: bool = False) -> None:
         """Every parameter's .grad (missing: zeros) into flat_grad, then this rank's block of
-        the sum over the ranks into shard_grad (Reduce_scatter_block); the .grad are released.
-        whole=True: an Allreduce instead, and every .grad a view of the averaged flat_grad."""
+        the sum over the ranks into flat_grad[:S] (an in-place Reduce_scatter_block); the .grad
+        are released. whole=True: an Allreduce instead, every .grad a view of the averaged
+        flat_grad, and this rank's block read where it lies."""
         timings = self.world.timings
         started = time.perf_counter()
         self._adopt_parameters()  # (a parameter whose array was replaced since the last step)
@@ -163,17 +163,21 @@ class ShardedOptimizer:
             else:
                 slot[...] = (grad.data if isinstance(grad, Tensor) else grad).reshape(-1)
             param.grad = None
+        self.flat_grad[self.total:] = 0  # the padding (MPI may have used it as scratch)
         reduce_start = time.perf_counter()
         if whole:
             self.comm.Allreduce(self.MPI.IN_PLACE, self.flat_grad, op=self.MPI.SUM)
             np.divide(self.flat_grad, self.world.size, out=self.flat_grad)  # mean, as without ZeRO
-            self.shard_grad[...] = self.flat_grad[self.lo:self.hi]
             for param, (start, stop) in zip(self.params, self.slots):
                 param.grad = self.flat_grad[start:stop].reshape(param.shape)
+            self.block = self.flat_grad[self.lo:self.hi]  # (S,)
             self._grad_scale = 1.0
         else:
-            self.comm.Reduce_scatter_block(self.flat_grad, self.shard_grad, op=self.MPI.SUM)
+            self.comm.Reduce_scatter_block(self.MPI.IN_PLACE, self.flat_grad, op=self.MPI.SUM)
+            self.block = self.flat_grad[:self.shard_size]  # (S,) the sum of block r
             self._grad_scale = 1.0 / self.world.size
+        for piece, (_, start, stop) in zip(self._inner_params(), self.pieces):
+            piece.grad = self.block[start - self.lo:stop - self.lo]
         timings["reduce_scatter"] = timings.get("reduce_scatter", 0.0) + time.perf_counter() - reduce_start
         timings["average"] += time.perf_counter() - started
         timings["steps"] += 1
@@ -181,7 +185,7 @@ class ShardedOptimizer:
     def grad_norm(self) -> float:
         """The 2-norm of the whole averaged gradient: the shards' squared norms summed over
         the ranks (one Allreduce of a number)."""
-        local = float(np.dot(self.shard_grad, self.shard_grad))  # (S,) . (S,)
+        local = float(np.dot(self.block, self.block))  # (S,) . (S,)
         return math.sqrt(self.comm.allreduce(local, op=self.MPI.SUM)) * self._grad_scale
 
     # ---------------------------------------------------------------- the optimizer interface
