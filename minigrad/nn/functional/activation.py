@@ -22,6 +22,7 @@ import numpy as np
 
 from ...autograd import Function
 from ...random import default_generator
+from ...runtime.threads import get_threads
 from ...tensor import Tensor
 from . import reference as ref
 from .pointwise import gelu_exact
@@ -225,29 +226,61 @@ def relu(input, inplace: bool = False) -> Tensor:
 
 # ---------------------------------------------------------------- dropout
 _BITS64 = (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64)
+_SEEKABLE = (np.random.PCG64, np.random.PCG64DXSM)  # advance(k) skips exactly k raw draws
 
 
 def dropout_multiplier(generator, shape, p: float, dtype=np.float32) -> np.ndarray:
     """keep / (1 - p) with keep ~ Bernoulli(1 - p) independently per element, as `dtype`.
 
     Each element compares 32 random bits with p * 2^32 (twice as fast as generator.random,
-    finer than float32's 24 bits). The same generator state gives the same mask.
+    finer than float32's 24 bits). The same generator state gives the same mask, whatever
+    the number of threads: with PCG64 (minigrad's generator) the bits are drawn on all
+    threads (see `_draw_in_parallel`), the same bits as one sequential draw.
     """
     n = math.prod(shape)
-    if isinstance(generator.bit_generator, _BITS64):  # each raw draw is 64 random bits
-        bits = generator.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
-    else:  # e.g. MT19937, whose raw draws hold 32 bits
-        bits = generator.integers(0, 2**32, n, dtype=np.uint32)
     threshold = np.uint32(min(math.ceil(p * 2**32), 2**32 - 1))  # P(bits >= threshold) = 1 - p
     scale = 1.0 / (1.0 - p)
     mask = np.empty(n, dtype=dtype)
 
-    def block(lo, hi):
-        np.greater_equal(bits[lo:hi], threshold, out=mask[lo:hi])  # 1.0 kept, 0.0 dropped
+    def fill(bits, lo, hi):  # mask[lo:hi] from the 32-bit values bits (hi - lo,)
+        np.greater_equal(bits, threshold, out=mask[lo:hi])  # 1.0 kept, 0.0 dropped
         mask[lo:hi] *= scale
 
-    for_row_blocks(n, 1, block, rows=BLOCK_ELEMENTS)
+    bit_generator = generator.bit_generator
+    if isinstance(bit_generator, _SEEKABLE) and n >= 2 * PARALLEL_MIN_ELEMENTS and get_threads() > 1:
+        _draw_in_parallel(bit_generator, n, fill)
+        return mask.reshape(shape)
+    if isinstance(bit_generator, _BITS64):  # each raw draw is 64 random bits
+        bits = bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
+    else:  # e.g. MT19937, whose raw draws hold 32 bits
+        bits = generator.integers(0, 2**32, n, dtype=np.uint32)
+    for_row_blocks(n, 1, lambda lo, hi: fill(bits[lo:hi], lo, hi), rows=BLOCK_ELEMENTS)
     return mask.reshape(shape)
+
+
+def _draw_in_parallel(bit_generator, n: int, fill) -> None:
+    """fill(bits, lo, hi) over blocks of the n 32-bit values that
+    `bit_generator.random_raw((n + 1) // 2).view(np.uint32)` would give, drawn on minigrad's
+    threads: each thread starts a copy of the generator at the first draw of its range
+    (`advance`), then the generator itself is advanced past all n values, as a sequential
+    draw leaves it. Drawing is a third of dropout's time and cannot be split otherwise.
+    """
+    state = bit_generator.state
+    n_blocks = -(-n // BLOCK_ELEMENTS)  # BLOCK_ELEMENTS is even: a block starts at a whole draw
+
+    def run(first, last):
+        local = type(bit_generator)(0)
+        local.state = state
+        local.advance(first * BLOCK_ELEMENTS // 2)
+        for block in range(first, last):
+            lo, hi = block * BLOCK_ELEMENTS, min((block + 1) * BLOCK_ELEMENTS, n)
+            fill(local.random_raw((hi - lo + 1) // 2).view(np.uint32)[: hi - lo], lo, hi)
+
+    parallel_for(n_blocks, run, PARALLEL_MIN_ELEMENTS // BLOCK_ELEMENTS)
+    bit_generator.advance((n + 1) // 2)
+    after = bit_generator.state  # advance() drops the buffered half of a 64-bit draw that
+    after["has_uint32"], after["uinteger"] = state["has_uint32"], state["uinteger"]  # random_raw keeps
+    bit_generator.state = after
 
 
 class Dropout(Function):
