@@ -1,11 +1,15 @@
 """The speed-ups of the training kernels change no value: dropout's bits drawn on several
-threads are the bits of one sequential draw, and the generator is left as that draw leaves it."""
+threads are the bits of one sequential draw, and the generator is left as that draw leaves it;
+cross-entropy without the max shift equals the shifted formula, also where it falls back."""
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
 
-from minigrad import runtime
+from minigrad import Tensor, runtime
+from minigrad.nn import functional as F
 from minigrad.nn.functional.activation import dropout_multiplier
 
 
@@ -45,3 +49,44 @@ def test_dropout_rate_holds_on_the_parallel_path():
             assert abs((mask == 0).mean() - p) < 0.003
     finally:
         runtime.set_threads(previous)
+
+
+def reference_cross_entropy(logits: np.ndarray, targets: np.ndarray):
+    """Mean cross-entropy and its gradient in float64, shifted by the row max (the textbook way)."""
+    z = logits.astype(np.float64)
+    shifted = z - z.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=1))  # (N,)
+    rows = np.arange(len(z))
+    loss = (log_sum - shifted[rows, targets]).mean()
+    grad = np.exp(shifted - log_sum[:, None])
+    grad[rows, targets] -= 1.0
+    return loss, grad / len(z)
+
+
+@pytest.mark.parametrize("scale", [1.0, 20.0, 60.0, 500.0, 1e4])
+def test_cross_entropy_without_the_max_shift_matches_the_shifted_formula(scale):
+    # small logits take exp(z) unshifted; large ones (exp overflows, or 1/sum underflows) and
+    # rows far below zero are redone with the shift; blocks mix both kinds of rows
+    rng = np.random.default_rng(int(scale))
+    logits = (rng.standard_normal((64, 300)) * scale).astype(np.float32)
+    logits[::7] -= 80.0  # rows whose exponentials are all tiny
+    targets = rng.integers(0, 300, 64)
+    x = Tensor(logits, requires_grad=True)
+    with warnings.catch_warnings():  # no overflow warning from the unshifted exp(z)
+        warnings.simplefilter("error", RuntimeWarning)
+        loss = F.cross_entropy(x, targets)
+        loss.backward()
+    expected_loss, expected_grad = reference_cross_entropy(logits, targets)
+    assert loss.dtype == np.float32
+    np.testing.assert_allclose(loss.item(), expected_loss, rtol=2e-6)
+    np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-4, atol=1e-9)
+
+
+def test_cross_entropy_of_nan_and_infinite_logits_as_before():
+    logits = np.zeros((3, 4), np.float32)
+    logits[0, 1] = np.nan
+    logits[1] = [-np.inf, 0.0, -np.inf, -np.inf]  # all the mass on class 1
+    targets = np.array([0, 1, 2])
+    with np.errstate(invalid="ignore"):
+        losses = F.cross_entropy(Tensor(logits), targets, reduction="none").data
+    assert np.isnan(losses[0]) and losses[1] == 0.0 and np.isclose(losses[2], np.log(4.0))

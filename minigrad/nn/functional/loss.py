@@ -9,6 +9,14 @@ one pass over the logits in row blocks: the row max, exp, the row sum and, when 
 will be needed, softmax - onehot written straight into the one (N, C) buffer that backward
 returns (already divided by the number of counted targets for reduction="mean", so the usual
 `loss.backward()` with grad 1 costs no extra pass).
+
+Softmax is shift-invariant, and exp(z) of float32 logits overflows only above 88: so each
+block takes exp(z) as it is, and only a block in which a row's sum of exponentials falls
+outside SUM_RANGE (below it, exponentials of the smaller logits would lose precision as
+subnormal numbers; above it, an overflow, or 1 / sum would) is done again with the row max
+subtracted first, the textbook way: logits within about +-45 never need it. Most
+blocks skip the max pass and the subtraction pass, a third of the kernel's time over a
+50,257-word vocabulary (measured, one thread: 2048 x 50257 logits, see the notes).
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ from . import reference as ref
 from ._util import as_float_tensor, as_index_array, for_row_blocks
 
 REDUCTIONS = ("mean", "sum", "none")
+SUM_RANGE = (1e-20, 1e20)  # a row whose sum of exp(z) falls outside is shifted by its max first
 
 
 def _cross_entropy_rows(z, safe_targets, counted, row_scale, row_loss=None, grad=None):
@@ -35,13 +44,18 @@ def _cross_entropy_rows(z, safe_targets, counted, row_scale, row_loss=None, grad
     def block(lo, hi):
         zs = z[lo:hi]  # (rows, C)
         buf = grad[lo:hi] if grad is not None else np.empty_like(zs)
-        row_max = zs.max(axis=1, keepdims=True)  # (rows, 1)
-        np.subtract(zs, row_max, out=buf)
-        np.exp(buf, out=buf)
-        total = buf.sum(axis=1)  # (rows,), >= 1
+        with np.errstate(over="ignore", under="ignore"):  # an overflow is caught below
+            np.exp(zs, out=buf)  # exp(z) itself, no shift: two passes fewer (module docstring)
+            total = buf.sum(axis=1)  # (rows,)
+        shift = 0.0
+        if not np.all((total > SUM_RANGE[0]) & (total < SUM_RANGE[1])):  # overflow, underflow, nan:
+            shift = zs.max(axis=1)  # (rows,)                   shift by the row max first
+            np.subtract(zs, shift[:, None], out=buf)
+            np.exp(buf, out=buf)
+            total = buf.sum(axis=1)  # (rows,), >= 1
         rows, cols = np.arange(hi - lo), safe_targets[lo:hi]
-        if row_loss is not None:  # logsumexp - z_t = log(total) + max - z_t
-            np.subtract(np.log(total) + row_max[:, 0], zs[rows, cols], out=row_loss[lo:hi])
+        if row_loss is not None:  # logsumexp - z_t = log(total) + shift - z_t
+            np.subtract(np.log(total) + shift, zs[rows, cols], out=row_loss[lo:hi])
         if grad is not None:
             buf *= (row_scale / total)[:, None].astype(buf.dtype, copy=False)  # softmax
             buf[rows, cols] -= row_scale  # - onehot
