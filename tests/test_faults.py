@@ -130,7 +130,7 @@ def test_ctrl_c_before_training_starts_is_one_line_and_exit_130(data, tmp_path, 
         raise KeyboardInterrupt
 
     if where == "parser":
-        monkeypatch.setattr("gpt.cli.build_parser", interrupted)
+        monkeypatch.setattr("gpt.cli.dispatch.build_parser", interrupted)
     else:
         monkeypatch.setattr(loop, "build_data", interrupted)
     assert gpt_train(data, tmp_path / "run", "--max-steps", "2") == 130

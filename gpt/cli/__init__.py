@@ -5,150 +5,88 @@
     gpt eval --checkpoint runs/default
     gpt plot runs/default                        # runs/default/loss.png (needs matplotlib)
 
-One module per command group (gpt/cli/train.py, generate.py, evaluate.py, plot.py), each with a
-list `COMMANDS` of `Command(name, help, add_arguments, run)` (gpt/cli/common.py); a new group
-is one new module and one entry of GROUPS. Commands that live in other packages (download,
-finetuning) are one line of EXTERNAL_COMMANDS: their module adds its own sub-parser; a module
-that cannot be imported leaves a command that says so.
+The console script (`gpt = "gpt.cli:main"`) imports this module and calls `main`. It is kept
+light on purpose (it imports `os` and `sys` alone, both already loaded by Python, and `import gpt`
+imports nothing: gpt/__init__.py is lazy), so that Ctrl-C handling is in place about a
+millisecond after our first line runs: NumPy, minigrad and every command are imported by `main`,
+inside its `try`, from gpt/cli/dispatch.py (the parser and the command groups;
+`gpt.cli.build_parser` and the other names it defines are still reachable from here, imported
+on first use).
 
 Exit codes: 0 success, 1 an error in the input (message, no traceback; set GPT_DEBUG=1 for
 the traceback), 2 a usage error (argparse), 130 interrupted by Ctrl-C.
 """
-from __future__ import annotations
-
-import argparse
-import importlib
 import os
 import sys
 
-from minigrad import runtime
-from minigrad.untrusted import MAX_MESSAGE, FileFormatError, shorten
-
-from ..training.checkpoint import CheckpointError
-from ..training.data import DataError
-from ..training.errors import TrainingError
-from . import evaluate, explain, generate, plot, train
-from .common import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Command, Parser, UserError,  # noqa: F401
-                     normalize_flag_spelling)
-
-GROUPS = (train, generate, evaluate, plot, explain)  # in the order `gpt --help` lists them
-
-# Commands owned by other modules: (name, help, module, function). The function is called with
-# the argparse sub-parsers object, adds its `gpt NAME` parser and sets its handler as the
-# default `func` (`args.func(args) -> exit code`), as gpt.weights.download.add_download_parser does.
-EXTERNAL_COMMANDS = [
-    ("download", "download OpenAI GPT-2 weights (or say which files to place where, offline)",
-     "gpt.weights.download", "add_download_parser"),
-    ("classify-train", "finetune a model for text classification (the book's chapter 6)",
-     "gpt.cli.finetune", "add_classify_train_parser"),
-    ("classify", "classify texts with a finetuned classifier",
-     "gpt.cli.finetune", "add_classify_parser"),
-    ("instruct-train", "finetune a model to follow instructions (the book's chapter 7)",
-     "gpt.cli.finetune", "add_instruct_train_parser"),
-]
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
-# Commands that save only when done (finetuning): on Ctrl-C they say that nothing was saved.
-# (`gpt train` saves on Ctrl-C and prints its --resume command itself.)
-STARTED_OVER = ("gpt classify-train", "gpt instruct-train")
+class HeldInterrupt:
+    """Ctrl-C while main imports the command line: noted, and answered once the import is done.
 
+    Raised at once, the KeyboardInterrupt could land inside C code that an import runs, which
+    may turn it into another error: NumPy's C extension reports "ImportError: PyCapsule_Import
+    could not import module 'datetime'", and that ends in a traceback. So the first SIGINT only
+    sets `requested`; a second one stops at once (nothing is open yet). Only where Python's own
+    Ctrl-C handling is in force: in the main thread, unless SIGINT is ignored or handled by the
+    program that calls main."""
 
-def commands() -> list[Command]:
-    """Every command of the groups, in order."""
-    return [command for group in GROUPS for command in group.COMMANDS]
+    def __init__(self, signal):
+        self.signal = signal  # the module (imported by main, after its `try`)
+        self.requested = False
+        self.installed = False
 
+    def _handler(self, signum, frame):
+        if self.requested:
+            sys.stderr.write("\ngpt: interrupted\n")
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        self.requested = True
 
-# ------------------------------------------------------------------------------ the parser
-def _add_external(subparsers, name: str, help: str, module_name: str, function_name: str) -> None:
-    """Let another module add `gpt NAME`; when it cannot be imported, add a stand-in that says why."""
-    try:
-        add_parser = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as error:
-        reason = f"{module_name}.{function_name} is not available ({error})"
+    def __enter__(self):
+        if self.signal.getsignal(self.signal.SIGINT) is self.signal.default_int_handler:
+            try:
+                self.signal.signal(self.signal.SIGINT, self._handler)
+                self.installed = True
+            except ValueError:  # not the main thread: signals go to the main thread, not here
+                pass
+        return self
 
-        def unavailable(args, reason=reason):
-            raise UserError(f"gpt {name} is not available in this installation: {reason}")
-
-        sub = subparsers.add_parser(name, help=help + " [unavailable]", description=help)
-        sub.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        sub.set_defaults(func=unavailable)
-        return
-    add_parser(subparsers)
-
-
-def build_parser() -> Parser:
-    """The `gpt` parser; every sub-parser is a Parser too (no abbreviations, defaults in the help)."""
-    parser = Parser(
-        prog="gpt", description="Train, evaluate and sample GPT models with minigrad (NumPy only).",
-        epilog="Run `gpt COMMAND --help` for the options of a command.")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in commands():
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
-        command.add_arguments(sub)
-        sub.set_defaults(func=command.run)
-    for name, help, module_name, function_name in EXTERNAL_COMMANDS:
-        if name not in {command.name for command in commands()}:
-            _add_external(subparsers, name, help, module_name, function_name)
-    parser.commands = subparsers.choices  # name -> its sub-parser (for its usage on a mistyped flag)
-    return parser
-
-
-def parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
-    """parse_args, except that a flag no command has is reported by its command's parser (its
-    usage, and the nearest flag it has), exit 2."""
-    args, extras = parser.parse_known_args(normalize_flag_spelling(argv))
-    if extras:
-        command = parser.commands.get(getattr(args, "command", None), parser)
-        command.error(command.unrecognized(extras) if isinstance(command, Parser) else
-                      f"unrecognized arguments: {' '.join(extras)}")
-    return args
-
-
-def _early_threads(argv: list[str]) -> None:
-    """Switch minigrad's runtime on (threads, BLAS, memory reuse: minigrad.runtime), with
-    --threads N applied before anything heavy runs."""
-    threads = None
-    for index, item in enumerate(argv):
-        value = None
-        if item == "--threads" and index + 1 < len(argv):
-            value = argv[index + 1]
-        elif item.startswith("--threads="):
-            value = item.split("=", 1)[1]
-        if value is not None and value.isdigit() and int(value) > 0:
-            threads = int(value)
-    runtime.configure(threads=threads)
-
-
-def _user_errors() -> tuple:
-    """What ends a command with its message alone: our errors, bad input, and the operating
-    system's (a full disk, a missing or forbidden path: OSError names the path)."""
-    return (UserError, CheckpointError, DataError, TrainingError, FileFormatError, ValueError, OSError)
+    def __exit__(self, *exc):
+        if self.installed:
+            self.signal.signal(self.signal.SIGINT, self.signal.default_int_handler)
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run `gpt ARGS`; returns the exit code (the console script exits with it).
 
-    Ctrl-C at any point from here on (parsing, loading, training) is one line and exit 130;
-    an error is one line of at most MAX_MESSAGE characters and exit 1."""
-    command = "gpt"
+    Ctrl-C at any point from here on (importing, parsing, loading, training) is one line and
+    exit 130; an error is one line of at most MAX_MESSAGE characters and exit 1."""
     try:
-        argv = list(sys.argv[1:] if argv is None else argv)
-        _early_threads(argv)
-        parser = build_parser()
-        args = parse(parser, argv)  # exits with code 2 and a usage message on bad flags
-        command = f"gpt {args.command}"
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"\n{command}: interrupted", file=sys.stderr)
-        if command in STARTED_OVER:  # finetuning saves at the end only: say so, and what to run
-            print(f"{command}: nothing was saved; to start over, run the same command again", file=sys.stderr)
+        import signal  # here, not at the top: importing it takes about 1 ms, before any `try`
+        with HeldInterrupt(signal) as held:
+            # Our one import inside a function (tests/test_layout.py allows exactly this one):
+            # the heavy part of the command line, imported once Ctrl-C is handled.
+            import gpt.cli.dispatch as dispatch
+        if held.requested:
+            raise KeyboardInterrupt
+        return dispatch.run(argv)  # handles Ctrl-C itself from its first line, naming the command
+    except KeyboardInterrupt:  # while importing, or between the import and run's own `try`
+        print("\ngpt: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except _user_errors() as error:
-        if os.environ.get("GPT_DEBUG"):
-            raise
-        print(f"{command}: error: {shorten(error, MAX_MESSAGE)}", file=sys.stderr)
-        return EXIT_ERROR
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def __getattr__(name: str):
+    """`gpt.cli.build_parser`, `gpt.cli.GROUPS`, ...: the names of gpt/cli/dispatch.py, imported on
+    first use (PEP 562), so that importing gpt.cli stays light."""
+    # Not for dunder probes by tools, nor for `dispatch` itself: while it is being imported, the
+    # import system asks for gpt.cli.dispatch (and its submodules) here before binding them.
+    if name.startswith("__") or name == "dispatch":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import gpt.cli.dispatch as dispatch  # the same allowed import as in main
+    try:
+        return getattr(dispatch, name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -1,9 +1,9 @@
 """What every command group of the `gpt` command line shares: the Command record, the user
-error, the exit codes and the argument types.
+error, the exit codes (defined in gpt/cli/__init__.py) and the argument types.
 
 A command group is one module of gpt/cli/ with a list `COMMANDS` of `Command(name, help,
 add_arguments, run)`: `add_arguments(parser)` adds its flags, `run(args)` runs it and returns
-the exit code. gpt/cli/__init__.py lists the groups.
+the exit code. gpt/cli/dispatch.py lists the groups.
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..data.registry import check_tokenizer_name
-
-EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+from . import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE  # noqa: F401 (the exit codes, for the command groups)
 
 
 @dataclass

@@ -4,7 +4,7 @@
     gpt classify --checkpoint runs/spam --text "You won a prize!"
     gpt instruct-train --checkpoint gpt2/124M --data instruction-data.json --out runs/alpaca
 
-`add_finetune_parsers(subparsers)` registers them on the main parser's subparsers (gpt/cli/__init__.py).
+`add_finetune_parsers(subparsers)` registers them on the main parser's subparsers (gpt/cli/dispatch.py).
 Defaults follow the book: AdamW lr 5e-5, weight decay 0.1, batch 8, 5 epochs (chapter 6) or
 2 epochs (chapter 7).
 """
