@@ -121,11 +121,12 @@ def _user_errors() -> tuple:
     return (UserError, CheckpointError, DataError, TrainingError, FileFormatError, ValueError, OSError)
 
 
-def run(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, start_up=None) -> int:
     """Run `gpt ARGS` (gpt.cli.main, once this module is imported); returns the exit code.
 
     Ctrl-C at any point from here on (parsing, loading, training) is one line naming the command
-    and exit 130; an error is one line of at most MAX_MESSAGE characters and exit 1."""
+    and exit 130; an error is one line of at most MAX_MESSAGE characters and exit 1. `start_up`:
+    main's HeldInterrupt, released (a Ctrl-C held until then raised) as the command starts."""
     command = "gpt"
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
@@ -133,6 +134,8 @@ def run(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parse(parser, argv)  # exits with code 2 and a usage message on bad flags
         command = f"gpt {args.command}"
+        if start_up is not None:
+            start_up.release()
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"\n{command}: interrupted", file=sys.stderr)
