@@ -20,6 +20,14 @@ broadcast_triples = hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, 
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=MAX_SIDE)
 nonscalar_shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=MAX_SIDE)
 
+# the same with empty axes (size 0) too, as PyTorch allows them: an op on an empty tensor gives
+# an empty result (and an empty gradient), and broadcasting stretches a size-1 axis to size 0.
+# The tensor-API tests draw these; ops with no identity (max over an empty dim) must raise.
+broadcast_pairs_with_empty = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=0, max_side=MAX_SIDE)
+broadcast_triples_with_empty = hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, min_side=0, max_side=MAX_SIDE)
+shapes_with_empty = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=MAX_SIDE)
+nonscalar_shapes_with_empty = hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=MAX_SIDE)
+
 
 def values(shape, low: float = -2.0, high: float = 2.0):
     """float64 arrays of `shape` with elements in [low, high]."""

@@ -60,11 +60,13 @@ def as_pads(padding, kernel, dilation):
 
 
 @settings(max_examples=25)
-@given(geometry=conv_geometry(), bias=st.booleans(), seed=st.integers(0, 2**16))
-def test_conv2d_matches_numpy_and_gradchecks(geometry, bias, seed):
+@given(geometry=conv_geometry(), bias=st.booleans(), seed=st.integers(0, 2**16), batch=st.sampled_from([0, 1, 2]))
+def test_conv2d_matches_numpy_and_gradchecks(geometry, bias, seed, batch):
+    # batch 0 too: PyTorch convolves an empty batch into an empty output (empty x gradient,
+    # zero weight gradient)
     groups, cg, og, kernel, stride, dilation, padding, size = geometry
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2, groups * cg) + size)
+    x = rng.standard_normal((batch, groups * cg) + size)
     w = rng.standard_normal((groups * og, cg) + kernel)
     b = rng.standard_normal(groups * og) if bias else None
     y = F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
@@ -73,18 +75,20 @@ def test_conv2d_matches_numpy_and_gradchecks(geometry, bias, seed):
     if padding == "same":
         assert y.shape[2:] == x.shape[2:]
     params = [leaf(x), leaf(w)] + ([leaf(b)] if bias else [])
-    assert mg.gradcheck(lambda *t: F.conv2d(*t, stride=stride, padding=padding, dilation=dilation,
-                                            groups=groups), *params)
+    conv = lambda *t: F.conv2d(*t, stride=stride, padding=padding, dilation=dilation, groups=groups)  # noqa: E731
+    assert mg.gradcheck(conv, *params)
+    if batch <= 1:  # the second derivatives: finite differences of the gradient, kept small
+        assert mg.gradgradcheck(conv, *params)
 
 
 @settings(max_examples=20)
-@given(geometry=conv_geometry(), seed=st.integers(0, 2**16))
-def test_conv_transpose2d_is_the_adjoint_of_conv2d(geometry, seed):
+@given(geometry=conv_geometry(), seed=st.integers(0, 2**16), batch=st.sampled_from([0, 2]))
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(geometry, seed, batch):
     groups, cg, og, kernel, stride, dilation, padding, size = geometry
     if isinstance(padding, str):
         padding = (0, 0)
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2, groups * cg) + size)
+    x = rng.standard_normal((batch, groups * cg) + size)
     w = rng.standard_normal((groups * og, cg) + kernel)
     y = F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups).data
     # conv2d drops trailing rows that fit no window: output_padding gives them back
@@ -190,22 +194,24 @@ def pool_geometry(draw):
 
 
 @settings(max_examples=30)
-@given(geometry=pool_geometry(), seed=st.integers(0, 2**16))
-def test_pooling_matches_the_definition_and_gradchecks(geometry, seed):
+@given(geometry=pool_geometry(), seed=st.integers(0, 2**16), batch=st.sampled_from([0, 2]))
+def test_pooling_matches_the_definition_and_gradchecks(geometry, seed, batch):
     kernel, stride, dilation, padding, size, ceil_mode, count_include_pad = geometry
     rng = np.random.default_rng(seed)
-    x = rng.permutation(2 * 2 * size[0] * size[1]).reshape((2, 2) + size) / 10.0  # no ties
+    x = rng.permutation(batch * 2 * size[0] * size[1]).reshape((batch, 2) + size) / 10.0  # no ties; batch 0: empty
     y = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
     np.testing.assert_allclose(y.data, reference_pool(x, kernel, stride, padding, dilation, ceil_mode, "max"))
     assert mg.gradcheck(lambda t: F.max_pool2d(t, kernel, stride, padding, dilation, ceil_mode), leaf(x))
+    assert mg.gradgradcheck(lambda t: F.max_pool2d(t, kernel, stride, padding, dilation, ceil_mode), leaf(x))
     values, indices = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
     assert indices.dtype == np.int64
-    picked = np.take_along_axis(x.reshape(2, 2, -1), indices.data.reshape(2, 2, -1), -1)
+    picked = np.take_along_axis(x.reshape(batch, 2, size[0] * size[1]), indices.data.reshape(batch, 2, values.shape[2] * values.shape[3]), -1)
     np.testing.assert_array_equal(picked.reshape(values.shape), values.data)
     a = F.avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad)
     expected = reference_pool(x, kernel, stride, padding, (1, 1), ceil_mode, "avg", count_include_pad)
     np.testing.assert_allclose(a.data, expected, rtol=1e-12)
     assert mg.gradcheck(lambda t: F.avg_pool2d(t, kernel, stride, padding, ceil_mode, count_include_pad), leaf(x))
+    assert mg.gradgradcheck(lambda t: F.avg_pool2d(t, kernel, stride, padding, ceil_mode, count_include_pad), leaf(x))
 
 
 def test_pooling_documented_values_1d_float32_ties_and_errors():

@@ -38,17 +38,20 @@ def reference_ce(x, t, weight=None, ignore_index=-100, reduction="mean", smoothi
     loss = (1 - smoothing) * nll + smoothing * smooth
     if reduction == "none":
         return loss
-    return loss.sum() / (w[safe] * counted).sum() if reduction == "mean" else loss.sum()
+    if reduction == "mean":
+        total = (w[safe] * counted).sum()
+        return loss.sum() / total if total else np.nan  # an empty batch: nan, as PyTorch
+    return loss.sum()
 
 
 @settings(max_examples=20)
-@given(data=st.data(), n=st.integers(1, 4), classes=st.integers(1, 4), extra=st.sampled_from([(), (2,), (1, 2)]),
+@given(data=st.data(), n=st.integers(0, 4), classes=st.integers(1, 4), extra=st.sampled_from([(), (2,), (1, 2), (0,)]),
        reduction=st.sampled_from(REDUCTIONS), weighted=st.booleans(), smoothing=st.sampled_from([0.0, 0.2]))
 def test_cross_entropy_and_nll_with_index_targets(data, n, classes, extra, reduction, weighted, smoothing):
     x = data.draw(hnp.arrays(np.float64, (n, classes) + extra, elements=st.floats(-3, 3)))
     t = data.draw(hnp.arrays(np.int64, (n,) + extra, elements=st.integers(0, classes - 1)))
     t = np.where(data.draw(hnp.arrays(np.bool_, t.shape)), -100, t)  # some ignored
-    if not (t != -100).any():
+    if t.size and not (t != -100).any():
         t.flat[0] = 0
     weight = data.draw(hnp.arrays(np.float64, (classes,), elements=st.floats(0.5, 2))) if weighted else None
     expected = reference_ce(x, t, weight, reduction=reduction, smoothing=smoothing)
@@ -115,15 +118,17 @@ def test_cross_entropy_and_nll_errors():
 
 
 # ---------------------------------------------------------------- elementwise losses
-pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=3, max_side=3)
+pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=3, min_side=0, max_side=3)  # empty axes too
 
 
 def reduce(loss, reduction, batch=None):
     if reduction == "none":
         return loss
     if reduction == "batchmean":
-        return loss.sum() / batch
-    return loss.mean() if reduction == "mean" else loss.sum()
+        return loss.sum() / batch if batch else np.nan
+    if reduction == "mean":
+        return loss.sum() / loss.size if loss.size else np.nan  # the mean of nothing: nan, as PyTorch
+    return loss.sum()
 
 
 @settings(max_examples=15)
@@ -145,11 +150,14 @@ def test_l1_smooth_l1_and_huber(data, shapes, reduction):
     ]
     for fn, kwargs, loss in cases:
         np.testing.assert_allclose(fn(x, t, reduction=reduction, **kwargs).data, reduce(loss, reduction), rtol=1e-10, atol=1e-12)
+        if reduction == "mean" and loss.size == 0:
+            continue  # nan, and nan nearby: nothing to difference (the gradient is 0 or empty)
         assert mg.gradcheck(lambda a, b: fn(a, b, reduction=reduction, **kwargs), leaf(x), leaf(t))
+        assert mg.gradgradcheck(lambda a, b: fn(a, b, reduction=reduction, **kwargs), leaf(x), leaf(t))
 
 
 @settings(max_examples=15)
-@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=3),
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=3),
        reduction=st.sampled_from(REDUCTIONS), weighted=st.booleans())
 def test_binary_cross_entropy_and_with_logits(data, shape, reduction, weighted):
     z = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(-4, 4)))
@@ -183,7 +191,7 @@ def test_bce_extremes_and_errors():
 
 
 @settings(max_examples=15)
-@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=3),
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=3),
        reduction=st.sampled_from(REDUCTIONS + ["batchmean"]), log_target=st.booleans())
 def test_kl_div(data, shape, reduction, log_target):
     x = data.draw(hnp.arrays(np.float64, shape, elements=st.floats(-3, 0)))
@@ -192,7 +200,10 @@ def test_kl_div(data, shape, reduction, log_target):
     loss = t * (np.log(t) - x)
     out = F.kl_div(x, target, reduction=reduction, log_target=log_target)
     np.testing.assert_allclose(out.data, reduce(loss, reduction, shape[0]), rtol=1e-10, atol=1e-12)
+    if reduction in ("mean", "batchmean") and loss.size == 0:
+        return  # nan: nothing to difference
     assert mg.gradcheck(lambda a, b: F.kl_div(a, b, reduction=reduction, log_target=log_target), leaf(x), leaf(target))
+    assert mg.gradgradcheck(lambda a, b: F.kl_div(a, b, reduction=reduction, log_target=log_target), leaf(x), leaf(target))
 
 
 def test_kl_div_zero_target_contributes_nothing():

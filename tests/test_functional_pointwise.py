@@ -15,8 +15,8 @@ import minigrad as mg
 from minigrad.nn import functional as F
 from minigrad.ops.special import erf_array
 
-shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3)
-erf = np.vectorize(math.erf)
+shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)  # empty axes too
+erf = np.vectorize(math.erf, otypes=[float])
 
 
 def sigmoid(x):
@@ -57,8 +57,10 @@ def test_activation_forward_and_gradcheck(name, data, shape):
     for kink in kinks:  # finite differences need a margin around each kink
         x = np.where(np.abs(x - kink) < 0.05, kink + 0.1, x)
     out = call(mg.Tensor(x))
+    assert out.shape == x.shape
     np.testing.assert_allclose(out.data, formula(x), rtol=1e-10, atol=1e-12)
     assert mg.gradcheck(call, mg.Tensor(x.copy(), requires_grad=True))
+    assert mg.gradgradcheck(call, mg.Tensor(x.copy(), requires_grad=True))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

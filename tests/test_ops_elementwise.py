@@ -8,7 +8,8 @@ from hypothesis import given, strategies as st
 
 import minigrad as mg
 from minigrad import Tensor, gradcheck
-from core_strategies import away_from_zero, broadcast_pairs, leaf, shapes, spaced, values
+from core_strategies import (away_from_zero, broadcast_pairs_with_empty as broadcast_pairs, leaf,
+                             shapes_with_empty as shapes, spaced, values)
 
 # --------------------------------------------------------------------- binary ops
 BINARY = {

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minigrad as mg
-from minigrad import Tensor, gradcheck
-from core_strategies import distinct, leaf, nonscalar_shapes, shapes, spaced
+from minigrad import Tensor, gradcheck, gradgradcheck
+from core_strategies import (distinct, leaf, nonscalar_shapes_with_empty as nonscalar_shapes,
+                             shapes_with_empty as shapes, spaced)
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -19,12 +20,18 @@ SETTINGS = settings(max_examples=25, deadline=None)
 def test_max_min_along_dim(data, shape, keepdim):
     x = leaf(data.draw(distinct(shape)))
     dim = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    if x.shape[dim] == 0:  # PyTorch: max/min/argmax over an empty dim raise (no identity)
+        for op in ("max", "min", "argmax", "argmin"):
+            with pytest.raises(ValueError, match=rf"{op}: expected reduction dim {dim % x.ndim} to have non-zero size \(input shape"):
+                getattr(x, op)(dim, keepdim=keepdim)
+        return
     for name, np_value, np_index in [("max", np.max, np.argmax), ("min", np.min, np.argmin)]:
         values, indices = getattr(x, name)(dim, keepdim=keepdim)
         np.testing.assert_array_equal(values.data, np_value(x.data, axis=dim, keepdims=keepdim))
         np.testing.assert_array_equal(indices.data, np_index(x.data, axis=dim, keepdims=keepdim))
         assert indices.dtype == np.int64 and getattr(x, name)(dim=dim).values.shape == np_value(x.data, axis=dim).shape
         assert gradcheck(lambda t: getattr(t, name)(dim, keepdim=keepdim).values, x)
+        assert gradgradcheck(lambda t: getattr(t, name)(dim, keepdim=keepdim).values, x)
         np.testing.assert_array_equal(getattr(x, "arg" + name)(dim, keepdim=keepdim).data,
                                       np_index(x.data, axis=dim, keepdims=keepdim))
 
@@ -33,6 +40,11 @@ def test_max_min_along_dim(data, shape, keepdim):
 @given(data=st.data(), shape=shapes)
 def test_amax_amin_full(data, shape):
     x = leaf(data.draw(distinct(shape)))
+    if x.numel() == 0:
+        for op in ("max", "amin", "argmax"):
+            with pytest.raises(ValueError, match=rf"{op}: expected reduction dim to be specified for an empty input"):
+                getattr(x, op)()
+        return
     np.testing.assert_array_equal(x.max().data, np.max(x.data))
     np.testing.assert_array_equal(x.amin().data, np.min(x.data))
     np.testing.assert_array_equal(x.argmax().data, np.argmax(x.data))
@@ -75,6 +87,7 @@ def test_sort_argsort_topk(data, shape, descending):
     np.testing.assert_array_equal(np.take_along_axis(x.data, indices.data, dim), expected)
     np.testing.assert_array_equal(x.argsort(dim, descending=descending).data, indices.data)
     assert gradcheck(lambda t: t.sort(dim, descending=descending).values, x)
+    assert gradgradcheck(lambda t: t.sort(dim, descending=descending).values, x)
     k = data.draw(st.integers(0, x.shape[dim]))
     top, where = x.topk(k, dim, largest=not descending)
     largest = np.flip(np.sort(x.data, axis=dim), dim) if not descending else np.sort(x.data, axis=dim)
@@ -95,5 +108,5 @@ def test_errors_name_the_op_and_limit():
         x.max(2)
     with pytest.raises(ValueError, match=r"topk: k=4 is out of range for dim 1 of size 3"):
         x.topk(4)
-    with pytest.raises(ValueError, match=r"argmax: cannot reduce an empty tensor of shape \(0,\)"):
+    with pytest.raises(ValueError, match=r"argmax: expected reduction dim to be specified for an empty input of shape \(0,\)"):
         Tensor(np.zeros(0)).argmax()

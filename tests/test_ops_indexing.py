@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
 from minigrad import Tensor, gradcheck, gradgradcheck
-from core_strategies import away_from_zero, leaf, nonscalar_shapes, values, with_zeros
+from core_strategies import away_from_zero, leaf, nonscalar_shapes_with_empty as nonscalar_shapes, values, with_zeros
 
 SETTINGS = settings(max_examples=12, deadline=None)
 
@@ -33,20 +33,34 @@ def test_layout_methods(data, shape):
         "tile": (lambda t: t.tile(2), np.tile(x.data, 2)),
         "repeat_interleave": (lambda t: t.repeat_interleave(2, dim), np.repeat(x.data, 2, d)),
         "expand": (lambda t: t.unsqueeze(0).expand(2, *x.shape), np.broadcast_to(x.data, (2,) + x.shape)),
-        "narrow": (lambda t: t.narrow(dim, 0, 1), np.take(x.data, [0], d)),
+        "narrow": (lambda t: t.narrow(dim, 0, 1), np.take(x.data, [0], d)) if x.shape[d] else None,
         "movedim": (lambda t: t.movedim(dim, 0), np.moveaxis(x.data, d, 0)),
-        "unfold": (lambda t: t.unfold(dim, 1, 1), np.expand_dims(x.data, -1)),
+        "unfold": (lambda t: t.unfold(dim, 1, 1), np.expand_dims(x.data, -1)) if x.shape[d] else None,
         "chunk": (lambda t: t.chunk(2, dim)[0], np.array_split(x.data, 2, d)[0]),
-        "unbind": (lambda t: t.unbind(dim)[-1], np.take(x.data, -1, d)),
+        "unbind": (lambda t: t.unbind(dim)[-1], np.take(x.data, -1, d)) if x.shape[d] else None,
         "cumsum": (lambda t: t.cumsum(dim), np.cumsum(x.data, d)),
         "cumprod": (lambda t: t.cumprod(dim), np.cumprod(x.data, d)),
         "logcumsumexp": (lambda t: t.logcumsumexp(dim), np.logaddexp.accumulate(x.data, d)),
         "prod": (lambda t: t.prod(dim), np.prod(x.data, d)),
-        "logsumexp": (lambda t: t.logsumexp(dim), np.log(np.exp(x.data).sum(d))),
+        "logsumexp": (lambda t: t.logsumexp(dim), np.log(np.exp(x.data).sum(d))) if x.shape[d] else None,
         "norm": (lambda t: t.norm(dim=dim), np.sqrt((x.data ** 2).sum(d))),
         "norm1": (lambda t: t.norm(1), np.abs(x.data).sum()),
     }
-    for name, (fn, expected) in cases.items():
+    if x.shape[d] == 0:  # PyTorch refuses these on an empty dim; unbind gives no pieces
+        assert x.unbind(dim) == () and len(x.chunk(2, dim)) == 2 and x.chunk(2, dim)[1].shape == x.shape
+        with pytest.raises(IndexError, match=rf"narrow: start 0 \+ length 1 exceeds dim {d} of size 0"):
+            x.narrow(dim, 0, 1)
+        with pytest.raises(ValueError, match=rf"unfold: window size 1 \(step 1\) does not fit dim {d} of length 0"):
+            x.unfold(dim, 1, 1)
+        out = x.logsumexp(dim)  # the log of an empty sum: -inf, and an empty gradient
+        np.testing.assert_array_equal(out.data, np.full(np.sum(x.data, d).shape, -np.inf))
+        out.sum().backward()
+        assert x.grad.shape == x.shape
+        x.grad = None
+    for name, case in cases.items():
+        if case is None:
+            continue
+        fn, expected = case
         out = fn(x)
         np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-14, err_msg=name)
         assert gradcheck(fn, x), name
@@ -100,7 +114,7 @@ def test_gather_scatter_index_select(data, shape):
     x = leaf(data.draw(values(shape)))
     dim = data.draw(st.integers(-x.ndim, x.ndim - 1))
     d = dim % x.ndim
-    index = data.draw(hnp.arrays(np.int64, shape, elements=st.integers(0, shape[d] - 1)))
+    index = data.draw(hnp.arrays(np.int64, shape, elements=st.integers(0, max(shape[d] - 1, 0))))  # empty if shape[d] is 0
     np.testing.assert_array_equal(x.gather(dim, index).data, np.take_along_axis(x.data, index, d))
     assert gradcheck(lambda t: t.gather(dim, index), x) and gradgradcheck(lambda t: t.gather(dim, index), x)
     np.testing.assert_array_equal(x.take_along_dim(Tensor(index), dim).data, np.take_along_axis(x.data, index, d))
@@ -110,7 +124,7 @@ def test_gather_scatter_index_select(data, shape):
     np.testing.assert_allclose(x.scatter_add(dim, index, src).data, expected, rtol=1e-12)
     assert gradcheck(lambda t, s: t.scatter_add(dim, index, s), x, src)
     assert gradgradcheck(lambda t, s: t.scatter_add(dim, index, s), x, src)
-    rows = data.draw(hnp.arrays(np.int64, (3,), elements=st.integers(0, shape[d] - 1)))
+    rows = data.draw(hnp.arrays(np.int64, (3 if shape[d] else 0,), elements=st.integers(0, max(shape[d] - 1, 0))))
     np.testing.assert_array_equal(x.index_select(dim, rows).data, np.take(x.data, rows, d))
     assert gradcheck(lambda t: t.index_select(dim, rows), x) and gradgradcheck(lambda t: t.index_select(dim, rows), x)
     unique = np.arange(shape[d]).reshape([-1 if i == d else 1 for i in range(len(shape))]) * np.ones(shape, np.int64)
@@ -136,12 +150,20 @@ def test_index_errors_name_the_op_and_limit():
 
 
 @SETTINGS
-@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=4),
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4),
        mode=st.sampled_from(["constant", "reflect", "replicate", "circular"]))
 def test_pad(data, shape, mode):
     x = leaf(data.draw(values(shape)))
-    widths = data.draw(st.lists(st.integers(0, min(shape) - 1), min_size=2, max_size=2 * len(shape)).filter(lambda w: len(w) % 2 == 0))
+    widths = data.draw(st.lists(st.integers(0, 3), min_size=2, max_size=2 * len(shape)).filter(lambda w: len(w) % 2 == 0))
     pairs = [(0, 0)] * (len(shape) - len(widths) // 2) + [(widths[2 * i], widths[2 * i + 1]) for i in range(len(widths) // 2)][::-1]
+    # PyTorch's limits: reflect below the size, circular at most the size, nothing but
+    # constant on an empty dim
+    limit = {"constant": lambda n, w: True, "reflect": lambda n, w: w < n, "replicate": lambda n, w: n > 0,
+             "circular": lambda n, w: w <= n and n > 0}[mode]
+    if not all(limit(n, w) for n, pair in zip(shape, pairs) for w in pair if pair != (0, 0)):
+        with pytest.raises(ValueError, match=rf"pad: {mode} padding \(\d+, \d+\) (must be smaller|of an empty dim|would wrap)"):
+            x.pad(widths, mode)
+        return
     numpy_mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode]
     kwargs = {"constant_values": 1.5} if mode == "constant" else {}
     out = x.pad(widths, mode, value=1.5)
@@ -185,7 +207,7 @@ def test_einsum_errors():
 
 
 @SETTINGS
-@given(data=st.data(), shape=hnp.array_shapes(min_dims=2, max_dims=3, max_side=4), offset=st.integers(-2, 2))
+@given(data=st.data(), shape=hnp.array_shapes(min_dims=2, max_dims=3, min_side=0, max_side=4), offset=st.integers(-2, 2))
 def test_diag_diagonal(data, shape, offset):
     x = leaf(data.draw(values(shape)))
     np.testing.assert_array_equal(x.diagonal(offset, -2, -1).data, np.diagonal(x.data, offset, -2, -1))

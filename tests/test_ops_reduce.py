@@ -1,13 +1,18 @@
 """Reductions sum/mean/max/var: every axis form (None, int, tuple, negative) with and without
-keepdims passes gradcheck and equals NumPy; bad axes raise clear errors."""
+keepdims, on shapes with empty axes too, passes gradcheck and gradgradcheck and equals NumPy
+(PyTorch's values over an empty dim: sum 0, mean and var nan; max raises); bad axes raise
+clear errors."""
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from minigrad import Tensor, gradcheck
-from core_strategies import distinct, leaf, shapes, values
+import minigrad as mg
+from minigrad import Tensor, gradcheck, gradgradcheck
+from core_strategies import distinct, leaf, shapes_with_empty as shapes, values
 
 REDUCTIONS = {
     # name: (method name, numpy reference, value strategy)
@@ -47,12 +52,39 @@ def test_reduction_gradcheck_and_forward(name, data, shape_axis, keepdims):
             return t.var(axis=axis, keepdims=keepdims, correction=0)
         return getattr(t, method)(axis=axis, keepdims=keepdims)
 
+    reduced = [] if x.ndim == 0 else range(x.ndim) if axis is None else [axis] if isinstance(axis, int) else axis
+    if name == "max" and any(x.shape[d] == 0 for d in reduced):  # no identity: PyTorch raises
+        with pytest.raises(ValueError, match=r"amax: expected reduction dim( \d+ to have non-zero size| to be specified)"):
+            fn(x)
+        return
     out = fn(x)
     np_axis = None if x.ndim == 0 else axis  # NumPy's mean/var/max reject axis 0 of a 0-d array
-    expected = np_fn(x.data, axis=np_axis, keepdims=keepdims)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "mean of empty slice"
+        expected = np_fn(x.data, axis=np_axis, keepdims=keepdims)
     assert out.shape == np.shape(expected) and out.dtype == np.float64
-    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-15)
-    assert gradcheck(fn, x)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-15)  # nan == nan here
+    assert gradcheck(fn, x) and gradgradcheck(fn, x)
+
+
+def test_reductions_over_an_empty_dim_as_pytorch():
+    # PyTorch's documented results: the identity where there is one, nan for mean/var/std,
+    # -inf for logsumexp, and an error naming the op, dim and shape for max/min/argmax
+    x = Tensor(np.zeros((0, 3)), requires_grad=True)
+    assert x.sum(0).tolist() == [0, 0, 0] and x.prod(0).tolist() == [1, 1, 1] and x.norm(dim=0).tolist() == [0, 0, 0]
+    assert np.isnan(x.mean(0).data).all() and np.isnan(x.var(0).data).all() and np.isnan(x.std().item())
+    assert x.logsumexp(0).tolist() == [-np.inf] * 3 and x.cumsum(0).shape == (0, 3)
+    assert x.amax(1).shape == (0,) and x.max(1).values.shape == (0,) and x.argmin(1).shape == (0,)
+    for op in (lambda: x.amax(0), lambda: x.max(0), lambda: x.min(dim=0), lambda: x.argmax(0), lambda: x.amin(0)):
+        with pytest.raises(ValueError, match=r"expected reduction dim 0 to have non-zero size \(input shape \(0, 3\)"):
+            op()
+    for op in (lambda: x.max(), lambda: x.argmax(), lambda: x.amax()):
+        with pytest.raises(ValueError, match=r"expected reduction dim to be specified for an empty input of shape \(0, 3\)"):
+            op()
+    (x.sum(0).sum() + x.mean(0).masked_fill(np.ones(3, bool), 0.0).sum() + x.logsumexp(0).clamp(min=0).sum()).backward()
+    assert x.grad.shape == (0, 3)
+    with mg.no_grad():
+        assert mg.zeros(2, 0).mean().item() != mg.zeros(2, 0).mean().item()  # nan, no warning
 
 
 @pytest.mark.parametrize("name", sorted(REDUCTIONS))
@@ -91,7 +123,7 @@ def test_max_with_nan_propagates_without_warnings():
 
 
 def test_max_of_empty_tensor_raises():
-    with pytest.raises(ValueError, match=r"max: cannot reduce an empty tensor of shape \(0, 3\)"):
+    with pytest.raises(ValueError, match=r"max: expected reduction dim to be specified for an empty input of shape \(0, 3\)"):
         Tensor(np.zeros((0, 3))).max()
 
 

@@ -269,7 +269,7 @@ class ShapeMethods:
             if split_size_or_sections <= 0:
                 raise ValueError(f"split: chunk size must be positive, got {split_size_or_sections}")
             sizes = [min(split_size_or_sections, length - start)
-                     for start in range(0, length, split_size_or_sections)]
+                     for start in range(0, length, split_size_or_sections)] or [0]  # empty: one piece
         else:
             sizes = list(split_size_or_sections)
             if sum(sizes) != length or any(s < 0 for s in sizes):

@@ -162,6 +162,9 @@ class _PadInto(Function):
 
 
 def _source_index(n: int, lo: int, hi: int, mode: str, op: str, shape) -> np.ndarray:
+    if n == 0:  # nothing to reflect, repeat or wrap (PyTorch refuses it too)
+        raise ValueError(f"{op}: {mode} padding ({lo}, {hi}) of an empty dim (input shape {tuple(shape)}): "
+                         f"only mode 'constant' pads an empty dim")
     positions = np.arange(-lo, n + hi)
     if mode == "reflect":
         if lo >= n or hi >= n:
@@ -172,6 +175,9 @@ def _source_index(n: int, lo: int, hi: int, mode: str, op: str, shape) -> np.nda
         return np.where(positions >= n, period - positions, positions)
     if mode == "replicate":
         return np.clip(positions, 0, n - 1)
+    if lo > n or hi > n:  # PyTorch: "Padding value causes wrapping around more than once"
+        raise ValueError(f"{op}: circular padding ({lo}, {hi}) would wrap around more than once: at most "
+                         f"the size {n} of the padded dim (input shape {tuple(shape)})")
     return positions % n  # circular
 
 

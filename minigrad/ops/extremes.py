@@ -19,7 +19,7 @@ from ..tensor import Tensor
 from .elementwise import Maximum
 from .index import Gather
 from .promote import check_dim, pick_dim, pick_keepdim, promote
-from .reduce import Max, normalize_axes
+from .reduce import Max, check_reducible, normalize_axes
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
 """What max(dim), min(dim), sort, topk, cummax and cummin return: `values, indices = ...`."""
@@ -31,14 +31,14 @@ def _index(array: np.ndarray) -> Tensor:
 
 def _arg_extreme(op: str, a: np.ndarray, dim, keepdim: bool, smallest: bool) -> np.ndarray:
     pick = np.argmin if smallest else np.argmax
-    if a.size == 0:
-        raise ValueError(f"{op}: cannot reduce an empty tensor of shape {a.shape}")
     if dim is None:
+        check_reducible(op, a.shape, None)
         out = pick(a)
         return np.reshape(out, (1,) * a.ndim) if keepdim else np.asarray(out)
     dim = check_dim(op, dim, a.ndim, a.shape)
     if a.ndim == 0:
         return np.zeros((), dtype=np.int64)
+    check_reducible(op, a.shape, (dim,))
     if a.dtype.kind == "f" and np.isnan(a).any():  # NaN wins, as PyTorch: first NaN's index
         nan_first = np.isnan(a).argmax(axis=dim)
         out = np.where(np.isnan(a).any(axis=dim), nan_first, pick(a, axis=dim))
@@ -94,16 +94,15 @@ class ExtremeMethods:
     def amax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """The largest value over dim (None, an int or a tuple); tied maxima share the
         gradient evenly (1/k each)."""
-        return Max.apply(self, axis=pick_dim("amax", dim, axis), keepdims=pick_keepdim(keepdim, keepdims))
+        return Max.apply(self, axis=pick_dim("amax", dim, axis), keepdims=pick_keepdim(keepdim, keepdims), op="amax")
 
     def amin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """The smallest value over dim; tied minima share the gradient evenly."""
         dim, keepdim = pick_dim("amin", dim, axis), pick_keepdim(keepdim, keepdims)
-        if self.numel() == 0:
-            raise ValueError(f"amin: cannot reduce an empty tensor of shape {self.shape}")
         if self.dtype.kind == "f":
-            return -Max.apply(-self, axis=dim, keepdims=keepdim)  # min(a) = -max(-a)
+            return -Max.apply(-self, axis=dim, keepdims=keepdim, op="amin")  # min(a) = -max(-a)
         axes = normalize_axes("amin", dim, self.ndim, self.shape)
+        check_reducible("amin", self.shape, None if dim is None else axes)
         return Tensor._wrap(np.min(self.data, axis=axes, keepdims=keepdim), False)
 
     def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):

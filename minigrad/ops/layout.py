@@ -179,10 +179,13 @@ class LayoutMethods:
 
     def chunk(self, chunks: int, dim: int = 0):
         """Up to `chunks` pieces of ceil(n / chunks) along dim (the last may be smaller, and
-        fewer pieces come out when n is small, as PyTorch)."""
+        fewer pieces come out when n is small, as PyTorch; an empty dim gives `chunks` empty
+        pieces)."""
         if chunks <= 0:
             raise ValueError(f"chunk: chunks must be positive, got {chunks}")
         dim = check_dim("chunk", dim, self.ndim, self.shape)
+        if self.shape[dim] == 0:  # PyTorch: `chunks` empty pieces
+            return self.split([0] * chunks, dim)
         return self.split(max(1, -(-self.shape[dim] // chunks)), dim)
 
     def tensor_split(self, sections, dim: int = 0):

@@ -65,24 +65,39 @@ class Mean(Function):
         self.axes = normalize_axes("mean", axis, a.ndim, a.shape)
         self.in_shape = a.shape
         self.count = int(np.prod([a.shape[i] for i in self.axes]))
+        if self.count == 0:  # the mean of nothing is nan, as PyTorch (the gradient is empty)
+            return np.full(np.sum(a, axis=self.axes, keepdims=keepdims).shape, np.nan, dtype=a.dtype)
         return np.mean(a, axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):
-        g = g.reshape(_keepdims_shape(self.in_shape, self.axes)) / self.count
+        g = g.reshape(_keepdims_shape(self.in_shape, self.axes)) / max(self.count, 1)
         return np.broadcast_to(g, self.in_shape)
 
     def backward_graph(self, g):
-        g = Reshape.apply(g, shape=_keepdims_shape(self.in_shape, self.axes)) * (1.0 / self.count)
+        g = Reshape.apply(g, shape=_keepdims_shape(self.in_shape, self.axes)) * (1.0 / max(self.count, 1))
         return BroadcastTo.apply(g, shape=self.in_shape)
+
+
+def check_reducible(op: str, shape: tuple, axes) -> None:
+    """max/min/argmax/... have no identity: reducing over an empty dim is an error (PyTorch's
+    rule), while reducing an empty tensor over its non-empty dims gives an empty result."""
+    if axes is None:
+        if 0 in shape:
+            raise ValueError(f"{op}: expected reduction dim to be specified for an empty input of shape "
+                             f"{tuple(shape)} ({op} of nothing is undefined: it has no identity); pass dim=")
+        return
+    for d in axes:
+        if shape[d] == 0:
+            raise ValueError(f"{op}: expected reduction dim {d} to have non-zero size (input shape "
+                             f"{tuple(shape)}; {op} of nothing is undefined: it has no identity)")
 
 
 class Max(Function):
     # d max(a)/da_i = 1 at the maximal element, 0 elsewhere; k tied maxima get 1/k each
     # (a NaN makes the maximum NaN: its slice's gradient is NaN, as 0/0)
-    def forward(self, a, axis=None, keepdims=False):
-        self.axes = normalize_axes("max", axis, a.ndim, a.shape)
-        if a.size == 0:
-            raise ValueError(f"max: cannot reduce an empty tensor of shape {a.shape}")
+    def forward(self, a, axis=None, keepdims=False, op="max"):
+        self.axes = normalize_axes(op, axis, a.ndim, a.shape)
+        check_reducible(op, a.shape, None if axis is None else self.axes)
         out = np.max(a, axis=self.axes, keepdims=True)  # keepdims shape
         if self.requires_grad:
             self.a, self.out_kept = a, out
@@ -110,8 +125,9 @@ class Var(Function):
     def forward(self, a, axis=None, keepdims=False, correction=0):
         self.axes = normalize_axes("var", axis, a.ndim, a.shape)
         self.in_shape = a.shape
-        self.count = int(np.prod([a.shape[i] for i in self.axes])) - correction
-        centered = a - a.mean(axis=self.axes, keepdims=True)
+        reduced = int(np.prod([a.shape[i] for i in self.axes]))
+        self.count = reduced - correction
+        centered = a - a.sum(axis=self.axes, keepdims=True) / np.asarray(max(reduced, 1), a.dtype)  # a - mean
         if self.requires_grad:
             self.centered = centered
         with np.errstate(divide="ignore", invalid="ignore"):

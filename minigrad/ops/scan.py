@@ -194,10 +194,14 @@ class ScanMethods:
         return Prod.apply(source, dim=dim, keepdim=keepdim)
 
     def logsumexp(self, dim, keepdim: bool = False):
-        """log(sum(exp(x))) over dim without overflow (-inf for all -inf). Backward: g softmax(x)."""
+        """log(sum(exp(x))) over dim without overflow (-inf for all -inf, and over an empty dim,
+        as PyTorch). Backward: g softmax(x)."""
         x = as_float(self)
-        shift = x.amax(dim, keepdim=True).detach()
-        shift = shift.masked_fill(Tensor._wrap(~np.isfinite(shift.data), False), 0.0)
+        axes = _axes("logsumexp", dim, x)
+        if any(x.shape[d] == 0 for d in axes):  # log of an empty sum: -inf (gradient: empty)
+            return x.sum(dim, keepdim=keepdim) + float("-inf")
+        shift = np.max(x.data, axis=axes, keepdims=True, initial=-np.inf)  # -inf over an empty dim
+        shift = Tensor._wrap(np.where(np.isfinite(shift), shift, 0).astype(x.dtype), False)  # a constant
         with np.errstate(divide="ignore"):  # all -inf: log 0 = -inf, the right answer
             out = (x - shift).exp().sum(dim, keepdim=True).log() + shift
         return out if keepdim else out.squeeze(dim)

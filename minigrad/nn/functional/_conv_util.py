@@ -87,7 +87,7 @@ def im2col(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out: t
     view = windows(xp, kernel, stride, dilation, out)  # (C, kh, kw, N, Ho, Wo)
     cols = np.empty(view.shape, dtype=xp.dtype)
     np.copyto(cols, view)
-    return cols.reshape(view.shape[0] * kernel[0] * kernel[1], -1)
+    return cols.reshape(view.shape[0] * kernel[0] * kernel[1], view.shape[3] * view.shape[4] * view.shape[5])  # explicit: N may be 0
 
 
 def offset_slices(i: int, j: int, stride: tuple, dilation: tuple, out: tuple) -> tuple:

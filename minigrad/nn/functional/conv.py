@@ -17,6 +17,8 @@ weight gradient. The 1-d versions are the 2-d ones with a height of 1.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...autograd import Function
@@ -52,7 +54,7 @@ class Conv2d(Function):
         out = output_size("conv2d", x.shape[2:], (kh, kw), stride, padding, dilation, x.shape)
         xp = pad_spatial(x, padding)
         cols = im2col(xp, (kh, kw), stride, dilation, out)  # (C kh kw, N Ho Wo)
-        w2 = weight.reshape(groups, out_channels // groups, -1)  # (g, O/g, C/g kh kw)
+        w2 = weight.reshape(groups, out_channels // groups, math.prod(weight.shape[1:]))  # (g, O/g, C/g kh kw)
         y = _matmul(w2, _grouped(cols, groups)).reshape(out_channels, n, *out)  # (O, N, Ho, Wo)
         if bias:
             y += bias[0].reshape(-1, 1, 1, 1)
@@ -65,15 +67,15 @@ class Conv2d(Function):
         x, weight = self.parents[0], self.parents[1]
         stride, padding, dilation, groups = (self.options[k] for k in ("stride", "padding", "dilation", "groups"))
         out_channels, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
-        g2 = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, out_channels // groups, -1)  # (g, O/g, N Ho Wo)
+        g2 = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, out_channels // groups, g.shape[0] * g.shape[2] * g.shape[3])  # (g, O/g, N Ho Wo)
         grads = [None, None] + [None] * (len(self.parents) - 2)
         if self.needs_input_grad[1]:
             cols = _grouped(self.cols, groups)  # (g, C/g kh kw, N Ho Wo)
             # dW2^T = cols G^T: OpenBLAS runs this long-k product ~10x faster than G cols^T
             grads[1] = np.ascontiguousarray(_matmul(cols, g2.transpose(0, 2, 1)).transpose(0, 2, 1)).reshape(weight.shape)
         if self.needs_input_grad[0]:
-            w2 = weight.data.reshape(groups, out_channels // groups, -1)
-            dcols = _matmul(w2.transpose(0, 2, 1), g2).reshape(-1, g2.shape[-1])  # (C kh kw, N Ho Wo)
+            w2 = weight.data.reshape(groups, out_channels // groups, math.prod(weight.shape[1:]))
+            dcols = _matmul(w2.transpose(0, 2, 1), g2).reshape(groups * w2.shape[2], g2.shape[-1])  # (C kh kw, N Ho Wo)
             dxp = col2im(dcols, self.padded_shape, (kh, kw), stride, dilation, self.out)
             grads[0] = np.ascontiguousarray(crop(dxp, padding, x.shape[2:]))
         if len(grads) == 3 and self.needs_input_grad[2]:
@@ -103,9 +105,9 @@ class ConvTranspose2d(Function):
         out_channels = out_per_group * groups
         full = tuple((size - 1) * s + d * (k - 1) + 1 + op
                      for size, s, d, k, op in zip((h, w), stride, dilation, (kh, kw), output_padding))
-        x2 = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, in_channels // groups, -1)
-        w2 = weight.reshape(groups, in_channels // groups, -1)  # (g, C_in/g, O/g kh kw)
-        cols = _matmul(w2.transpose(0, 2, 1), x2).reshape(-1, n * h * w)  # (O kh kw, N H W)
+        x2 = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(groups, in_channels // groups, n * h * w)
+        w2 = weight.reshape(groups, in_channels // groups, math.prod(weight.shape[1:]))  # (g, C_in/g, O/g kh kw)
+        cols = _matmul(w2.transpose(0, 2, 1), x2).reshape(groups * w2.shape[2], n * h * w)  # (O kh kw, N H W)
         yp = col2im(cols, (n, out_channels) + full, (kh, kw), stride, dilation, (h, w))
         size = tuple(f - p0 - p1 for f, (p0, p1) in zip(full, padding))
         y = np.ascontiguousarray(crop(yp, padding, size))
@@ -127,7 +129,7 @@ class ConvTranspose2d(Function):
         cols = _grouped(im2col(gp, (kh, kw), stride, dilation, (h, w)), groups)  # (g, O/g kh kw, N H W)
         grads = [None, None] + [None] * (len(self.parents) - 2)
         if self.needs_input_grad[0]:
-            w2 = weight.data.reshape(groups, in_channels // groups, -1)
+            w2 = weight.data.reshape(groups, in_channels // groups, math.prod(weight.shape[1:]))
             dx = _matmul(w2, cols).reshape(in_channels, n, h, w)
             grads[0] = np.ascontiguousarray(dx.transpose(1, 0, 2, 3))
         if self.needs_input_grad[1]:
@@ -157,7 +159,7 @@ class ConvWeightGrad(Function):
         out_channels = g.shape[1]
         xp = pad_spatial(x, padding)
         cols = _grouped(im2col(xp, tuple(kernel), stride, dilation, g.shape[2:]), groups)
-        g2 = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, out_channels // groups, -1)
+        g2 = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, out_channels // groups, g.shape[0] * g.shape[2] * g.shape[3])
         dw = _matmul(cols, g2.transpose(0, 2, 1)).transpose(0, 2, 1)  # (g, O/g, C/g kh kw)
         return np.ascontiguousarray(dw).reshape(out_channels, x.shape[1] // groups, *kernel)
 

@@ -164,7 +164,9 @@ class MSELoss(Function):
         if reduction == "none":
             return squared
         total = squared.sum()
-        return np.asarray(total / max(diff.size, 1) if reduction == "mean" else total, dtype=diff.dtype)
+        if reduction == "mean":  # the mean of nothing is nan, as PyTorch
+            return np.asarray(total / diff.size if diff.size else np.nan, dtype=diff.dtype)
+        return np.asarray(total, dtype=diff.dtype)
 
     def backward(self, g):
         scale = 2.0 / max(self.diff.size, 1) if self.reduction == "mean" else 2.0

@@ -45,7 +45,7 @@ class PointwiseLoss(Function):
         if reduction == "mean":
             total = total / loss.size if loss.size else np.nan
         elif reduction == "batchmean":
-            total = total / self.batch
+            total = total / self.batch if self.batch else np.nan  # an empty batch: nan, as PyTorch
         return np.asarray(total, dtype=dtype)
 
     def _scale(self, g, size):
