@@ -263,7 +263,8 @@ def _draw_in_parallel(bit_generator, n: int, fill) -> None:
     `bit_generator.random_raw((n + 1) // 2).view(np.uint32)` would give, drawn on minigrad's
     threads: each thread starts a copy of the generator at the first draw of its range
     (`advance`), then the generator itself is advanced past all n values, as a sequential
-    draw leaves it. Drawing is a third of dropout's time and cannot be split otherwise.
+    draw leaves it. Drawing is most of dropout's time (measured, one thread, per 64K values:
+    74 us of drawing, 33 us of compare, scale and multiply) and cannot be split otherwise.
     """
     state = bit_generator.state
     n_blocks = -(-n // BLOCK_ELEMENTS)  # BLOCK_ELEMENTS is even: a block starts at a whole draw
