@@ -8,7 +8,7 @@ Each run is a fresh process that trains a benchmark config (benchmarks.configs) 
 context and batch replaced, and reports its step times (wall and CPU), the peak RSS of the
 process (VmHWM, in which the whole step's saved state lives) and its losses. The kernels:
 
-  blocked   what scaled_dot_product_attention does: above 16 MB of (B, H, T, T) weights the
+  blocked   what scaled_dot_product_attention does: above 64 MB of (B, H, T, T) weights the
             blocked kernel (minigrad/nn/functional/blocked_attention.py), which keeps no weights
   stored    the kernel that keeps the weights for backward, at every size (the blocked
             threshold set to infinity: what training ran before the blocked kernel)

@@ -140,13 +140,16 @@ def test_nothing_quadratic_is_kept_for_backward(monkeypatch):
     assert all(np.isfinite(t.grad).all() for t in (q, k, v))
 
 
-def test_the_threshold_picks_the_kernel():
+def test_the_threshold_picks_the_kernel(monkeypatch):
     def node(shape, **options):
         tensors = [leaf(np.zeros(shape), np.float32) for _ in range(3)]
         return type(sdpa(*tensors, **options)._ctx).__name__
 
-    assert attention.BLOCKED_ABOVE_BYTES == 16 << 20
+    assert attention.BLOCKED_ABOVE_BYTES == 64 << 20
     assert node((16, 4, 128, 8), is_causal=True) == "ScaledDotProductAttention"  # bench-tiny: 4 MB
-    assert node((1, 1, 2049, 1), is_causal=True) == "BlockedAttention"  # 2049^2 x 4 bytes > 16 MB
-    long_mask = np.ones((2049, 2049), bool)  # attn_mask: always the kernel that takes masks
-    assert node((1, 1, 2049, 1), attn_mask=long_mask) == "ScaledDotProductAttention"
+    monkeypatch.setattr(attention, "BLOCKED_ABOVE_BYTES", 16 * 16 * 4)  # one (16, 16) float32 head
+    assert node((1, 1, 16, 2), is_causal=True) == "ScaledDotProductAttention"  # exactly at the limit
+    assert node((1, 1, 17, 2), is_causal=True) == "BlockedAttention"
+    assert node((2, 1, 16, 2)) == "BlockedAttention"  # the whole call's weights count
+    long_mask = np.ones((17, 17), bool)  # attn_mask: always the kernel that takes masks
+    assert node((1, 1, 17, 2), attn_mask=long_mask) == "ScaledDotProductAttention"

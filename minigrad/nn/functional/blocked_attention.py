@@ -89,24 +89,32 @@ class DropoutBits:
 
 
 class _HeadBits:
-    """One head's multipliers, row after row (a generator of its own, jumped to the head)."""
+    """One head's keep/drop bits, row after row (a generator of its own, jumped to the head)."""
 
     def __init__(self, bits: DropoutBits, start: int):
         self.bits, self.spare = bits, None
-        self.source = bits.kind(0)
-        self.source.state = bits.state
-        self.source.advance(start // 2)
+        source = bits.kind(0)
+        source.state = bits.state
+        source.advance(start // 2)
+        self.source = np.random.Generator(source)
         if start % 2:  # the head starts in the high half of a draw
-            self.spare = self.source.random_raw(1).view(np.uint32)[1:]
+            self.spare = self._raw(1).view(np.uint32)[1:]
+
+    def _raw(self, n: int) -> np.ndarray:
+        """The next n raw 64-bit draws: integers over the full range returns them unchanged
+        (the same numbers as random_raw, a quarter faster)."""
+        return self.source.integers(0, 2**64 - 1, size=n, dtype=np.uint64, endpoint=True)
 
     def keep(self, n_rows: int, keys: int) -> np.ndarray:
         """(n_rows, keys) booleans, True where kept, of the next n_rows rows (their first keys)."""
-        n = n_rows * self.bits.shape[-1]
-        fresh = n - (0 if self.spare is None else 1)
-        raw = self.source.random_raw((fresh + 1) // 2).view(np.uint32)
+        n_keys = self.bits.shape[-1]
+        if n_rows * n_keys == 0:
+            return np.zeros((n_rows, keys), bool)
+        fresh = n_rows * n_keys - (0 if self.spare is None else 1)
+        raw = self._raw((fresh + 1) // 2).view(np.uint32)
         flat = raw[:fresh] if self.spare is None else np.concatenate([self.spare, raw[:fresh]])
         self.spare = raw[fresh:] if fresh % 2 else None  # the unused high half, for the next rows
-        return np.greater_equal(flat.reshape(n_rows, -1)[:, :keys], self.bits.threshold)
+        return np.greater_equal(flat.reshape(n_rows, n_keys)[:, :keys], self.bits.threshold)
 
 
 def _blocks(n_heads: int, n_queries: int, n_keys: int) -> tuple[int, int]:
