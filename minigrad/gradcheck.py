@@ -18,6 +18,12 @@ grad_output (or the one given), the first derivative is itself a function of the
 
 and gradcheck of G checks every second derivative (the Hessian-vector products in x, and the
 Jacobian again through v), the analytic side running the backward of a backward.
+
+Empty inputs (a size-0 axis): their first derivative is empty, so its Jacobian has no entries
+and nothing is compared for it, as torch.autograd.gradgradcheck builds no row for it. Its
+backward still runs once (it must give each input's shape), but its values are not used: it
+multiplies by zero constants such as the 1/0 of a mean over an empty batch, so it can be nan
+(0 * inf), which is also what PyTorch's formulas compute there.
 """
 from __future__ import annotations
 
@@ -141,10 +147,31 @@ def gradgradcheck(fn, *inputs, grad_outputs=None, eps: float = 1e-6, atol: float
             wrt = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
             if not pairs:
                 return tuple(None for _ in wrt)
-            return grad([y for y, _ in pairs], wrt, [g for _, g in pairs],
-                        create_graph=True, allow_unused=True)
+            grads = grad([y for y, _ in pairs], wrt, [g for _, g in pairs],
+                          create_graph=True, allow_unused=True)
+        return tuple(None if g is not None and g.numel() == 0 else g for g in grads)  # empty: no rows
+
+    def run_empty_rows(*args):
+        """The backward of the empty first derivatives, once: it must run and give the shapes."""
+        with enable_grad():
+            ys = _outputs(fn, args[:n], "gradgradcheck")
+            pairs = [(y, g) for y, g in zip(ys, args[n:]) if y is not None and y.requires_grad]
+            wrt = [x for x in args[:n] if isinstance(x, Tensor) and x.requires_grad]
+            if not pairs:
+                return
+            firsts = grad([y for y, _ in pairs], wrt, [g for _, g in pairs], create_graph=True, allow_unused=True)
+            empty = [g for g in firsts if g is not None and g.numel() == 0 and g.requires_grad]
+            if not empty:
+                return
+            sources = wrt + [v for v in args[n:] if v.requires_grad]
+            seconds = grad(empty, sources, [np.zeros(g.shape) for g in empty], allow_unused=True)
+        for source, second in zip(sources, seconds):
+            if second is not None and second.shape != source.shape:
+                raise GradcheckError(f"gradgradcheck: the second derivative of an empty first derivative has "
+                                     f"shape {second.shape}, its input {source.shape}")
 
     labels = [f"input {i}" for i in range(n)] + [f"grad_outputs[{k}]" for k in range(len(vs))]
+    run_empty_rows(*inputs, *vs)
     return gradcheck(first_derivative, *inputs, *vs, eps=eps, atol=atol, rtol=rtol, seed=seed,
                      raise_exception=raise_exception, labels=labels, name="gradgradcheck")
 

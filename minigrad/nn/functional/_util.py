@@ -12,6 +12,8 @@ worker threads, with OpenBLAS limited to one thread meanwhile (minigrad/runtime/
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...runtime.threads import parallel_for
@@ -85,7 +87,8 @@ def check_axis(axis, ndim: int, op: str, shape: tuple) -> int:
 class RowLayout:
     """View an array as contiguous rows (N, C) with `axis` last, and map results back.
 
-    For the usual axis=-1 on a contiguous array both directions are free reshapes.
+    For the usual axis=-1 on a contiguous array both directions are free reshapes. Empty axes
+    are fine: N = 0 rows, or rows of C = 0 entries (so the row count is spelled out, not -1).
     """
 
     def __init__(self, shape: tuple, axis: int):
@@ -97,7 +100,7 @@ class RowLayout:
             return a.reshape(1, 1)
         if self.moved:
             a = np.moveaxis(a, self.axis, -1)
-        return np.ascontiguousarray(a).reshape(-1, a.shape[-1])  # (N, C)
+        return np.ascontiguousarray(a).reshape(math.prod(a.shape[:-1]), a.shape[-1])  # (N, C)
 
     def from_rows(self, rows: np.ndarray) -> np.ndarray:
         if not self.shape:

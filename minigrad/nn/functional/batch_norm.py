@@ -111,7 +111,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{op}: eval mode (training=False) needs running_mean and running_var")
     count = x.numel() // max(channels, 1)
-    if training and count <= 1:
+    if training and count == 1:  # (PyTorch's limit; an empty batch is fine, as there)
         raise ValueError(f"{op}: expected more than 1 value per channel when training, got input {x.shape}")
     params = []
     for name, p in (("weight", weight), ("bias", bias)):
@@ -123,7 +123,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     y = BatchNorm.apply(x, *params, training=bool(training), eps=float(eps), has_weight=weight is not None,
                         has_bias=bias is not None, mean=None if training else running_mean,
                         var=None if training else running_var)
-    if training and running_mean is not None:
+    if training and running_mean is not None and count:  # an empty batch leaves them unchanged
         if y._ctx is not None:
             mean, var = y._ctx.batch_stats
         else:  # no graph recorded: the same statistics from the data
@@ -149,7 +149,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
             or channels % num_groups:
         raise ValueError(f"{op}: num_groups={num_groups!r} must be a positive divisor of the {channels} "
                          f"channels of input {x.shape}")
-    grouped = x.reshape(x.shape[0], int(num_groups), -1)  # (N, G, C/G * spatial)
+    group_size = channels // int(num_groups) * int(np.prod(x.shape[2:]))  # spelled out: N may be 0
+    grouped = x.reshape(x.shape[0], int(num_groups), group_size)  # (N, G, C/G * spatial)
     y = layer_norm(grouped, grouped.shape[-1:], eps=eps).reshape(x.shape)
     shape = (1, channels) + (1,) * (x.ndim - 2)
     for name, p in (("weight", weight), ("bias", bias)):

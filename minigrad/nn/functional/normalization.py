@@ -39,7 +39,7 @@ class LayerNorm(Function):
         bias = params.pop(0) if has_bias else None
         self.x_shape, self.has_weight, self.has_bias = x.shape, has_weight, has_bias
         width = x.shape[-1]
-        x2 = np.ascontiguousarray(x).reshape(-1, width)  # (N, C)
+        x2 = np.ascontiguousarray(x).reshape(int(np.prod(x.shape[:-1])), width)  # (N, C); N or C may be 0
         dtype = np.result_type(x2, *(p for p in (weight, bias) if p is not None))
         xhat = np.empty(x2.shape, dtype=dtype)  # (N, C)
         rstd = np.empty((x2.shape[0], 1), dtype=dtype)  # (N, 1)
@@ -77,7 +77,7 @@ class LayerNorm(Function):
         gx = np.empty_like(xhat) if need_x else None
         rows = block_rows(width)
         partials = {}  # first row of a thread's range -> its (sum of g xhat, sum of g), (C,) each
-        inv_width = 1.0 / width
+        inv_width = 1.0 / max(width, 1)  # (rows of width 0 have nothing to average)
 
         def run(lo, hi):
             tmp = np.empty((min(rows, hi - lo), width), dtype=xhat.dtype) if gx is not None else None

@@ -28,16 +28,22 @@ def constant(array) -> Tensor:
 
 
 # ---------------------------------------------------------------- softmax family
+def row_max(x: Tensor, axis: int) -> np.ndarray:
+    """max of x along `axis`, kept as a size-1 axis; -inf for an empty axis (any shift will do
+    for a softmax over nothing: its result is empty)."""
+    return x.data.max(axis=axis, keepdims=True, initial=-np.inf)
+
+
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`. x: any shape; the result has x's shape."""
-    shift = constant(x.data.max(axis=axis, keepdims=True))  # softmax(x - c) = softmax(x): no overflow
+    shift = constant(row_max(x, axis))                      # softmax(x - c) = softmax(x): no overflow
     exp_x = (x - shift).exp()                               # x's shape, every entry in (0, 1]
     return exp_x / exp_x.sum(axis=axis, keepdims=True)      # (..., 1) row sums broadcast back
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - log(sum(exp(x))) along `axis`, with the same constant shift as softmax."""
-    shifted = x - constant(x.data.max(axis=axis, keepdims=True))  # x's shape, max entry 0
+    shifted = x - constant(row_max(x, axis))  # x's shape, max entry 0
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
 
 
