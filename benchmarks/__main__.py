@@ -19,7 +19,8 @@ the same model and step run in PyTorch in their own processes after a pause, eag
 per config and both ratios. The package and its tests never import torch.
 
 Output: the table on stdout, and benchmarks/results/latest.md and latest.json (plus a
-timestamped copy of the JSON for later `--compare`).
+timestamped copy of the JSON for later `--compare`). `--markdown PATH` replaces only this
+benchmark's marked section of PATH (benchmarks/results_file.py), keeping the rest.
 """
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ import time
 from pathlib import Path
 
 from benchmarks.configs import CONFIGS, DROP_RATE, GENERATION_TOKENS, flops_per_step, model_config
+from benchmarks.results_file import write_section
 from minigrad.runtime import available_cores
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+MARKDOWN_SECTION = "python -m benchmarks"  # the part of a --markdown file this writer owns
 FLOORS = {"bench-tiny": 0.18, "small": 0.33, "124m": 0.33}  # fraction of the GEMM peak each config must reach
 GEN_FLOOR_TOKENS_PER_S = 20.0  # 124m, batch 1, with the cache
 GEN_FLOOR_SPEEDUP = 3.0        # cached / uncached
@@ -50,7 +53,8 @@ def parse_args(argv=None):
                         help="BLAS and kernel threads (default: the cores available)")
     parser.add_argument("--profile", action="store_true", help="per-op time breakdown")
     parser.add_argument("--compare", metavar="OLD.json", help="print ratios against an earlier run")
-    parser.add_argument("--markdown", metavar="PATH", help="also write the markdown table here")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="also write the tables into this file's marked section (the rest is kept)")
     parser.add_argument("--drop-rate", type=float, default=DROP_RATE,
                         help=f"dropout rate of every config (default {DROP_RATE}, the book's)")
     parser.add_argument("--train-seconds", type=float, default=8.0,
@@ -360,7 +364,7 @@ def main(argv=None) -> int:
     (RESULTS_DIR / "latest.json").write_text(payload)
     (RESULTS_DIR / time.strftime("run-%Y%m%d-%H%M%S.json")).write_text(payload)
     if args.markdown:
-        Path(args.markdown).write_text(text)
+        write_section(args.markdown, MARKDOWN_SECTION, text)
     if args.compare:
         print(compare(report, args.compare))
     print(f"wrote {RESULTS_DIR / 'latest.md'} and latest.json")

@@ -14,6 +14,9 @@ against one GEMM with the FLOPs of its forward AND backward (three GEMMs' worth)
 is the GEMM's FLOP rate over the convolution's: 2 or less means at least half the GEMM's rate.
 The last column gives process CPU times (all threads), which other processes on a shared
 machine do not inflate; with --threads 1 they are the idle-machine wall times.
+
+`--markdown benchmarks/RESULTS.md` also writes the table as that file's kernels section,
+between its markers (benchmarks/results_file.py): `python -m benchmarks --markdown` keeps it.
 """
 from __future__ import annotations
 
@@ -29,6 +32,9 @@ def parse_args(argv=None):
                         help="BLAS threads and kernel threads (default: all cores)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per kernel (best is kept)")
     parser.add_argument("--only", nargs="*", default=None, help="kernel names to run")
+    parser.add_argument("--markdown", metavar="PATH", default=None,
+                        help="also write the table into this file's marked kernels section, keeping "
+                             "the rest (e.g. benchmarks/RESULTS.md; default: stdout only)")
     return parser.parse_args(argv)
 
 
@@ -39,6 +45,8 @@ if ARGS is not None and ARGS.threads:  # must be set before NumPy loads BLAS
 
 import numpy as np  # noqa: E402
 
+from benchmarks.results_file import write_section  # noqa: E402
+
 import minigrad as mg  # noqa: E402
 import minigrad.nn.functional as F  # noqa: E402
 from minigrad import runtime  # noqa: E402
@@ -46,6 +54,7 @@ from minigrad import runtime  # noqa: E402
 B, T, C, H, D, HIDDEN, VOCAB = 8, 256, 768, 12, 64, 3072, 50257
 N = B * T
 CONV_N, CONV_C, CONV_HW = 32, 64, 32  # the conv2d line: a small ResNet's 3x3 layer
+MARKDOWN_SECTION = "python -m benchmarks.kernels"  # the part of a --markdown file this writes
 
 
 def best_time(fn, repeat: int) -> tuple[float, float]:
@@ -138,13 +147,19 @@ def main(args) -> None:
             grads[out.shape] = rng.standard_normal(out.shape).astype(out.dtype) if out.ndim else None
         return grads[out.shape]
 
+    lines = []  # what is printed, kept for --markdown
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
     peak_ms = gemm_ms(2048, 2048, 2048)[0]
-    print(f"numpy {np.__version__}, kernel threads {runtime.get_threads()}, "
-          f"float32 GEMM 2048^3: {2 * 2048**3 / peak_ms / 1e6:.0f} GFLOP/s, "
-          f"load average {os.getloadavg()[0]:.1f}\n")
-    print("| kernel | shape | forward ms | fwd+bwd ms | matmul (m,k,n) | matmul ms | "
-          "fwd+bwd / matmul | CPU ms: fwd+bwd / matmul |")
-    print("|" + "---|" * 8)
+    emit(f"numpy {np.__version__}, kernel threads {runtime.get_threads()}, "
+         f"float32 GEMM 2048^3: {2 * 2048**3 / peak_ms / 1e6:.0f} GFLOP/s, "
+         f"load average {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M')}\n")
+    emit("| kernel | shape | forward ms | fwd+bwd ms | matmul (m,k,n) | matmul ms | "
+         "fwd+bwd / matmul | CPU ms: fwd+bwd / matmul |")
+    emit("|" + "---|" * 8)
     all_cases, leaves = cases(rng)
     for name, shape, fn, (m, k, n), label in all_cases:
         if args.only and name not in args.only:
@@ -153,10 +168,20 @@ def main(args) -> None:
             forward_ms = best_time(fn, args.repeat)[0]
         both_ms, both_cpu = best_time(forward_backward(fn, grad_for, leaves), args.repeat)
         ref_ms, ref_cpu = gemm_ms(m, k, n)
-        print(f"| {name} | {shape} | {forward_ms:.1f} | {both_ms:.1f} | ({m},{k},{n}) {label} | "
-              f"{ref_ms:.1f} | {both_ms / ref_ms:.2f} | {both_cpu:.0f} / {ref_cpu:.0f} |", flush=True)
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (wall times are only "
-          f"meaningful when it stays below the core count)")
+        emit(f"| {name} | {shape} | {forward_ms:.1f} | {both_ms:.1f} | ({m},{k},{n}) {label} | "
+             f"{ref_ms:.1f} | {both_ms / ref_ms:.2f} | {both_cpu:.0f} / {ref_cpu:.0f} |")
+    emit(f"\nload average at the end: {os.getloadavg()[0]:.1f} (wall times are only "
+         f"meaningful when it stays below the core count)")
+    if args.markdown:
+        write_section(args.markdown, MARKDOWN_SECTION, markdown_section(lines, args))
+        print(f"wrote the kernels section of {args.markdown}")
+
+
+def markdown_section(lines: list, args) -> str:
+    """The kernels section of a results file: a heading, the command, then the printed lines."""
+    command = "python -m benchmarks.kernels" + (f" --threads {args.threads}" if args.threads else "") \
+        + (f" --only {' '.join(args.only)}" if args.only else "")
+    return "\n".join(["## Kernels (`python -m benchmarks.kernels`)", "", f"`{command}`:", "", *lines])
 
 
 if __name__ == "__main__":
