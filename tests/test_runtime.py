@@ -152,3 +152,78 @@ def test_one_pool_serves_kernels_and_optimizers():
     assert _util.parallel_for is runtime.parallel_for
     assert optimizer.run_parallel is runtime.run_parallel
     assert minigrad.runtime is runtime
+
+
+@pytest.fixture
+def three_threads():
+    previous = runtime.get_threads()
+    runtime.set_threads(3)
+    yield
+    runtime.set_threads(previous)
+
+
+def test_run_parallel_runs_every_task_once_and_the_workers_really_run(three_threads):
+    import threading
+
+    # task 0 (the calling thread) waits for task 1: only a worker thread can run task 1
+    started = threading.Event()
+    ran = []
+    tasks = [lambda: ran.append(("first", started.wait(30)))]
+    tasks.append(lambda: (ran.append(("second", threading.current_thread().name)), started.set()))
+    tasks += [lambda i=i: ran.append(i) for i in range(7)]  # more tasks than threads
+    runtime.run_parallel(tasks)
+    assert ("first", True) in ran
+    assert sorted(x for x in ran if isinstance(x, int)) == list(range(7))
+    (name,) = [x[1] for x in ran if isinstance(x, tuple) and x[0] == "second"]
+    assert name.startswith("minigrad-")
+    assert len(ran) == 9
+
+
+def test_run_parallel_raises_a_tasks_error_after_all_tasks_finished(three_threads):
+    done = []
+
+    def fail():
+        raise ZeroDivisionError("task 2 failed")
+
+    tasks = [lambda: done.append(0), lambda: done.append(1), fail, lambda: done.append(3)]
+    with pytest.raises(ZeroDivisionError, match="task 2 failed"):
+        runtime.run_parallel(tasks)
+    assert sorted(done) == [0, 1, 3]
+    with pytest.raises(KeyError):
+        runtime.run_parallel([lambda: {}["missing"], lambda: done.append(4)])
+    assert done[-1] == 4
+    runtime.run_parallel([lambda: done.append(5)] * 3)  # the pool still works afterwards
+    assert done[-3:] == [5, 5, 5]
+
+
+def test_parallel_for_covers_the_range_and_nested_calls_run_inline(three_threads):
+    seen, inner = [], []
+
+    def body(lo, hi):
+        seen.append((lo, hi))
+        runtime.parallel_for(10, lambda a, b: inner.append((a, b)))  # inside a task: inline
+
+    runtime.parallel_for(100, body, min_items=10)
+    assert sorted(seen) == [(0, 33), (33, 66), (66, 100)]
+    assert inner == [(0, 10)] * 3
+    hits = np.zeros(1000, dtype=int)
+    runtime.parallel_for(1000, lambda lo, hi: np.add.at(hits, np.arange(lo, hi), 1), min_items=1)
+    assert (hits == 1).all()
+
+
+def test_a_forked_child_gets_its_own_pool():
+    code = """
+import os, threading
+from minigrad import runtime
+runtime.set_threads(2)
+runtime.run_parallel([lambda: None, lambda: None])  # the parent's pool exists
+pid = os.fork()
+if pid == 0:
+    gate, names = threading.Event(), []
+    runtime.run_parallel([lambda: gate.wait(30),
+                          lambda: (names.append(threading.current_thread().name), gate.set())])
+    os._exit(0 if gate.is_set() and names[0].startswith("minigrad-") else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+    assert run(code) == "0"
