@@ -227,3 +227,21 @@ _, status = os.waitpid(pid, 0)
 print(os.waitstatus_to_exitcode(status))
 """
     assert run(code) == "0"
+
+
+def test_run_parallel_takes_its_tasks_queued_behind_a_shutdown_sentinel(three_threads):
+    import threading
+
+    from minigrad.runtime import threads
+
+    runtime.set_threads(2)  # one worker
+    pool = threads._get_pool(1)
+    started, gate, ran = threading.Event(), threading.Event(), []
+    pool.inbox.put((lambda: (started.set(), gate.wait(30)), threads.queue.SimpleQueue()))
+    assert started.wait(30)  # the only worker is busy
+    pool.inbox.put(None)  # as set_threads in another thread would queue it
+    runtime.run_parallel([lambda: ran.append(0), lambda: ran.append(threading.current_thread())])
+    assert ran == [0, threading.current_thread()]  # the caller ran task 1, behind the sentinel
+    gate.set()
+    pool.threads[0].join(30)
+    assert not pool.threads[0].is_alive()  # the worker still got its sentinel

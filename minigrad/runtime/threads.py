@@ -116,15 +116,17 @@ def run_parallel(tasks: list) -> None:
     _local.busy = True
     try:
         _run_one(tasks[0], reply)
-        while True:  # tasks no worker has taken yet (perhaps another caller's): run them here
+        sentinels = 0
+        while sentinels <= len(pool.threads):  # tasks no worker has taken yet: run them here
             try:
                 item = pool.inbox.get_nowait()
             except queue.Empty:
                 break
-            if item is None:  # a shutdown sentinel is not ours to take
-                pool.inbox.put(None)
-                break
-            _run_one(*item)
+            if item is None:  # a shutdown sentinel (set_threads elsewhere) stays queued, at
+                pool.inbox.put(None)  # the back: seen once more than there are, all is taken
+                sentinels += 1
+            else:
+                _run_one(*item)  # ours, or another calling thread's (it gets the reply)
     finally:
         _local.busy = False
     errors = [reply.get() for _ in tasks]  # wait for all
