@@ -22,6 +22,14 @@ from .normalization import layer_norm
 from ._util import as_float_tensor
 
 
+def _channel_mean(a: np.ndarray, axes: tuple) -> np.ndarray:
+    """mean of a (N, C, *) over `axes` (batch and positions), kept as (1, C, 1, ...); nan for an
+    empty batch, without NumPy's mean-of-empty-slice warning (PyTorch gives none)."""
+    if a.size == 0:
+        return np.full((1, a.shape[1]) + (1,) * (a.ndim - 2), np.nan, a.dtype)
+    return a.mean(axis=axes, keepdims=True)
+
+
 class BatchNorm(Function):
     # training: with gh = g * weight, r = 1 / sqrt(var + eps), means over (N, *spatial):
     #   dL/dx = r (gh - mean(gh) - xhat mean(gh xhat));  eval (constant statistics): r gh
@@ -31,9 +39,9 @@ class BatchNorm(Function):
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)  # (1, C, 1, ...)
         if training:
-            mean = x.mean(axis=axes, keepdims=True)
+            mean = _channel_mean(x, axes)
             centered = x - mean
-            var = np.mean(centered * centered, axis=axes, keepdims=True)
+            var = _channel_mean(centered * centered, axes)
             self.batch_stats = (mean.reshape(-1), var.reshape(-1))
         else:
             mean, var = mean.reshape(shape).astype(x.dtype), var.reshape(shape).astype(x.dtype)
@@ -55,8 +63,8 @@ class BatchNorm(Function):
         grads = [None]
         if self.needs_input_grad[0]:
             if training:
-                mean_gh = gh.mean(axis=axes, keepdims=True)
-                mean_ghx = (gh * xhat).mean(axis=axes, keepdims=True)
+                mean_gh = _channel_mean(gh, axes)
+                mean_ghx = _channel_mean(gh * xhat, axes)
                 grads[0] = (gh - mean_gh - xhat * mean_ghx) * rstd
             else:
                 grads[0] = gh * rstd
