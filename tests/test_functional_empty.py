@@ -76,6 +76,18 @@ def test_cross_entropy_of_an_empty_batch(logits_shape):
         assert mg.gradgradcheck(loss_fn, leaf(np.zeros(logits_shape)))
 
 
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_cross_entropy_with_class_probabilities_of_an_empty_batch(label_smoothing):
+    # PyTorch's cross_entropy_loss_prob_target: "mean" over an input of no elements is nan
+    probabilities = mg.Tensor(np.zeros((0, 3)))
+    for reduction, expected in (("mean", np.nan), ("sum", 0.0)):
+        loss_fn = lambda t: F.cross_entropy(t, probabilities, reduction=reduction, label_smoothing=label_smoothing)  # noqa: E731
+        np.testing.assert_equal(loss_fn(leaf(np.zeros((0, 3)))).item(), expected)
+        assert mg.gradcheck(loss_fn, leaf(np.zeros((0, 3)))) and mg.gradgradcheck(loss_fn, leaf(np.zeros((0, 3))))
+    x = mg.Tensor(np.zeros((0, 3), np.float32))
+    assert F.cross_entropy(x, mg.Tensor(np.zeros((0, 3), np.float32))).dtype == np.float32
+
+
 def test_second_derivative_of_an_empty_mean_loss_is_nan_as_pytorchs_formula():
     # d(dL/dlogits)/dv, the first derivative being empty: 0 terms times the 1/0 of the mean.
     # PyTorch differentiates nll_loss_backward in v by nll_loss(grad, target, reduction="mean"),

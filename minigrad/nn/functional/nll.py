@@ -173,7 +173,9 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
         if reduction == "none":
             return losses.reshape(out_shape)
         total = losses.sum()
-        return total / max(losses.shape[0], 1) if reduction == "mean" else total
+        if reduction == "sum":
+            return total
+        return total / losses.shape[0] if losses.shape[0] else total * np.nan  # no rows: nan, as PyTorch
     target_weight = ((w[safe] if w is not None else np.ones(safe.shape, x.dtype)) * counted).astype(x.dtype)
     nll = NLLLoss.apply(logp, target_weight=target_weight, targets=safe, reduction="none")  # (N,)
     losses = nll
