@@ -157,55 +157,83 @@ def softmin(input, dim: int | None = None, dtype=None, *, axis: int | None = Non
 
 
 # ---------------------------------------------------------------- GELU
+# Saved state above these sizes is kept lean, for long contexts (GPT-2 124M at context 1024 and
+# batch 4: 50 MB per GELU slope, 12.6 MB per dropout mask); below them the fastest state is kept
+# as before. 16 MB is attention.BLOCKED_ABOVE_BYTES too (where attention stops keeping its
+# weights); a dropout mask (B, T, C) is a quarter of the GELU's (B, T, 4C) of the same model,
+# so the GELU and the dropout layers of a model turn lean at the same batch and context. The
+# benchmark configs (GELU at most 8 MB, dropout masks at most 2 MB) stay below both.
+LEAN_ABOVE_BYTES = 16 << 20  # GELU: above this, recompute the slope from x in backward
+BOOL_MASK_ABOVE_BYTES = LEAN_ABOVE_BYTES // 4  # dropout: above this, keep the mask as booleans
+
+
+def _gelu_pass(flat, y=None, slope=None, g=None, grad=None) -> None:
+    """Blockwise over flat x (cache-sized blocks, split over threads): y = gelu(x) when y is
+    given; dy/dx into `slope` when given; g * dy/dx into `grad` when given (backward)."""
+    need_slope = slope is not None or grad is not None
+
+    def run(lo, hi):
+        size = min(BLOCK_ELEMENTS, hi - lo)
+        h_buf = np.empty(size, dtype=flat.dtype)
+        q_buf = np.empty(size, dtype=flat.dtype) if need_slope else None
+        d_buf = np.empty(size, dtype=flat.dtype) if grad is not None else None
+        for start in range(lo, hi, BLOCK_ELEMENTS):
+            stop = min(start + BLOCK_ELEMENTS, hi)
+            xs, h = flat[start:stop], h_buf[: stop - start]
+            if not need_slope:
+                np.multiply(xs, xs, out=h)
+                h *= GELU_A * GELU_C
+            else:  # keep x^2 for the slope
+                q = q_buf[: stop - start]
+                np.multiply(xs, xs, out=q)
+                np.multiply(q, GELU_A * GELU_C, out=h)
+            h += GELU_C
+            h *= xs                              # u = c x + c a x^3
+            np.tanh(h, out=h)
+            h *= 0.5
+            h += 0.5                             # h = 0.5 (1 + tanh(u))
+            if y is not None:
+                np.multiply(xs, h, out=y[start:stop])  # y = x h
+            if need_slope:
+                q *= 6.0 * GELU_A * GELU_C
+                q += 2.0 * GELU_C
+                q *= xs                          # q = 2 x du/dx = 2 c x (1 + 3 a x^2)
+                d = slope[start:stop] if slope is not None else d_buf[: stop - start]
+                np.subtract(1.0, h, out=d)
+                d *= q
+                d += 1.0
+                d *= h                           # dy/dx = h (1 + (1 - h) q)
+                if grad is not None:
+                    np.multiply(g[start:stop], d, out=grad[start:stop])
+
+    parallel_for(flat.size, run, PARALLEL_MIN_ELEMENTS)
+
+
 class GELU(Function):
     # y = x h  with  h = 0.5 (1 + tanh(u)),  u = c (x + a x^3);  using 1 - tanh^2 = 4 h (1 - h):
     # dy/dx = h + x dh/dx = h (1 + 2 (1 - h) x du/dx),  x du/dx = c x (1 + 3 a x^2)
-    # (the slope dy/dx is computed in forward, where x and h are at hand, and saved)
+    # (the slope dy/dx is computed in forward, where x and h are at hand, and saved; above
+    # LEAN_ABOVE_BYTES it is recomputed from x in backward instead, one array less to hold:
+    # x is kept anyway, as the input of the next Linear's weight gradient)
     reference = staticmethod(ref.gelu_tanh)  # the formula in four plain ops: read it first
 
     def forward(self, x):
         x = np.asarray(x, order="C")  # (keeps 0-d arrays 0-d, unlike ascontiguousarray)
         flat = x.reshape(-1)
         y = np.empty_like(flat)
-        slope = np.empty_like(flat) if self.requires_grad else None
-
-        def run(lo, hi):
-            size = min(BLOCK_ELEMENTS, hi - lo)
-            h_buf = np.empty(size, dtype=flat.dtype)
-            q_buf = np.empty(size, dtype=flat.dtype) if slope is not None else None
-            for start in range(lo, hi, BLOCK_ELEMENTS):
-                stop = min(start + BLOCK_ELEMENTS, hi)
-                xs, ys, h = flat[start:stop], y[start:stop], h_buf[: stop - start]
-                if slope is None:
-                    np.multiply(xs, xs, out=h)
-                    h *= GELU_A * GELU_C
-                else:  # keep x^2 for the slope
-                    q = q_buf[: stop - start]
-                    np.multiply(xs, xs, out=q)
-                    np.multiply(q, GELU_A * GELU_C, out=h)
-                h += GELU_C
-                h *= xs                          # u = c x + c a x^3
-                np.tanh(h, out=h)
-                h *= 0.5
-                h += 0.5                         # h = 0.5 (1 + tanh(u))
-                np.multiply(xs, h, out=ys)       # y = x h
-                if slope is not None:
-                    q *= 6.0 * GELU_A * GELU_C
-                    q += 2.0 * GELU_C
-                    q *= xs                      # q = 2 x du/dx = 2 c x (1 + 3 a x^2)
-                    d = slope[start:stop]
-                    np.subtract(1.0, h, out=d)
-                    d *= q
-                    d += 1.0
-                    d *= h                       # dy/dx = h (1 + (1 - h) q)
-
-        parallel_for(flat.size, run, PARALLEL_MIN_ELEMENTS)
-        if slope is not None:
-            self.slope = slope.reshape(x.shape)
+        keep = self.requires_grad and flat.nbytes <= LEAN_ABOVE_BYTES
+        slope = np.empty_like(flat) if keep else None
+        _gelu_pass(flat, y=y, slope=slope)
+        self.slope = None if slope is None else slope.reshape(x.shape)
         return y.reshape(x.shape)
 
     def backward(self, g):
-        return parallel_multiply(g, self.slope)
+        if self.slope is not None:
+            return parallel_multiply(g, self.slope)
+        x = np.asarray(self.parents[0].data, order="C")
+        grad = np.empty(x.shape, dtype=np.result_type(g, x))
+        _gelu_pass(x.reshape(-1), g=np.asarray(g, order="C").reshape(-1), grad=grad.reshape(-1))
+        return grad
 
 
 def gelu(input, approximate: str = "none") -> Tensor:
@@ -286,18 +314,56 @@ def _draw_in_parallel(bit_generator, n: int, fill) -> None:
 
 class Dropout(Function):
     # y = x * m,  m = keep / (1 - p) with keep ~ Bernoulli(1 - p)  =>  dL/dx = g * m
+    # (a mask above BOOL_MASK_ABOVE_BYTES is saved as booleans, a quarter of a float32 mask;
+    # below, the float mask, whose product in backward is ~2.5x faster per element)
     def forward(self, x, p, generator):
         mask_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
         mask = dropout_multiplier(generator, x.shape, p, mask_dtype)
         if self.requires_grad:
-            self.mask = mask
+            if mask.nbytes > BOOL_MASK_ABOVE_BYTES and mask.dtype == x.dtype:
+                self.mask, self.keep, self.scale = None, _nonzero(mask), 1.0 / (1.0 - p)
+            else:
+                self.mask = mask
         return parallel_multiply(x, mask).astype(x.dtype, copy=False)
 
+    def multiplier(self) -> np.ndarray:
+        """The saved mask m as floats (rebuilt from the booleans when those were kept)."""
+        if self.mask is not None:
+            return self.mask
+        return self.keep.astype(self.parents[0].dtype) * self.scale  # float32 stays float32
+
     def backward(self, g):
-        return parallel_multiply(g, self.mask)
+        if self.mask is not None:
+            return parallel_multiply(g, self.mask)
+        return _masked_scale(g, self.keep, self.scale)  # the same products: keep * scale = m
 
     def backward_graph(self, g):
-        return ref.dropout(g, self.mask)  # linear in x: the same saved multiplier
+        return ref.dropout(g, self.multiplier())  # linear in x: the same saved multiplier
+
+
+def _nonzero(a: np.ndarray) -> np.ndarray:
+    """a != 0 as booleans, blockwise over threads."""
+    flat = a.reshape(-1)
+    out = np.empty(flat.shape, dtype=np.bool_)
+    for_row_blocks(flat.size, 1, lambda lo, hi: np.not_equal(flat[lo:hi], 0, out=out[lo:hi]),
+                   rows=BLOCK_ELEMENTS)
+    return out.reshape(a.shape)
+
+
+def _masked_scale(a: np.ndarray, keep: np.ndarray, scale: float) -> np.ndarray:
+    """a * keep * scale for a and keep of one shape, blockwise over threads (a fresh array of
+    a's dtype; scale is a Python float, so float32 stays float32 and gets dropout's float32
+    multiplier exactly)."""
+    a = np.asarray(a, order="C")
+    out = np.empty(a.shape, dtype=a.dtype)
+    fa, fk, fo = a.reshape(-1), keep.reshape(-1), out.reshape(-1)
+
+    def block(lo, hi):
+        np.multiply(fa[lo:hi], fk[lo:hi], out=fo[lo:hi])
+        fo[lo:hi] *= scale
+
+    for_row_blocks(fo.size, 1, block, rows=BLOCK_ELEMENTS)
+    return out
 
 
 def check_probability(p, op: str) -> float:
