@@ -68,7 +68,6 @@ def run_one(args) -> dict:
     import minigrad as mg
     from benchmarks.worker import peak_rss_bytes, summary, timed_steps
     from minigrad import nn, optim, runtime
-    from minigrad.nn import functional as F
     from minigrad.nn.functional import attention
 
     runtime.configure(threads=args.threads)
@@ -86,7 +85,7 @@ def run_one(args) -> dict:
     losses = []
 
     def train_step():
-        loss = F.cross_entropy(model(inputs), targets)  # (B, T, V) logits
+        loss = model(inputs, targets=targets)  # fused head + cross-entropy: logits in row chunks
         loss.backward()
         nn.utils.clip_grad_norm(parameters, 1.0)
         optimizer.step()

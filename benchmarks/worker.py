@@ -82,7 +82,6 @@ def main(argv=None) -> None:
     import numpy as np
 
     from minigrad import nn, optim, runtime
-    from minigrad.nn import functional as F
     import gpt
     from benchmarks.configs import (CONFIGS, DROP_RATE, GENERATION_TOKENS, PROMPT_TOKENS,
                                     model_config)
@@ -112,8 +111,7 @@ def main(argv=None) -> None:
         losses = []
 
         def train_step():
-            logits = model(inputs)  # (B, T, V)
-            loss = F.cross_entropy(logits, targets)
+            loss = model(inputs, targets=targets)  # fused head + cross-entropy (no whole logits)
             loss.backward()
             nn.utils.clip_grad_norm(parameters, 1.0)
             optimizer.step()

@@ -139,17 +139,17 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(text_file, tmp_path
     train_module = importlib.import_module("gpt.training.loop")  # the module (gpt.train is the function)
 
     out = tmp_path / "run"
-    real_cross_entropy = train_module.F.cross_entropy
+    real_forward = train_module.GPTModel.forward  # the training step's loss: model(x, targets=y)
     calls = {"n": 0}
 
-    def poisoned(logits, targets):
-        loss = real_cross_entropy(logits, targets)
-        if not minigrad.is_grad_enabled():
-            return loss  # an evaluation, not a training step
+    def poisoned(self, in_idx, cache=None, targets=None):
+        loss = real_forward(self, in_idx, cache, targets)
+        if targets is None or not minigrad.is_grad_enabled():
+            return loss  # logits, or an evaluation: not a training step
         calls["n"] += 1
         return loss * float("nan") if calls["n"] == 6 else loss  # the 6th step's loss is NaN
 
-    monkeypatch.setattr(train_module.F, "cross_entropy", poisoned)
+    monkeypatch.setattr(train_module.GPTModel, "forward", poisoned)
     with pytest.raises(TrainingError, match=r"diverged at step 6: the loss is nan.*step 4"):
         train(tiny(text_file, out=str(out), max_steps=10, save_every=2, eval_every=100))
     model, _, info = ckpt.load_checkpoint(out)

@@ -122,7 +122,8 @@ class GPTModel(nn.Module):
       random numbers (seconds saved for GPT-2 sizes), for a model whose weights are loaded next.
 
     model(idx) with idx an integer array (B, T), T <= context_length, returns the logits
-    (B, T, vocab_size) as a Tensor of the model's dtype. model(idx, cache=KVCache) runs the
+    (B, T, vocab_size) as a Tensor of the model's dtype; model(idx, targets=targets) the
+    training loss, without the whole logits in memory. model(idx, cache=KVCache) runs the
     tokens at the cache's next absolute positions (inference, no graph).
     """
 
@@ -212,13 +213,27 @@ class GPTModel(nn.Module):
             x = block(x, kv_cache=None if cache is None else cache.layers[i])  # (B, T, C)
         return self.final_norm(x)  # (B, T, C)
 
-    def forward(self, in_idx, cache: KVCache | None = None) -> Tensor:
+    def forward(self, in_idx, cache: KVCache | None = None, targets=None) -> Tensor:
+        """The logits (B, T, V); with `targets` (B, T) integer ids (nanoGPT's `targets=`) the
+        mean cross-entropy loss instead (a 0-d Tensor; targets of -100 are ignored), through
+        F.linear_cross_entropy: the output head and the loss in row chunks, so the (B, T, V)
+        logits are never whole (at context 1024 and batch 4, 1.6 GB less for GPT-2's vocabulary)."""
         if cache is not None:
+            if targets is not None:
+                raise ValueError("GPTModel: targets= trains, cache= generates: pass one of them")
             with no_grad():  # cached keys and values carry no graph: inference only
                 return self.out_head(self.hidden_states(in_idx, cache))  # (B, T, V)
         x = self.hidden_states(in_idx)  # (B, T, C)
-        logits = self.out_head(x)  # (B, T, V)
-        return logits
+        if targets is None:
+            return self.out_head(x)  # (B, T, V)
+        targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+        if targets.dtype.kind not in "iu" or targets.shape != x.shape[:2]:
+            raise ValueError(f"GPTModel: targets must be integer ids of the token ids' shape "
+                             f"{x.shape[:2]}, got {targets.dtype} of shape {targets.shape}")
+        head = self.out_head
+        if type(head) is not nn.Linear or head._hooks is not None:  # a replaced or hooked head
+            return F.cross_entropy(head(x), targets)  # (B, T, V) logits, then the loss
+        return F.linear_cross_entropy(x, head.weight, head.bias, targets)  # ()
 
     def next_token_logits(self, in_idx, cache: KVCache | None = None) -> np.ndarray:
         """Logits (B, V) for the last position only (inference: no graph).

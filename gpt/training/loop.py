@@ -7,8 +7,8 @@
 One optimizer step (`Trainer.train_step`):
 
     for each of grad_accum_steps micro-batches:        inputs, targets (B, T) from the loader
-        logits = model(inputs)                           (B, T, V)
-        loss = cross_entropy(logits, targets) / grad_accum_steps;  loss.backward()
+        loss = model(inputs, targets=targets)            cross_entropy(out_head(x), targets), fused
+        loss = loss / grad_accum_steps;  loss.backward()  (the (B, T, V) logits never whole)
     world.average_gradients(params)                      one hook for data-parallel training (MPI)
     norm = world.grad_norm(params); lr from the schedule (minigrad.optim: warmup, then cosine)
     AdamW step with the gradients times clip_factor(norm) (clipping folded into the update;
@@ -35,7 +35,6 @@ import numpy as np
 
 import minigrad
 from minigrad import nn, optim, runtime
-from minigrad.nn import functional as F
 
 from ..model.generate import generate
 from ..model.gpt_model import GPTModel
@@ -187,8 +186,8 @@ class Trainer:
         total_loss = 0.0
         for _ in range(accum):
             inputs, targets = self.world.shard(*self.data.next_train_batch())  # (B, T) each
-            logits = self.model(inputs)  # (B, T, V)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))  # (B*T, V)
+            # the mean cross-entropy through the fused head (the (B, T, V) logits never whole)
+            loss = self.model(inputs, targets=targets)
             value = float(loss.item())
             if not math.isfinite(value):
                 self._diverged(f"the loss is {value}")

@@ -5,6 +5,7 @@ graph with a hand-derived backward.
                   softplus softsign hardtanh relu6 hardsigmoid hardswish logsigmoid
                   softmax log_softmax softmin (dim=)  normalize  one_hot  dropout
     losses        cross_entropy (weight, ignore_index, label_smoothing, probability targets)
+                  linear_cross_entropy (output head + cross-entropy, logits in row chunks)
                   nll_loss  binary_cross_entropy(_with_logits)  mse_loss l1_loss
                   smooth_l1_loss huber_loss kl_div
     layers        linear  embedding  layer_norm  batch_norm  group_norm
@@ -26,6 +27,7 @@ from .conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from .embedding import embedding
 from .interpolate import adaptive_avg_pool1d, adaptive_avg_pool2d, interpolate
 from .linear import linear
+from .linear_cross_entropy import linear_cross_entropy
 from .loss import mse_loss
 from .misc import normalize, one_hot
 from .nll import cross_entropy, nll_loss
@@ -41,7 +43,7 @@ __all__ = [
     "softmax", "log_softmax", "softmin", "gelu", "relu", "leaky_relu", "elu", "selu", "celu",
     "silu", "mish", "softplus", "softsign", "hardtanh", "relu6", "hardsigmoid", "hardswish",
     "logsigmoid", "normalize", "one_hot", "dropout",
-    "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "cross_entropy", "linear_cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
     "layer_norm", "embedding", "linear", "scaled_dot_product_attention", "causal_lower_right",
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",

@@ -1,0 +1,183 @@
+"""A language model's output head fused with its cross-entropy loss, in row chunks.
+
+For hidden states x (N, C), the head's weight W (V, C) (and bias b (V,)) and targets t (N,):
+
+    z = x W^T + b                                  logits (N, V)
+    loss_n = logsumexp(z_n) - z_n[t_n]             d loss_n / d z_n = softmax(z_n) - onehot(t_n)
+
+which is `cross_entropy(linear(x, W, b), t)` (the reference below), computed without ever
+holding the whole (N, V) logits: over GPT-2's 50,257 words they are the largest arrays of a
+training step (824 MB at context 1024 and batch 4, and cross-entropy keeps as much again for
+its gradient). The rows go in chunks of about CHUNK_BYTES of logits. When a gradient will be
+needed, each chunk's dz = row_scale * (softmax - onehot) (the fused kernel of loss.py) is
+turned at once into the chunk's share of the three gradients of the linear map:
+
+    dL/dx = dz W,    dL/dW = sum over chunks of dz^T x,    dL/db = sum over chunks of dz
+
+so forward leaves dx (N, C), dW (V, C) and db behind, and backward only multiplies them by
+the incoming scalar gradient (nothing, for the usual loss.backward()). The FLOPs are those of
+the unfused head (one GEMM forward, two backward), nothing is recomputed, and the memory is
+one chunk. Reduction "none" gets a gradient per row in backward, known only then, so forward
+keeps nothing but the losses and backward runs the chunks again (the forward GEMM twice);
+so does a second backward through a retained graph. Under no_grad only the loss is computed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...autograd import Function
+from ...tensor import Tensor
+from . import reference as ref
+from ._util import as_float_tensor, as_index_array, for_row_blocks
+from .loss import REDUCTIONS, _cross_entropy_rows
+
+CHUNK_BYTES = 128 << 20  # logits per chunk (and as much for their gradient): 667 rows of 50,257
+ACCUMULATE_BYTES = 4 << 20  # dW += dz^T x in slabs of vocabulary rows of this size (cache-sized)
+
+
+def reference(x: Tensor, weight: Tensor, *bias: Tensor, targets, ignore_index: int = -100,
+              reduction: str = "mean") -> Tensor:
+    """cross_entropy(linear(x, W, b), targets) in plain ops: x (..., C), W (V, C), targets (...)."""
+    logits = ref.linear(x, weight, bias[0] if bias else None)  # (..., V)
+    return ref.cross_entropy(logits, targets, ignore_index, reduction)
+
+
+def chunk_rows(n_rows: int, vocab: int, itemsize: int) -> int:
+    """Rows per chunk: about CHUNK_BYTES of logits, the rows split evenly over the chunks."""
+    per_chunk = max(1, CHUNK_BYTES // max(1, vocab * itemsize))
+    n_chunks = -(-n_rows // per_chunk) if n_rows else 1
+    return max(1, -(-n_rows // n_chunks))
+
+
+def _head_chunks(x2, weight, bias, safe_t, counted, row_scale, row_loss=None, wants=(False,) * 3,
+                 row_factor=None):
+    """Over chunks of the rows of x2 (N, C): the logits, row_loss[n] (when given) and, for each
+    True in wants = (dx, dW, db), that gradient of sum_n row_scale * row_factor[n] * loss_n
+    (row_factor (N,) or None for 1). Returns (dx (N, C), dW (V, C), db (V,)), None where not wanted."""
+    n_rows, vocab = x2.shape[0], weight.shape[0]
+    dtype = np.result_type(x2, weight)
+    rows = chunk_rows(n_rows, vocab, dtype.itemsize)
+    any_grad = any(wants)
+    logits = np.empty((min(rows, n_rows), vocab), dtype=dtype)  # (R, V), reused by every chunk
+    dz_buf = np.empty_like(logits) if any_grad else None        # (R, V)
+    dx = np.empty(x2.shape, dtype=dtype) if wants[0] else None
+    dw = np.empty(weight.shape, dtype=dtype) if wants[1] else None
+    db = np.zeros(vocab, dtype=dtype) if len(wants) > 2 and wants[2] else None
+    slab = max(1, ACCUMULATE_BYTES // max(1, x2.shape[1] * dtype.itemsize))  # vocabulary rows
+    slab_buf = np.empty((min(slab, vocab), x2.shape[1]), dtype=dtype) if wants[1] else None
+    for lo in range(0, n_rows, rows):
+        hi = min(lo + rows, n_rows)
+        xs, z = x2[lo:hi], logits[: hi - lo]          # (r, C), (r, V)
+        np.matmul(xs, weight.T, out=z)                # the head's GEMM
+        if bias is not None:
+            for_row_blocks(z.shape[0], vocab, lambda a, b: np.add(z[a:b], bias, out=z[a:b]))
+        dz = dz_buf[: hi - lo] if any_grad else None
+        _cross_entropy_rows(z, safe_t[lo:hi], counted[lo:hi], row_scale,
+                            None if row_loss is None else row_loss[lo:hi], dz)
+        if not any_grad:
+            continue
+        if row_factor is not None:  # reduction "none": the gradient of each row's loss
+            for_row_blocks(dz.shape[0], vocab, lambda a, b: np.multiply(
+                dz[a:b], row_factor[lo + a:lo + b, None], out=dz[a:b]))
+        if dx is not None:
+            np.matmul(dz, weight, out=dx[lo:hi])      # (r, V) @ (V, C)
+        if dw is not None:
+            if lo == 0:
+                np.matmul(dz.T, xs, out=dw)           # (V, r) @ (r, C), the first chunk
+            else:  # add the chunk's dz^T x slab by slab (each slab's product stays in cache)
+                for v in range(0, vocab, slab):
+                    part = slab_buf[: min(v + slab, vocab) - v]
+                    np.matmul(dz[:, v:v + part.shape[0]].T, xs, out=part)
+                    dw[v:v + part.shape[0]] += part
+        if db is not None:
+            db += dz.sum(axis=0)
+    if dw is not None and n_rows == 0:
+        dw[...] = 0.0
+    return dx, dw, db
+
+
+class LinearCrossEntropy(Function):
+    # z = x W^T + b, loss_n = logsumexp(z_n) - z_n[t_n]; with dz = d loss / d z = row_scale *
+    # (softmax(z) - onehot(t)): dL/dx = dz W, dL/dW = dz^T x, dL/db = column sums of dz (times g)
+    reference = staticmethod(reference)  # linear, then cross_entropy: in plain ops
+
+    def forward(self, x, weight, *bias, targets, ignore_index=-100, reduction="mean"):
+        x2 = x.reshape(-1, weight.shape[1])  # (N, C); a view when x is contiguous
+        t = targets.reshape(-1)  # (N,)
+        counted = t != ignore_index  # (N,) rows that count
+        n_counted = int(np.count_nonzero(counted))
+        safe_t = np.where(counted, t, 0)  # (N,) a valid column even for ignored rows
+        row_scale = 1.0 / n_counted if reduction == "mean" and n_counted else 1.0
+        row_loss = np.empty(x2.shape[0], dtype=np.result_type(x, weight))  # (N,)
+        self.grads = None
+        b = bias[0] if bias else None
+        if self.requires_grad and reduction != "none":  # the gradients at once, one chunk held
+            self.grads = _head_chunks(x2, weight, b, safe_t, counted, row_scale, row_loss,
+                                      self.needs_input_grad)
+        else:
+            _head_chunks(x2, weight, b, safe_t, counted, row_scale, row_loss)
+        row_loss[~counted] = 0.0
+        if self.requires_grad:
+            self.saved = (x2, safe_t, counted, row_scale, reduction, n_counted)
+        if reduction == "none":
+            return row_loss.reshape(targets.shape)
+        total_loss = row_loss.sum(dtype=np.float64)
+        if reduction == "mean":
+            total_loss = total_loss / n_counted if n_counted else np.nan  # PyTorch: nan
+        return np.asarray(total_loss, dtype=row_loss.dtype)
+
+    def backward(self, g):
+        x2, safe_t, counted, row_scale, reduction, n_counted = self.saved
+        grads, self.grads = self.grads, None
+        if reduction == "none":
+            factor, row_factor = None, np.asarray(g, dtype=x2.dtype).reshape(-1)  # (N,) dL/dloss_n
+        else:  # no counted target under "mean": the loss is nan, its gradient zero
+            factor = 0.0 if reduction == "mean" and n_counted == 0 else float(g)
+            row_factor = None if factor == 1.0 else np.full(x2.shape[0], factor, dtype=x2.dtype)
+        if grads is None:  # reduction "none", or a second backward: the chunks once more
+            weight, bias = self.parents[1].data, self.parents[2].data if len(self.parents) > 2 else None
+            grads = _head_chunks(x2, weight, bias, safe_t, counted, row_scale,
+                                 wants=self.needs_input_grad, row_factor=row_factor)
+        elif factor != 1.0:  # the usual loss.backward() (g = 1) skips this
+            for grad in grads:
+                if grad is not None:
+                    grad *= factor
+        dx, dw, db = grads
+        dx = None if dx is None else dx.reshape(self.parents[0].shape)
+        return (dx, dw) if len(self.parents) == 2 else (dx, dw, db)
+
+
+def linear_cross_entropy(input, weight, bias, target, ignore_index: int = -100,
+                         reduction: str = "mean") -> Tensor:
+    """cross_entropy(linear(input, weight, bias), target) without the whole logits in memory.
+
+    input (..., C) hidden states, weight (V, C), bias (V,) or None, target (...) integer
+    classes. reduction "mean" (over targets != ignore_index; nan if there are none, as
+    PyTorch), "sum", or "none" (a loss per target, target's shape, 0 where ignored). The same
+    numbers as the unfused pair to float32 rounding; float32 stays float32.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"linear_cross_entropy: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    x = as_float_tensor(input, "linear_cross_entropy")
+    weight = as_float_tensor(weight, "linear_cross_entropy", "weight")
+    targets = as_index_array(target, "linear_cross_entropy", "target")
+    if weight.ndim != 2:
+        raise ValueError(f"linear_cross_entropy: weight must be 2-D (classes, in), got shape {weight.shape}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear_cross_entropy: input {x.shape} does not match weight {weight.shape}: "
+                         f"the input's last axis must be in_features={weight.shape[1]}")
+    if targets.shape != x.shape[:-1]:
+        raise ValueError(f"linear_cross_entropy: input {x.shape} needs target of shape {x.shape[:-1]}, "
+                         f"got {targets.shape}")
+    classes = weight.shape[0]
+    bad = (targets != ignore_index) & ((targets < 0) | (targets >= classes))
+    if bad.any():
+        raise IndexError(f"linear_cross_entropy: target {int(targets[bad].flat[0])} is out of range for "
+                         f"{classes} classes (valid: 0..{classes - 1}, or ignore_index={ignore_index})")
+    parents = (x, weight)
+    if bias is not None:
+        bias = as_float_tensor(bias, "linear_cross_entropy", "bias")
+        if bias.shape != (classes,):
+            raise ValueError(f"linear_cross_entropy: bias has shape {bias.shape}, expected ({classes},)")
+        parents += (bias,)
+    return LinearCrossEntropy.apply(*parents, targets=targets, ignore_index=ignore_index, reduction=reduction)
