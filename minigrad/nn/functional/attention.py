@@ -45,7 +45,7 @@ from ...tensor import Tensor
 from ._util import BLOCK_ELEMENTS, as_float_tensor, parallel_for
 from . import reference as ref
 from .activation import check_probability, dropout_multiplier
-from .blocked_attention import BlockedAttention, as_4d, empty_output
+from .blocked_attention import BlockedAttention, as_4d
 
 BLOCKED_ABOVE_BYTES = 64 << 20  # without attn_mask, weights larger than this: the blocked kernel
 
@@ -109,7 +109,7 @@ class ScaledDotProductAttention(Function):
         n_queries, n_keys = q.shape[-2], k.shape[-2]
         q_scaled = (q4 * scale).astype(dtype, copy=False)  # (A, H, Tq, D): cheaper than scaling S
         probs = np.empty(q4.shape[:-1] + (n_keys,), dtype=dtype)  # (A, H, Tq, Tk)
-        out = empty_output(*q4.shape[:-1], v.shape[-1], dtype)  # (A, H, Tq, Dv)
+        out = np.empty(q4.shape[:-1] + (v.shape[-1],), dtype=dtype)  # (A, H, Tq, Dv)
         bias = causal_bias(n_queries, n_keys, dtype.name) if causal and n_keys > 1 else None
         if mask:  # (..., Tq, Tk) additive, broadcast to (A, H, Tq, Tk)
             self.mask_shape = mask[0].shape
