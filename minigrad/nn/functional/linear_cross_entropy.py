@@ -29,7 +29,7 @@ from ...autograd import Function
 from ...tensor import Tensor
 from . import reference as ref
 from ._util import as_float_tensor, as_index_array, for_row_blocks
-from .loss import REDUCTIONS, _cross_entropy_rows
+from .loss import REDUCTIONS, _cross_entropy_rows, reduce_rows, target_rows
 
 CHUNK_BYTES = 128 << 20  # logits per chunk (and as much for their gradient): 667 rows of 50,257
 ACCUMULATE_BYTES = 4 << 20  # dW += dz^T x in slabs of vocabulary rows of this size (cache-sized)
@@ -103,11 +103,7 @@ class LinearCrossEntropy(Function):
 
     def forward(self, x, weight, *bias, targets, ignore_index=-100, reduction="mean"):
         x2 = x.reshape(-1, weight.shape[1])  # (N, C); a view when x is contiguous
-        t = targets.reshape(-1)  # (N,)
-        counted = t != ignore_index  # (N,) rows that count
-        n_counted = int(np.count_nonzero(counted))
-        safe_t = np.where(counted, t, 0)  # (N,) a valid column even for ignored rows
-        row_scale = 1.0 / n_counted if reduction == "mean" and n_counted else 1.0
+        safe_t, counted, n_counted, row_scale = target_rows(targets, ignore_index, reduction)
         row_loss = np.empty(x2.shape[0], dtype=np.result_type(x, weight))  # (N,)
         self.grads = None
         b = bias[0] if bias else None
@@ -116,15 +112,9 @@ class LinearCrossEntropy(Function):
                                       self.needs_input_grad)
         else:
             _head_chunks(x2, weight, b, safe_t, counted, row_scale, row_loss)
-        row_loss[~counted] = 0.0
         if self.requires_grad:
             self.saved = (x2, safe_t, counted, row_scale, reduction, n_counted)
-        if reduction == "none":
-            return row_loss.reshape(targets.shape)
-        total_loss = row_loss.sum(dtype=np.float64)
-        if reduction == "mean":
-            total_loss = total_loss / n_counted if n_counted else np.nan  # PyTorch: nan
-        return np.asarray(total_loss, dtype=row_loss.dtype)
+        return reduce_rows(row_loss, counted, targets.shape, reduction, n_counted)
 
     def backward(self, g):
         x2, safe_t, counted, row_scale, reduction, n_counted = self.saved

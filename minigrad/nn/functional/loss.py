@@ -67,6 +67,30 @@ def _cross_entropy_rows(z, safe_targets, counted, row_scale, row_loss=None, grad
         for_row_blocks(n_rows, class_count, block, rows=rows_per_block)
 
 
+def target_rows(targets: np.ndarray, ignore_index: int, reduction: str):
+    """targets (...) -> (safe targets (N,), counted (N,) bool, how many count, row_scale):
+    ignored rows get column 0 (a valid index) and do not count; row_scale = d loss / d loss_n
+    (1 / count for "mean", else 1), folded into the gradient buffer so backward(1.0) is free."""
+    t = targets.reshape(-1)  # (N,)
+    counted = t != ignore_index  # (N,) rows that count
+    n_counted = int(np.count_nonzero(counted))
+    safe_t = np.where(counted, t, 0)  # (N,) a valid column even for ignored rows
+    row_scale = 1.0 / n_counted if reduction == "mean" and n_counted else 1.0
+    return safe_t, counted, n_counted, row_scale
+
+
+def reduce_rows(row_loss: np.ndarray, counted, targets_shape, reduction: str, n_counted: int):
+    """Per-row losses (N,) -> the loss: targets' shape for "none", else a sum (float64
+    accumulator) or its mean over the counted rows (nan when none counts, as PyTorch)."""
+    row_loss[~counted] = 0.0
+    if reduction == "none":
+        return row_loss.reshape(targets_shape)
+    total_loss = row_loss.sum(dtype=np.float64)
+    if reduction == "mean":
+        total_loss = total_loss / n_counted if n_counted else np.nan  # PyTorch: nan
+    return np.asarray(total_loss, dtype=row_loss.dtype)
+
+
 class CrossEntropy(Function):
     # loss_n = log sum_c exp(z_nc) - z_n,t_n  =>  d loss_n / d z_nc = softmax(z_n)_c - [c == t_n]
     # (rows whose target is ignore_index contribute 0 and get gradient 0)
@@ -75,25 +99,14 @@ class CrossEntropy(Function):
     def forward(self, logits, targets, ignore_index=-100, reduction="mean"):
         class_count = logits.shape[-1]
         z = np.ascontiguousarray(logits).reshape(-1, class_count)  # (N, C)
-        t = targets.reshape(-1)  # (N,)
-        counted = t != ignore_index  # (N,) rows that count
-        n_counted = int(np.count_nonzero(counted))
-        safe_t = np.where(counted, t, 0)  # (N,) a valid column even for ignored rows
-        # d loss / d loss_n, folded into the buffer so that backward(1.0) is free
-        row_scale = 1.0 / n_counted if reduction == "mean" and n_counted else 1.0
+        safe_t, counted, n_counted, row_scale = target_rows(targets, ignore_index, reduction)
         row_loss = np.empty(z.shape[0], dtype=z.dtype)  # (N,)
         grad = np.empty_like(z) if self.requires_grad else None  # (N, C), the only big buffer
         _cross_entropy_rows(z, safe_t, counted, row_scale, row_loss, grad)
-        row_loss[~counted] = 0.0
         if grad is not None:
             self.grad_buffer = grad  # = row_scale * d loss_n / d z, until backward takes it
             self.saved = (safe_t, counted, row_scale, reduction, n_counted)
-        if reduction == "none":
-            return row_loss.reshape(targets.shape)
-        total_loss = row_loss.sum(dtype=np.float64)
-        if reduction == "mean":
-            total_loss = total_loss / n_counted if n_counted else np.nan  # PyTorch: nan
-        return np.asarray(total_loss, dtype=z.dtype)
+        return reduce_rows(row_loss, counted, targets.shape, reduction, n_counted)
 
     def backward(self, g):
         # dL/dz = g * d loss / d z: the buffer times g (per row for reduction "none")
