@@ -123,29 +123,30 @@ class RoundedDiv(Function):
         return _sum_to(_zeros_like(g), a.shape), _sum_to(_zeros_like(g), b.shape)
 
 
-class Fmod(Function):
-    # out = a - trunc(a/b) b (the sign of a): d/da = 1, d/db = -trunc(a/b)
+class _Modulo(Function):
+    # out = a - q(a/b) b with q = round_quotient (trunc or floor): d/da = 1, d/db = -q(a/b)
+    # (q is piecewise constant, so it enters the graph as a constant)
+    fn = round_quotient = None
+
     def forward(self, a, b):
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.fmod(a, b)
-
-    def backward_graph(self, g):
-        a, b = self.parents
-        quotient = Tensor._wrap(np.trunc(a.data / b.data), False)  # piecewise constant
-        return _sum_to(g, a.shape), _sum_to(-g * quotient, b.shape)
-
-
-class Remainder(Function):
-    # out = a - floor(a/b) b (the sign of b, Python's %): d/da = 1, d/db = -floor(a/b)
-    def forward(self, a, b):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.remainder(a, b)
+            return type(self).fn(a, b)
 
     def backward_graph(self, g):
         a, b = self.parents
         with np.errstate(divide="ignore", invalid="ignore"):
-            quotient = Tensor._wrap(np.floor(a.data / b.data), False)
+            quotient = Tensor._wrap(type(self).round_quotient(a.data / b.data), False)
         return _sum_to(g, a.shape), _sum_to(-g * quotient, b.shape)
+
+
+class Fmod(_Modulo):
+    """fmod: the sign of a (C's fmod), out = a - trunc(a/b) b."""
+    fn, round_quotient = np.fmod, np.trunc
+
+
+class Remainder(_Modulo):
+    """remainder: the sign of b (Python's %), out = a - floor(a/b) b."""
+    fn, round_quotient = np.remainder, np.floor
 
 
 class Copysign(Function):

@@ -159,10 +159,10 @@ def softmin(input, dim: int | None = None, dtype=None, *, axis: int | None = Non
 # ---------------------------------------------------------------- GELU
 # Saved state above these sizes is kept lean, for long contexts (GPT-2 124M at context 1024 and
 # batch 4: 50 MB per GELU slope, 12.6 MB per dropout mask); below them the fastest state is kept
-# as before. 16 MB is attention.BLOCKED_ABOVE_BYTES too (where attention stops keeping its
-# weights); a dropout mask (B, T, C) is a quarter of the GELU's (B, T, 4C) of the same model,
-# so the GELU and the dropout layers of a model turn lean at the same batch and context. The
-# benchmark configs (GELU at most 8 MB, dropout masks at most 2 MB) stay below both.
+# as before (attention has its own threshold, attention.BLOCKED_ABOVE_BYTES, where it stops
+# keeping its weights). A dropout mask (B, T, C) is a quarter of the GELU's (B, T, 4C) of the
+# same model, so the GELU and the dropout layers of a model turn lean at the same batch and
+# context. The benchmark configs (GELU at most 8 MB, dropout masks at most 2 MB) stay below both.
 LEAN_ABOVE_BYTES = 16 << 20  # GELU: above this, recompute the slope from x in backward
 BOOL_MASK_ABOVE_BYTES = LEAN_ABOVE_BYTES // 4  # dropout: above this, keep the mask as booleans
 
