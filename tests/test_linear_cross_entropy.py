@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import gpt
 import minigrad as mg
+from minigrad import runtime
 from minigrad.nn import functional as F
 
 lce = importlib.import_module("minigrad.nn.functional.linear_cross_entropy")  # (F's function hides it)
@@ -55,6 +56,26 @@ def test_equals_linear_then_cross_entropy(monkeypatch, chunk_bytes, reduction, b
         if a is not None:
             assert a.dtype == np.float32
             np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("classes", [2, 11, 40])  # fewer classes than GEMM pieces, and more
+def test_products_split_over_threads_equal_the_unfused_pair(monkeypatch, threads, classes):
+    # several chunks (the first writes dW, the others add to it in slabs of 3 classes), the
+    # products in pieces over the vocabulary on `threads` threads, or whole with one
+    monkeypatch.setattr(lce, "CHUNK_BYTES", classes * 4 * 4)  # 4 rows per chunk of the 15
+    monkeypatch.setattr(lce, "ACCUMULATE_BYTES", 3 * 6 * 4)  # dW += ... 3 classes at a time
+    x, w, b, t = problem(classes=classes, seed=4)
+    plain = run(lambda: F.cross_entropy(F.linear(x, w, b), t), x, w, b)
+    previous = runtime.threads._threads
+    try:
+        runtime.set_threads(threads)
+        fused = run(lambda: F.linear_cross_entropy(x, w, b, t), x, w, b)
+    finally:
+        runtime.set_threads(previous)
+    np.testing.assert_allclose(fused[0], plain[0], rtol=2e-6)
+    for a, e in zip(fused[1], plain[1]):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
 
 
 def test_the_usual_backward_and_a_retained_second_one(monkeypatch):
