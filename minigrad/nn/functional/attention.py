@@ -19,17 +19,35 @@ where r = rowsum(dPd * M * P) = rowsum(dO * O) (a (..., Tq) vector, cheaper the 
 dB = dS (summed over the axes the mask was broadcast along). With enable_gqa, each group of
 Hq / Hkv query heads shares one key/value head (its dK, dV are summed over the group).
 
-The work is split into items of a few heads of one sequence (a (Tq, Tk) block of 256 KB or
-so, which stays in cache from the product q k^T through the softmax to the product with v);
-the items run on the kernel threads with one BLAS thread each (minigrad/runtime/blas.py says why).
+How it runs (the plain version is reference.scaled_dot_product_attention):
+- The work is split into items of a few heads of one sequence, or all heads of a few
+  sequences (about ITEM_ELEMENTS weights), run on the kernel threads with one BLAS thread each
+  (minigrad/runtime/blas.py says why). Within an item, causal attention goes by blocks of
+  ROWS query rows, each against only the keys up to its last row: the blocks above the
+  diagonal are never computed (at T = 256, 3/8 of every product and pass), and only the
+  diagonal part of a block gets the -inf mask.
+- q k^T and dO V^T are plain products against K^T and V^T copied to (D, Tk) order (with a
+  transposed operand OpenBLAS ran up to 40% slower here, at (64, 32) @ (32, 128) blocks).
+- Softmax: |S_ij| <= |q_i| |k_j| * scale; where that bound is below NO_MAX_BELOW for every
+  query and key of a head (checked per item), exp(S) can neither overflow nor vanish, so the
+  row max is not subtracted (the costliest pass: a reduction per row of 128-256 entries).
+  With a mask, or larger scores, it is. Row sums are a product with a ones vector.
+- Kept for backward: P and, with dropout, Pd = P * M, so backward's dS = Pd * dPd - P * r
+  makes no P * M pass. M itself is not kept: a create_graph backward draws it again from the
+  generator's state saved before the forward's draw.
+- The output is laid out (A, Tq, H, Dv) in memory and each input gradient like its input, so
+  a model's out.transpose(1, 2).reshape(B, T, H * Dv) and the transposes back in its backward
+  are views, not copies.
+- Backward makes dS block by block (and dQ from it), then dK and dV by blocks of keys, each
+  from the queries that see them (dS^T Q and Pd^T dO over rows [c0, Tq)).
 
-This kernel keeps P (and the dropout mask) for backward: (..., Tq, Tk) arrays, quadratic in
-the context. Without attn_mask, when the weights would take more than BLOCKED_ABOVE_BYTES
-(64 MB; GPT-2 124M at context 1024 and batch 4 has 201 MB per layer, 2.4 GB of weights and as
-much mask in all), scaled_dot_product_attention runs blocked_attention.py's kernel instead,
-which keeps one log-sum-exp per query row and recomputes P in backward. Measured at GPT-2
-124M: at context 1024 it is as fast as this kernel, at context 512 (25 MB) 3-10% slower, so
-shorter contexts (every benchmark config) run this kernel, unchanged.
+This kernel keeps P (and Pd): (..., Tq, Tk) arrays, quadratic in the context. Without
+attn_mask, when the weights would take more than BLOCKED_ABOVE_BYTES (64 MB; GPT-2 124M at
+context 1024 and batch 4 has 201 MB per layer, 2.4 GB of weights and as much again with
+dropout), scaled_dot_product_attention runs blocked_attention.py's kernel instead, which keeps
+one log-sum-exp per query row and recomputes P in backward. Measured at GPT-2 124M (before this
+kernel skipped the causal upper triangle): at context 1024 it was as fast as this kernel, at
+context 512 (25 MB) 3-10% slower, so shorter contexts (every benchmark config) run this kernel.
 """
 from __future__ import annotations
 
@@ -42,12 +60,15 @@ from ...autograd import Function, unbroadcast
 from ...random import default_generator
 from ...runtime.blas import single_blas_thread
 from ...tensor import Tensor
-from ._util import BLOCK_ELEMENTS, as_float_tensor, parallel_for
+from ._util import as_float_tensor, parallel_for
 from . import reference as ref
 from .activation import check_probability, dropout_multiplier
-from .blocked_attention import BlockedAttention, as_4d
+from .blocked_attention import BlockedAttention, as_4d, empty_output
 
 BLOCKED_ABOVE_BYTES = 64 << 20  # without attn_mask, weights larger than this: the blocked kernel
+ROWS = 64  # query rows per block of causal attention (the blocks above the diagonal are skipped)
+ITEM_ELEMENTS = 1 << 17  # attention weights per work item (a few heads, or a few sequences)
+NO_MAX_BELOW = 60.0  # |scores| below this bound: softmax skips subtracting the row max
 
 
 def causal_lower_right(n_queries: int, n_keys: int) -> np.ndarray:
@@ -68,14 +89,6 @@ def causal_bias(n_queries: int, n_keys: int, dtype_name: str, lower_right: bool 
     return bias
 
 
-def _softmax_rows_inplace(rows: np.ndarray) -> None:
-    """rows (N, Tk) <- softmax over each row, with the row max subtracted first."""
-    np.subtract(rows, rows.max(axis=1, keepdims=True), out=rows)
-    np.exp(rows, out=rows)
-    total = rows.sum(axis=1, keepdims=True)  # (N, 1), >= 1
-    rows *= np.reciprocal(total, out=total)
-
-
 class ScaledDotProductAttention(Function):
     # see the module docstring for the derivation of dQ, dK, dV; the plain version of the
     # whole computation is reference.scaled_dot_product_attention
@@ -89,8 +102,11 @@ class ScaledDotProductAttention(Function):
                                                 groups=groups, dropout_multiplier=multiplier)
 
     def backward_graph(self, g):
-        # differentiate the reference with this node's own dropout multiplier (saved[4])
-        options, multiplier = self.options, self.saved[4]
+        # differentiate the reference with this node's own dropout multiplier, drawn again
+        # from the generator's state before the forward's draw (M is not kept: Pd = P * M is)
+        options, multiplier = self.options, None
+        if self.dropout is not None:
+            multiplier = dropout_multiplier(_generator_at(*self.dropout[:2]), *self.dropout[2:])
 
         def attention(q, k, v, *mask):
             return ref.scaled_dot_product_attention(
@@ -106,74 +122,114 @@ class ScaledDotProductAttention(Function):
         q4, k4, v4 = as_4d(q), as_4d(k), as_4d(v)  # (A, H, T, D)
         if groups > 1:  # (A, Hkv, Tk, D) -> (A, Hkv * groups, Tk, D): query head h uses h // groups
             k4, v4 = np.repeat(k4, groups, axis=1), np.repeat(v4, groups, axis=1)
-        n_queries, n_keys = q.shape[-2], k.shape[-2]
+        n_seq, n_heads, n_queries, _ = q4.shape
+        n_keys = k4.shape[-2]
         q_scaled = (q4 * scale).astype(dtype, copy=False)  # (A, H, Tq, D): cheaper than scaling S
-        probs = np.empty(q4.shape[:-1] + (n_keys,), dtype=dtype)  # (A, H, Tq, Tk)
-        out = np.empty(q4.shape[:-1] + (v.shape[-1],), dtype=dtype)  # (A, H, Tq, Dv)
+        keys_t = np.swapaxes(k4, -1, -2).astype(dtype)  # (A, H, D, Tk), C order: q k^T as a plain product
+        probs = np.empty(q4.shape[:-1] + (n_keys,), dtype=dtype)  # P (A, H, Tq, Tk)
+        out = empty_output(n_seq, n_heads, n_queries, v4.shape[-1], dtype)  # (A, H, Tq, Dv)
         bias = causal_bias(n_queries, n_keys, dtype.name) if causal and n_keys > 1 else None
-        if mask:  # (..., Tq, Tk) additive, broadcast to (A, H, Tq, Tk)
+        # |S_ij| <= |q_i| |k_j| * scale: below NO_MAX_BELOW, exp(S) can neither overflow nor
+        # vanish, so softmax may skip subtracting the row max (a slow pass): per (sequence, head)
+        bounded = np.zeros((n_seq, n_heads), bool)
+        if mask:  # (..., Tq, Tk) additive, broadcast to (A, H, Tq, Tk): the row max is needed
             self.mask_shape = mask[0].shape
             bias = as_4d(np.broadcast_to(mask[0].astype(dtype, copy=False), q.shape[:-2] + probs.shape[-2:]))
-        mask = None
+        elif n_keys and n_queries and dtype.itemsize >= 4:  # (float16's range is too small)
+            with np.errstate(all="ignore"):  # inf or nan inputs: not bounded
+                bound = (np.einsum("ahid,ahid->ahi", q_scaled, q_scaled).max(axis=-1)
+                         * np.einsum("ahjd,ahjd->ahj", k4, k4).max(axis=-1))  # (A, H) bound^2
+                bounded = bound < NO_MAX_BELOW ** 2
+        multiplier, self.dropout = None, None
         if dropout_p > 0.0:  # drawn in one piece, so the generator's stream is thread-independent
-            mask = dropout_multiplier(generator, probs.shape, dropout_p, dtype)
+            bit_generator = generator.bit_generator
+            self.dropout = (type(bit_generator), bit_generator.state, probs.shape, dropout_p, dtype)
+            multiplier = dropout_multiplier(generator, probs.shape, dropout_p, dtype)
+        weights = probs if multiplier is None else np.empty_like(probs)  # Pd = P * M
+        ones = np.ones((n_keys, 1), dtype)  # row sums as a product: faster than .sum(axis=-1)
+        blocks = _row_blocks(n_queries, n_keys, causal)
 
-        def item(a, heads):  # a few heads of one sequence: q k^T, mask, softmax, (dropout), @ v
-            scores = probs[a, heads]  # (h, Tq, Tk)
-            np.matmul(q_scaled[a, heads], np.swapaxes(k4[a, heads], -1, -2), out=scores)
-            if bias is not None:
-                scores += bias if bias.ndim == 2 else bias[a, heads]
-            _softmax_rows_inplace(scores.reshape(-1, n_keys))
-            weights = scores if mask is None else scores * mask[a, heads]  # (h, Tq, Tk)
-            np.matmul(weights, v4[a, heads], out=out[a, heads])
+        def item(a, h):  # a few heads of some sequences, block of rows after block of rows
+            skip_max = bool(bounded[a, h].all())
+            for r0, r1, keys in blocks:  # rows [r0, r1) see keys [0, keys)
+                scores = probs[a, h, r0:r1, :keys]  # (na, nh, rows, keys)
+                np.matmul(q_scaled[a, h, r0:r1], keys_t[a, h, :, :keys], out=scores)
+                if causal and bias is not None and keys > r0 + 1:  # only the diagonal part has -inf
+                    scores[..., r0:keys] += bias[r0:r1, r0:keys]
+                elif bias is not None and not causal:
+                    scores += bias[a, h]
+                if not skip_max:
+                    scores -= scores.max(axis=-1, keepdims=True)
+                np.exp(scores, out=scores)
+                total = np.matmul(scores, ones[:keys])  # (na, nh, rows, 1), > 0
+                scores *= np.reciprocal(total, out=total)  # P
+                w = scores
+                if multiplier is not None:
+                    w = weights[a, h, r0:r1, :keys]
+                    np.multiply(scores, multiplier[a, h, r0:r1, :keys], out=w)  # Pd
+                np.matmul(w, v4[a, h, :keys], out=out[a, h, r0:r1])
 
         if n_keys:
-            _run_items(item, probs.shape, v.shape[-1] + q.shape[-1])
+            _run_items(item, probs.shape, blocks, v.shape[-1] + q.shape[-1])
         else:
             out.fill(0.0)
         if self.requires_grad:
-            self.saved = (q_scaled, k4, v4, probs, mask, out)
-            self.scale, self.shapes, self.groups = scale, (q.shape, k.shape, v.shape), groups
+            self.saved = (q_scaled, k4, v4, probs, weights, out, blocks)
+            self.scale, self.shapes, self.groups, self.causal = scale, (q.shape, k.shape, v.shape), groups, causal
         return out.reshape(out_shape)
 
     def backward(self, g):
-        q_scaled, k4, v4, probs, mask, out = self.saved
+        q_scaled, k4, v4, probs, weights, out, blocks = self.saved
         need_q, need_k, need_v = self.needs_input_grad[:3]
         need_bias = len(self.needs_input_grad) == 4 and self.needs_input_grad[3]
+        dtype, causal = q_scaled.dtype, self.causal
         g4 = g.reshape(out.shape)  # (A, H, Tq, Dv)
-        grad_bias = np.empty(probs.shape, probs.dtype) if need_bias else None  # dS, (A, H, Tq, Tk)
-        grad_q = np.empty(q_scaled.shape, q_scaled.dtype) if need_q else None
-        grad_k = np.empty(k4.shape, q_scaled.dtype) if need_k else None
-        grad_v = np.empty(v4.shape, q_scaled.dtype) if need_v else None
-        scale = self.scale
+        grad_bias = np.zeros(probs.shape, dtype) if need_bias else None  # dS, (A, H, Tq, Tk)
+        # the gradients are laid out as their inputs (the model's transposes back are views)
+        grad_q = np.empty_like(q_scaled) if need_q else None
+        grad_k = np.empty_like(k4, dtype=dtype) if need_k else None
+        grad_v = np.empty_like(v4, dtype=dtype) if need_v else None
+        keys_scaled = (k4 * self.scale).astype(dtype, copy=False) if need_q else None
+        need_scores = need_q or need_k or need_bias
+        values_t = np.swapaxes(v4, -1, -2).astype(dtype) if need_scores else None  # (A, H, Dv, Tk)
+        n_queries, n_keys = probs.shape[-2:]
+        seen = blocks[-1][2] if blocks else 0  # keys [seen, Tk) are seen by no query (causal)
+        columns = [(c0, min(c0 + (r1 - r0), seen)) for r0, r1, _ in blocks for c0 in [r0] if c0 < seen]
+        if not causal:
+            columns = [(0, seen)] if seen else []
 
-        def item(a, heads):
-            p, d_out = probs[a, heads], g4[a, heads]  # (h, Tq, Tk), (h, Tq, Dv)
-            m = None if mask is None else mask[a, heads]
-            if need_v:
-                weights = p if m is None else p * m  # Pd
-                np.matmul(np.swapaxes(weights, -1, -2), d_out, out=grad_v[a, heads])  # Pd^T dO
-            if not (need_q or need_k or need_bias):
-                return
-            d_scores = np.matmul(d_out, np.swapaxes(v4[a, heads], -1, -2))  # dPd (h, Tq, Tk)
-            if m is not None:
-                d_scores *= m
-            d_scores -= np.einsum("hid,hid->hi", d_out, out[a, heads])[..., None]  # - rowsum(dO O)
-            d_scores *= p  # dS / scale
-            if need_bias:
-                grad_bias[a, heads] = d_scores
-            if need_q:
-                np.matmul(d_scores, k4[a, heads], out=grad_q[a, heads])
-                grad_q[a, heads] *= scale
-            if need_k:  # q_scaled already carries the scale
-                np.matmul(np.swapaxes(d_scores, -1, -2), q_scaled[a, heads], out=grad_k[a, heads])
+        def item(a, h):
+            d_out = g4[a, h]  # (na, nh, Tq, Dv)
+            d_scores = None
+            if need_scores:  # dS of these heads, block by block (the part above the diagonal unused)
+                d_scores = grad_bias[a, h] if need_bias else np.empty(d_out.shape[:-1] + (n_keys,), dtype)
+                rowdot = np.einsum("...id,...id->...i", d_out, out[a, h])[..., None]  # r (na, nh, Tq, 1)
+            for r0, r1, keys in blocks if need_scores else ():
+                d_s = d_scores[..., r0:r1, :keys]  # (na, nh, rows, keys)
+                np.matmul(d_out[..., r0:r1, :], values_t[a, h, :, :keys], out=d_s)  # dPd
+                p, r = probs[a, h, r0:r1, :keys], rowdot[..., r0:r1, :]
+                if weights is probs:  # dS = P * (dP - r)
+                    d_s -= r
+                    d_s *= p
+                else:  # dS = P * (dPd * M - r) = Pd * dPd - P * r
+                    d_s *= weights[a, h, r0:r1, :keys]
+                    d_s -= p * r
+                if need_q:  # dQ = scale dS K
+                    np.matmul(d_s, keys_scaled[a, h, :keys], out=grad_q[a, h, r0:r1])
+            for c0, c1 in columns:  # keys [c0, c1) are seen by the queries [c0, Tq) (causal)
+                lo = c0 if causal else 0
+                if need_v:  # dV = Pd^T dO
+                    np.matmul(np.swapaxes(weights[a, h, lo:, c0:c1], -1, -2), d_out[..., lo:, :],
+                              out=grad_v[a, h, c0:c1])
+                if need_k:  # dK = scale dS^T Q (q_scaled carries the scale)
+                    np.matmul(np.swapaxes(d_scores[..., lo:, c0:c1], -1, -2), q_scaled[a, h, lo:],
+                              out=grad_k[a, h, c0:c1])
 
-        if probs.shape[-1]:
-            _run_items(item, probs.shape, out.shape[-1] + q_scaled.shape[-1])
-        else:
-            for grad in (grad_q, grad_k, grad_v, grad_bias):
-                if grad is not None:
-                    grad.fill(0.0)
+        if blocks and n_keys:
+            _run_items(item, probs.shape, blocks, out.shape[-1] + q_scaled.shape[-1])
+        for grad, first in ((grad_q, n_queries if n_keys else 0), (grad_k, seen), (grad_v, seen)):
+            if grad is not None and first < grad.shape[-2]:  # rows no product wrote: zero
+                grad[..., first:, :] = 0.0
         q_shape, k_shape, v_shape = self.shapes
         if self.groups > 1:  # sum each group of query heads back onto its key/value head
             grad_k, grad_v = (None if gr is None else
@@ -189,19 +245,44 @@ class ScaledDotProductAttention(Function):
         return grads + (grad_bias,)
 
 
-def _run_items(item, probs_shape, width) -> None:
-    """Call item(a, heads) over all sequences a and blocks of heads, on the kernel threads,
-    with one BLAS thread each. Blocks hold about BLOCK_ELEMENTS attention weights."""
-    n_seq, n_heads, n_queries, n_keys = probs_shape
-    heads_per_item = max(1, min(n_heads, BLOCK_ELEMENTS // max(1, n_queries * n_keys)))
-    items = [(a, slice(h, min(h + heads_per_item, n_heads)))
-             for a in range(n_seq) for h in range(0, n_heads, heads_per_item)]
-    work_per_item = heads_per_item * n_queries * n_keys * (width + 8)  # ~ multiply-adds
+def _row_blocks(n_queries: int, n_keys: int, causal: bool) -> list:
+    """[(r0, r1, keys)]: the query rows [r0, r1) of a block and the keys [0, keys) they see.
+    Causal: blocks of ROWS rows, each against the keys up to its last row (the products above
+    the diagonal are skipped); otherwise one block of all rows and keys."""
+    if not causal:
+        return [(0, n_queries, n_keys)] if n_queries else []
+    return [(r0, min(r0 + ROWS, n_queries), min(n_keys, r0 + ROWS, n_queries))
+            for r0 in range(0, n_queries, ROWS)]
+
+
+def _generator_at(kind, state) -> np.random.Generator:
+    """A generator whose bit generator (of type `kind`) stands at `state`."""
+    source = kind()
+    source.state = state
+    return np.random.Generator(source)
+
+
+def _run_items(item, probs_shape, blocks, width) -> None:
+    """Call item(a, h) (slices of sequences and heads) over all sequences and heads, on the
+    kernel threads, with one BLAS thread each. An item holds about ITEM_ELEMENTS attention
+    weights: a few heads of one sequence, or all heads of a few sequences."""
+    n_seq, n_heads, _, _ = probs_shape
+    if not n_seq * n_heads:
+        return
+    per_head = max(1, sum((r1 - r0) * keys for r0, r1, keys in blocks))
+    heads = max(1, ITEM_ELEMENTS // per_head)
+    if heads < n_heads:
+        items = [(slice(a, a + 1), slice(h, min(h + heads, n_heads)))
+                 for a in range(n_seq) for h in range(0, n_heads, heads)]
+    else:
+        seqs = heads // n_heads
+        items = [(slice(a, min(a + seqs, n_seq)), slice(0, n_heads)) for a in range(0, n_seq, seqs)]
+    work_per_item = min(heads, n_heads * n_seq) * per_head * (width + 8)  # ~ multiply-adds
     min_items = max(1, (1 << 22) // max(1, work_per_item))  # small problems stay on one thread
 
     def run(lo, hi):
-        for a, heads in items[lo:hi]:
-            item(a, heads)
+        for a, h in items[lo:hi]:
+            item(a, h)
 
     with single_blas_thread():
         parallel_for(len(items), run, min_items)
