@@ -1,6 +1,7 @@
 """Data-parallel training on one machine: 1 rank with 2 BLAS threads against 2 MPI ranks with
-1 thread each (ZeRO-1, the default of `gpt train`, and --zero-stage 0), on the default
-`gpt train` model and on GPT_CONFIG_124M.
+1 thread each (ZeRO-1, the default of `gpt train`, through shared memory as on one machine and
+through the Reduce-scatter and Allgather as across machines; and --zero-stage 0), on the
+default `gpt train` model and on GPT_CONFIG_124M.
 
     pip install -e ".[mpi]"
     python -m benchmarks.distributed                     # both models, prints a Markdown table
@@ -19,11 +20,18 @@ folded in, and the mean loss over the ranks. It reports, after warm-up steps:
   forward+backward, norm+AdamW   the medians of those parts of a step (with ZeRO-1 each rank
                 updates 1/N of the parameters; with --zero-stage 0 every rank updates all)
   in collectives  the median time a step spends inside Allreduce (stage 0) or Reduce-scatter +
-                Allgather (ZeRO-1); this includes waiting for the slower rank, so it measures
+                Allgather (ZeRO-1; with shared memory: the barriers, the sum of the ranks'
+                blocks); this includes waiting for the slower rank, so it measures
                 imbalance as well as transfer
   comm share    in collectives / step time
-  alone         the same collectives timed after a barrier (pure transfer of the buffers)
-  RSS           resident memory per rank at the end (MB), and AdamW's state held per rank
+  alone         the same exchange timed after a barrier (pure transfer of the buffers)
+  RSS           resident memory per rank at the end (MB; shared pages count in every rank
+                that touches them), and AdamW's state held per rank
+A second table splits rank 0's ZeRO-1 step after backward into its parts, wall time (CPU time
+of the process): the copy of the gradients into the flat buffer, the reduction of its block,
+the norm, AdamW on the block, and the gather of the new weights (with shared memory: a
+barrier). Under load compare the CPU times: a rank waiting in MPI spins, so a collective's CPU
+time includes waiting too, while a copy's or AdamW's CPU time is its own work.
 With --repeat K every setup runs K times in turn (A B C A B C ...) and the best run of each is
 shown: on a shared machine, compare only figures measured alternately.
 """
@@ -57,9 +65,11 @@ def _models() -> dict:
 
 
 MODELS = _models()
-# (name, ranks, threads per rank, ZeRO stage)
-SETUPS = [("1 rank x 2 threads", 1, 2, 0), ("2 ranks x 1 thread, ZeRO-1", 2, 1, 1),
-          ("2 ranks x 1 thread, Allreduce", 2, 1, 0)]
+# (name, ranks, threads per rank, ZeRO stage, shared memory)
+SETUPS = [("1 rank x 2 threads", 1, 2, 0, False), ("2 ranks x 1 thread, ZeRO-1", 2, 1, 1, True),
+          ("2 ranks x 1 thread, ZeRO-1 (collectives)", 2, 1, 1, False),
+          ("2 ranks x 1 thread, Allreduce", 2, 1, 0, False)]
+PIECES = ("copy", "reduce_scatter", "norm", "update", "allgather")  # ZeRO-1's timings, in order
 
 
 def parse_args(argv=None):
@@ -72,6 +82,7 @@ def parse_args(argv=None):
     parser.add_argument("--update-only", action="store_true", help="time only what follows backward "
                         "(gradient exchange, norm, AdamW), with one fixed gradient per rank")
     parser.add_argument("--zero-stage", type=int, default=1, choices=(0, 1), help=argparse.SUPPRESS)
+    parser.add_argument("--no-shared-memory", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="default", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -103,7 +114,7 @@ def worker(args) -> None:
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = optim.AdamW(parameter_groups(model, 0.1), lr=4e-4, weight_decay=0.1)
     if world.size > 1 and args.zero_stage == 1:
-        optimizer = world.shard_optimizer(optimizer)
+        optimizer = world.shard_optimizer(optimizer, shared_memory=False if args.no_shared_memory else None)
     rng = np.random.default_rng(0)
     token_ids = rng.integers(0, cfg["vocab_size"], size=(batch, context + 1), dtype=np.int64)
     inputs, targets = world.shard(token_ids[:, :-1], token_ids[:, 1:])  # (B/N, T) each
@@ -149,12 +160,15 @@ def worker(args) -> None:
     for values in phases.values():
         values.clear()
     step_times, reduce_times = [], []
+    pieces = {key: [] for piece in PIECES for key in (piece, "cpu " + piece)}
     for _ in range(args.steps or spec["steps"]):
-        before = in_collectives()
+        before, pieces_before = in_collectives(), dict(timings or {})
         start = time.perf_counter()
         step()
         step_times.append(time.perf_counter() - start)
         reduce_times.append(in_collectives() - before)
+        for key, values in pieces.items():
+            values.append((timings or {}).get(key, 0.0) - pieces_before.get(key, 0.0))
 
     alone, sharded = None, getattr(world, "sharded", None)
     if world.size > 1:  # the same collectives on the same buffers with every rank ready
@@ -163,8 +177,8 @@ def worker(args) -> None:
             world.comm.Barrier()
             start = time.perf_counter()
             if sharded is not None:
-                world.comm.Reduce_scatter_block(world.MPI.IN_PLACE, sharded.flat_grad, op=world.MPI.SUM)
-                world.comm.Allgather(world.MPI.IN_PLACE, sharded.flat_param)
+                sharded.reduce_block()
+                sharded.gather_parameters()
             else:
                 world.comm.Allreduce(world.MPI.IN_PLACE, world._buffer, op=world.MPI.SUM)
             samples.append(time.perf_counter() - start)
@@ -175,6 +189,8 @@ def worker(args) -> None:
     mine = {"step": statistics.median(step_times), "best": min(step_times),
             "allreduce": statistics.median(reduce_times), "rss_mb": _rss_mb(), "state_mb": state_mb}
     mine |= {name: statistics.median(values) for name, values in phases.items()}
+    if sharded is not None:
+        mine["pieces"] = {key: statistics.median(values) for key, values in pieces.items()}
     ranks = world.comm.gather(mine, root=0) if world.size > 1 else [mine]
     if world.is_main:
         result = {"model": args.model, "ranks": world.size, "threads": runtime.get_blas_threads(),
@@ -202,9 +218,11 @@ def find_mpiexec() -> str | None:
     return str(beside) if beside.exists() else shutil.which("mpiexec")
 
 
-def run_setup(model: str, ranks: int, threads: int, zero_stage: int, args) -> dict:
+def run_setup(model: str, ranks: int, threads: int, zero_stage: int, shared: bool, args) -> dict:
     command = [sys.executable, "-m", "benchmarks.distributed", "--worker", "--model", model,
                "--threads", str(threads), "--warmup", str(args.warmup), "--zero-stage", str(zero_stage)]
+    if not shared:
+        command.append("--no-shared-memory")
     if args.steps:
         command += ["--steps", str(args.steps)]
     if args.update_only:
@@ -247,6 +265,20 @@ def table(results: list) -> str:
     return "\n".join(lines)
 
 
+def pieces_table(results: list) -> str:
+    """Rank 0's ZeRO-1 step after backward, part by part: median wall ms (CPU ms)."""
+    names = {"copy": "copy into flat", "reduce_scatter": "reduce block", "norm": "norm",
+             "update": "AdamW on block", "allgather": "gather weights"}
+    lines = ["| model | setup | " + " | ".join(names[piece] for piece in PIECES) + " |",
+             "|---|---|" + "---:|" * len(PIECES)]
+    for r in results:
+        if "pieces" in r:
+            cells = [f"{r['pieces'][piece] * 1000:,.1f} ({r['pieces']['cpu ' + piece] * 1000:,.1f})"
+                     for piece in PIECES]
+            lines.append(f"| {r['model']} | {r['setup']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.worker:
@@ -261,8 +293,8 @@ def main(argv=None) -> None:
     for model in models:
         best = {}
         for _ in range(max(args.repeat, 1)):  # A B C A B C: alternated, best of each
-            for setup, ranks, threads, zero_stage in SETUPS:
-                result = run_setup(model, ranks, threads, zero_stage, args) | {"setup": setup}
+            for setup, ranks, threads, zero_stage, shared in SETUPS:
+                result = run_setup(model, ranks, threads, zero_stage, shared, args) | {"setup": setup}
                 print(f"# {model}, {setup}: step {result['step'] * 1000:,.0f} ms (best "
                       f"{result['best'] * 1000:,.0f} ms), load {os.getloadavg()[0]:.2f}", flush=True)
                 if setup not in best or result["step"] < best[setup]["step"]:
@@ -270,6 +302,8 @@ def main(argv=None) -> None:
         results += [best[setup] for setup, *_ in SETUPS]
     print(f"# load average {os.getloadavg()[0]:.2f} at the end")
     print(table(results))
+    print()
+    print(pieces_table(results))
 
 
 if __name__ == "__main__":

@@ -77,6 +77,13 @@ class FakeComm:
     def allgather(self, value):
         return [self.others.get(rank, value) for rank in range(self.size)]
 
+    def Split_type(self, split_type):  # each rank on a machine of its own: ZeRO-1 uses collectives
+        assert split_type == FakeMPI.COMM_TYPE_SHARED
+        return FakeComm(rank=0, size=1)
+
+    def Free(self):
+        pass
+
     def Abort(self, code):
         self.aborted = code
         raise Aborted(code)

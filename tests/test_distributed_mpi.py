@@ -202,6 +202,55 @@ def test_gradients_of_two_ranks_equal_one_process(corpus, tmp_path):
         np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-6 * float(np.abs(one).max()))
 
 
+SHARDED_STEPS = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from minigrad import nn, optim
+    from gpt.training.distributed import world_from_env
+
+    def adamw(params):
+        return optim.AdamW([{"params": params[:2], "weight_decay": 0.1},
+                            {"params": params[2:], "weight_decay": 0.0}], lr=1e-2)
+
+    world = world_from_env()                          # 2 ranks under mpiexec, 1 process alone
+    start = np.random.default_rng(0)
+    params = [nn.Parameter(start.standard_normal(s).astype(np.float32)) for s in [(13, 7), (3, 5, 2), (50,), (7,)]]
+    optimizer = adamw(params)
+    shared = {"shared": True, "collectives": False}.get(sys.argv[1])
+    if world.size > 1:
+        optimizer = world.shard_optimizer(optimizer, shared_memory=shared)
+        assert optimizer.shared == shared
+    ranks = [np.random.default_rng(1 + rank) for rank in range(2)]
+    for step in range(3):                             # rank r's gradient: stream r (alone: the mean)
+        draws = [[rng.standard_normal(p.shape).astype(np.float32) for p in params] for rng in ranks]
+        for index, param in enumerate(params):
+            param.grad = draws[world.rank][index] if world.size > 1 else (draws[0][index] + draws[1][index]) / np.float32(2)
+        world.average_gradients(params)
+        optimizer.step(grad_factor=nn.utils.clip_factor(world.grad_norm(params), 1.0))
+        optimizer.zero_grad()
+    state = optimizer.state_dict()
+    if world.rank == 0:
+        np.savez(sys.argv[2], *[p.data for p in params], *[state["state"][i]["exp_avg_sq"] for i in range(4)])
+""")
+
+
+def test_zero1_through_shared_memory_and_through_collectives_equal_one_process(tmp_path):
+    """On one machine ZeRO-1 shares memory between the ranks; across machines it uses the
+    Reduce-scatter and Allgather: both, under a real mpiexec, give one process's weights and state."""
+    script = tmp_path / "sharded.py"
+    script.write_text(SHARDED_STEPS)
+    results = {}
+    for ranks, how in [(1, "one"), (2, "shared"), (2, "collectives")]:
+        path = tmp_path / f"{how}.npz"
+        done = launch((ranks, [sys.executable, str(script), how, str(path)]))
+        assert done.returncode == 0, done.stderr[-3000:]
+        with np.load(path) as saved:
+            results[how] = [saved[f"arr_{index}"] for index in range(8)]
+    for shared, collectives, one in zip(results["shared"], results["collectives"], results["one"]):
+        np.testing.assert_array_equal(shared, collectives)  # (2 ranks: a + b either way)
+        np.testing.assert_allclose(shared, one, rtol=1e-5, atol=1e-7)
+
+
 def test_checkpoint_moves_between_two_ranks_and_one_process(corpus, one_process_runs, tmp_path):
     # 2 ranks -> 1 process
     out = tmp_path / "two_then_one"

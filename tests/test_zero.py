@@ -21,10 +21,34 @@ SHAPES = [(13, 7), (7,), (50,), (3, 5, 2), (13,), (6, 6)]  # 227 elements: not a
 STEPS = 4
 
 
+class ThreadWin:
+    """An MPI-3 shared-memory window: each rank's segment a bytearray every thread can read."""
+
+    def __init__(self, segments):
+        self.segments = segments
+
+    @classmethod
+    def Allocate_shared(cls, size, disp_unit, comm):
+        comm.collectives.append("Win.Allocate_shared")
+        return cls(comm._exchange(bytearray(size)))
+
+    def Shared_query(self, rank):
+        return memoryview(self.segments[rank]), 1
+
+    def Lock_all(self, assertion=0):
+        pass
+
+    def Sync(self):
+        pass
+
+
 class ThreadMPI:
     IN_PLACE = object()
     SUM = "sum"
     LOR = "lor"
+    COMM_TYPE_SHARED = "shared"
+    MODE_NOCHECK = 1
+    Win = ThreadWin
 
 
 class ThreadComm:
@@ -39,6 +63,17 @@ class ThreadComm:
 
     def Get_size(self):
         return self.size
+
+    def Split_type(self, split_type):  # every thread is on this "machine"
+        assert split_type == ThreadMPI.COMM_TYPE_SHARED
+        return self
+
+    def Free(self):
+        pass
+
+    def Barrier(self):
+        self.collectives.append("Barrier")
+        self._exchange(None)
 
     def _exchange(self, value):
         slots, barrier = self.shared["slots"], self.shared["barrier"]
@@ -138,13 +173,14 @@ def one_process(start, grads, size, steps, clip=None, state=None):
     return [p.data.copy() for p in params], opt.state_dict()
 
 
-def zero_job(start, grads, steps, clip=None, state=None, whole_at=()):
+def zero_job(start, grads, steps, clip=None, state=None, whole_at=(), shared_memory=False):
     def job(world):
         params = [nn.Parameter(s.copy()) for s in start]
         opt = make_adamw(params)
         if state is not None:
             opt.load_state_dict(state)
-        sharded = world.shard_optimizer(opt)
+        sharded = world.shard_optimizer(opt, shared_memory=shared_memory)
+        assert sharded.shared == shared_memory
         for step, step_grads in enumerate(grads[:steps]):
             for param, grad in zip(params, step_grads[world.rank]):
                 param.grad = grad.copy()
@@ -163,10 +199,23 @@ def zero_job(start, grads, steps, clip=None, state=None, whole_at=()):
     return job
 
 
-def test_two_ranks_equal_one_process_bit_for_bit_and_hold_half_the_state():
+SHARED = pytest.mark.parametrize("shared_memory", [False, True], ids=["collectives", "shared-memory"])
+
+
+def step_collectives(shared_memory: bool, steps: int) -> list:
+    """The collective calls of `steps` plain steps after shard_optimizer: a Reduce-scatter and
+    an Allgather each, or with shared memory (after allocating the two windows and meeting
+    once) two barriers each: before summing the blocks, and after the update."""
+    if shared_memory:
+        return ["Win.Allocate_shared"] * 2 + ["Barrier"] + ["Barrier", "Barrier"] * steps
+    return ["Reduce_scatter_block", "Allgather"] * steps
+
+
+@SHARED
+def test_two_ranks_equal_one_process_bit_for_bit_and_hold_half_the_state(shared_memory):
     start, grads = problem()
     want, want_state = one_process(start, grads, 2, STEPS)
-    results = run_ranks(2, zero_job(start, grads, STEPS))
+    results = run_ranks(2, zero_job(start, grads, STEPS, shared_memory=shared_memory))
     for params, _, _, _ in results:  # every rank ends with all the weights
         for got, expected in zip(params, want):
             np.testing.assert_array_equal(got, expected)
@@ -180,22 +229,26 @@ def test_two_ranks_equal_one_process_bit_for_bit_and_hold_half_the_state():
             np.testing.assert_array_equal(state["state"][index][key], entry[key])
     assert sum(int(np.prod(s)) for s in SHAPES) == 227
     assert [held for _, _, held, _ in results] == [2 * 114, 2 * 113]  # 2 moments of half of 227 each
-    assert results[0][3] == ["Reduce_scatter_block", "Allgather"] * STEPS
+    assert results[0][3] == step_collectives(shared_memory, STEPS)
 
 
-def test_three_ranks_with_clipping_and_a_whole_gradient_step_equal_one_process():
+@SHARED
+def test_three_ranks_with_clipping_and_a_whole_gradient_step_equal_one_process(shared_memory):
     start, grads = problem(seed=1)
     want, _ = one_process(start, grads, 3, STEPS, clip=1.0)
-    results = run_ranks(3, zero_job(start, grads, STEPS, clip=1.0, whole_at=(1,)))
+    results = run_ranks(3, zero_job(start, grads, STEPS, clip=1.0, whole_at=(1,), shared_memory=shared_memory))
     for params, _, _, _ in results:
         for got, expected in zip(params, want):
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert [held for _, _, held, _ in results] == [2 * 76, 2 * 76, 2 * 75]  # padded to 3 x 76
-    assert results[0][3][2:4] == ["Allreduce", "Allgather"]  # the whole-gradient step
+    steps = step_collectives(shared_memory, STEPS)  # step 1 all-reduces the whole gradient:
+    steps[-6:-4] = ["Allreduce", "Barrier"] if shared_memory else ["Allreduce", "Allgather"]
+    assert results[0][3] == steps
 
 
+@SHARED
 @pytest.mark.parametrize("first, second", [(2, 3), (3, 1), (1, 2)])
-def test_the_state_moves_between_numbers_of_ranks(first, second):
+def test_the_state_moves_between_numbers_of_ranks(first, second, shared_memory):
     """2 steps on `first` ranks, the gathered state saved, 2 more on `second` ranks: one
     process's 4 steps. (Every rank gets the same gradient, so any N averages to it.)"""
     start, grads = problem(seed=2)
@@ -204,7 +257,7 @@ def test_the_state_moves_between_numbers_of_ranks(first, second):
     def run(ranks, begin, step_grads, state=None):
         if ranks == 1:
             return one_process(begin, step_grads, 1, 2, state=state)
-        results = run_ranks(ranks, zero_job(begin, step_grads, 2, state=state))
+        results = run_ranks(ranks, zero_job(begin, step_grads, 2, state=state, shared_memory=shared_memory))
         return results[0][0], results[0][1]
 
     middle, state = run(first, start, grads[:2])
@@ -215,13 +268,14 @@ def test_the_state_moves_between_numbers_of_ranks(first, second):
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 
-def test_a_replaced_parameter_array_is_adopted_again():
+@SHARED
+def test_a_replaced_parameter_array_is_adopted_again(shared_memory):
     start, grads = problem(seed=3)
     want, _ = one_process(start, grads, 2, 2)
 
     def job(world):
         params = [nn.Parameter(s.copy()) for s in start]
-        sharded = world.shard_optimizer(make_adamw(params))
+        sharded = world.shard_optimizer(make_adamw(params), shared_memory=shared_memory)
         for step in range(2):
             if step == 1:  # as model.load_state_dict or `p.data = ...` would do
                 for param in params:
@@ -249,3 +303,19 @@ def test_parameters_of_one_group_at_different_steps_are_refused():
         return True
 
     assert run_ranks(1, job) == [True]
+
+
+def test_with_shared_memory_the_ranks_hold_one_copy_of_the_weights():
+    start, grads = problem(seed=4)
+
+    def job(world):
+        params = [nn.Parameter(s.copy()) for s in start]
+        sharded = world.shard_optimizer(make_adamw(params))  # default: shared when all on one machine
+        world.average_gradients([p for p in params])  # (no .grad yet: zeros)
+        sharded.step()
+        return sharded.shared, [p.data for p in params], sharded.flat_grad
+
+    (shared0, weights0, grad0), (shared1, weights1, grad1) = run_ranks(2, job)
+    assert shared0 and shared1
+    assert all(np.shares_memory(a, b) for a, b in zip(weights0, weights1))
+    assert not np.shares_memory(grad0, grad1)  # each rank's gradient buffer is its own

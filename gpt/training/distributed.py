@@ -16,6 +16,8 @@ from the same weights and draw the same global batches in the same order. One st
       Reduce_scatter_block(flat -> shard)        (P/N,) the sum of this rank's block
       global norm: Allreduce of ||shard||^2      clipping folded into the update
       AdamW on the block; Allgather(params)      every rank gets all the new weights
+      (on one machine: shared memory, the block summed from every rank's buffer, one copy
+       of the weights for all ranks, barriers instead of the two collectives)
     --zero-stage 0 (every rank runs all of AdamW):
       Allreduce(IN_PLACE, flat, SUM); flat /= N  ONE collective call per step   average_gradients()
       p.grad = flat[slot(p)].reshape(p.shape)    views of the averaged buffer
@@ -104,7 +106,7 @@ class MPIWorld:
 
     timings: seconds spent in `average_gradients` ("average": copies + collective + scaling)
     and in its Allreduce alone ("allreduce"), with the number of calls ("steps"); under ZeRO-1
-    also "reduce_scatter" and "allgather" (the parameters, in the optimizer's step).
+    also the parts of its step, wall and CPU time (see gpt.training.zero).
     """
 
     def __init__(self, comm, mpi_module):
@@ -166,12 +168,13 @@ class MPIWorld:
         start = self.rank * rows
         return inputs[start:start + rows], targets[start:start + rows]  # (B/N, T) each
 
-    def shard_optimizer(self, optimizer) -> ShardedOptimizer:
+    def shard_optimizer(self, optimizer, shared_memory: bool | None = None) -> ShardedOptimizer:
         """ZeRO-1: `optimizer` (built, maybe restored) sharded over the ranks; from here on
-        average_gradients reduce-scatters and grad_norm sums the shards' norms."""
+        average_gradients reduce-scatters and grad_norm sums the shards' norms. shared_memory:
+        None = when every rank is on this machine (see gpt.training.zero), False = never."""
         self._started = True
         self._check_same_size([p for group in optimizer.param_groups for p in group["params"]])
-        self.sharded = ShardedOptimizer(optimizer, self)
+        self.sharded = ShardedOptimizer(optimizer, self, shared_memory=shared_memory)
         return self.sharded
 
     def grad_norm(self, parameters: list) -> float:
@@ -251,10 +254,14 @@ class MPIWorld:
         if config.zero_stage == 1:  # the trainer steps the sharded optimizer from here on
             trainer.optimizer = self.shard_optimizer(trainer.optimizer)
             flat = self.sharded.flat_grad
+            exchange = ("the ranks share memory (one machine): each sums its block of the "
+                        f"{flat.size:,} {flat.dtype} gradients ({flat.nbytes / 1e6:,.1f} MB) from "
+                        "every rank's buffer, and all read one copy of the weights"
+                        if self.sharded.shared else
+                        f"per step one Reduce-scatter of the {flat.size:,} {flat.dtype} gradients and "
+                        f"one Allgather of the parameters ({flat.nbytes / 1e6:,.1f} MB each)")
             how = (f"ZeRO-1: each rank updates and keeps 1/{self.size} of AdamW's state "
-                   f"({self.sharded.shard_size:,} parameters); per step one Reduce-scatter of the "
-                   f"{flat.size:,} {flat.dtype} gradients and one Allgather of the parameters "
-                   f"({flat.nbytes / 1e6:,.1f} MB each)")
+                   f"({self.sharded.shard_size:,} parameters); " + exchange)
         else:
             flat, _slots = self._flat_buffer(trainer.parameters)
             how = (f"gradients averaged in one Allreduce of {flat.size:,} {flat.dtype} "
