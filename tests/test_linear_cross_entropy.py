@@ -5,6 +5,7 @@ float64, and never holds more than one chunk of logits."""
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import numpy as np
 import pytest
@@ -76,6 +77,24 @@ def test_products_split_over_threads_equal_the_unfused_pair(monkeypatch, threads
     np.testing.assert_allclose(fused[0], plain[0], rtol=2e-6)
     for a, e in zip(fused[1], plain[1]):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1.0, 60.0, 1e3])
+def test_the_gradient_written_over_the_logits_with_and_without_the_max_shift(monkeypatch, scale):
+    # large logits overflow exp(z): their blocks are done again from the logits, which must
+    # still be there when the gradient replaces them (rows far below zero likewise)
+    monkeypatch.setattr(lce, "CHUNK_BYTES", 11 * 4 * 6)  # 6 rows per chunk of the 15
+    x, w, b, t = problem(seed=5)
+    x.data[::4] *= scale
+    b.data[:] -= 80.0 * (scale > 1)
+    with warnings.catch_warnings():  # no overflow warning from the unshifted exp(z)
+        warnings.simplefilter("error", RuntimeWarning)
+        fused = run(lambda: F.linear_cross_entropy(x, w, b, t, reduction="sum"), x, w, b)
+    plain = run(lambda: F.cross_entropy(F.linear(x, w, b), t, reduction="sum"), x, w, b)
+    assert np.isfinite(fused[0]) and all(np.isfinite(g).all() for g in fused[1])
+    np.testing.assert_allclose(fused[0], plain[0], rtol=2e-6)
+    for a, e in zip(fused[1], plain[1]):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5 * np.abs(e).max())
 
 
 def test_the_usual_backward_and_a_retained_second_one(monkeypatch):

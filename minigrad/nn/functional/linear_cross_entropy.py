@@ -9,8 +9,9 @@ which is `cross_entropy(linear(x, W, b), t)` (the reference below), computed wit
 holding the whole (N, V) logits: over GPT-2's 50,257 words they are the largest arrays of a
 training step (824 MB at context 1024 and batch 4, and cross-entropy keeps as much again for
 its gradient). The rows go in chunks of about CHUNK_BYTES of logits. When a gradient will be
-needed, each chunk's dz = row_scale * (softmax - onehot) (the fused kernel of loss.py) is
-turned at once into the chunk's share of the three gradients of the linear map:
+needed, each chunk's dz = row_scale * (softmax - onehot) (the fused kernel of loss.py, which
+writes it over the logits) is turned at once into the chunk's share of the three gradients
+of the linear map:
 
     dL/dx = dz W,    dL/dW = sum over chunks of dz^T x,    dL/db = sum over chunks of dz
 
@@ -20,7 +21,8 @@ the unfused head (one GEMM forward, two backward), nothing is recomputed, and th
 one chunk. With more than one thread, each product runs in pieces on minigrad's threads,
 one BLAS thread each (_run_gemms says why). Reduction "none" gets a gradient per row in
 backward, known only then, so forward keeps nothing but the losses and backward runs the
-chunks again (the forward GEMM twice); so does a second backward through a retained graph. Under no_grad only the loss is computed.
+chunks again (the forward GEMM twice); so does a second backward through a retained graph.
+Under no_grad only the loss is computed.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from . import reference as ref
 from ._util import as_float_tensor, as_index_array, for_row_blocks
 from .loss import REDUCTIONS, _cross_entropy_rows, reduce_rows, target_rows
 
-CHUNK_BYTES = 128 << 20  # logits per chunk (and as much for their gradient): 667 rows of 50,257
+CHUNK_BYTES = 256 << 20  # logits per chunk (their gradient replaces them): 1,335 rows of 50,257
 ACCUMULATE_BYTES = 4 << 20  # dW += dz^T x in slabs of vocabulary rows of this size (cache-sized)
 PIECES_PER_THREAD = 2  # each GEMM in this many pieces per thread: a core that another process
 #                        holds up leaves its pieces to the others
@@ -93,7 +95,6 @@ def _head_chunks(x2, weight, bias, safe_t, counted, row_scale, row_loss=None, wa
     parts = 1 if get_threads() <= 1 else get_threads() * PIECES_PER_THREAD
     vocab_spans = _spans(vocab, parts)
     logits = np.empty((min(rows, n_rows), vocab), dtype=dtype)  # (R, V), reused by every chunk
-    dz_buf = np.empty_like(logits) if any_grad else None        # (R, V)
     dx = np.empty(x2.shape, dtype=dtype) if wants[0] else None
     dx_parts = np.empty((len(vocab_spans),) + logits.shape[:1] + (width,), dtype=dtype) \
         if wants[0] and len(vocab_spans) > 1 else None          # (pieces, R, C)
@@ -107,7 +108,7 @@ def _head_chunks(x2, weight, bias, safe_t, counted, row_scale, row_loss=None, wa
                     for a, b in vocab_spans])
         if bias is not None:
             for_row_blocks(z.shape[0], vocab, lambda a, b: np.add(z[a:b], bias, out=z[a:b]))
-        dz = dz_buf[: hi - lo] if any_grad else None
+        dz = z if any_grad else None  # (r, V): the gradient replaces the logits
         _cross_entropy_rows(z, safe_t[lo:hi], counted[lo:hi], row_scale,
                             None if row_loss is None else row_loss[lo:hi], dz)
         if not any_grad:

@@ -36,32 +36,37 @@ def _cross_entropy_rows(z, safe_targets, counted, row_scale, row_loss=None, grad
 
     Writes row_loss[n] = logsumexp(z_n) - z_n[t_n] when row_loss is given, and
     grad[n] = row_scale * (softmax(z_n) - onehot(t_n)) (0 for rows not counted) when grad is
-    given; without grad, each block uses a small scratch buffer instead.
+    given. grad may be z itself, the same array (the gradient then replaces the logits: one
+    (N, C) array instead of two): each block's exponentials then go to a cache-sized
+    scratch array, and the block's logits are read for the last time before its gradient
+    is written.
     """
     n_rows, class_count = z.shape
     rows_per_block = max(1, (1 << 18) // max(1, class_count))  # ~1 MB of float32
 
     def block(lo, hi):
         zs = z[lo:hi]  # (rows, C)
-        buf = grad[lo:hi] if grad is not None else np.empty_like(zs)
+        in_place = grad is None or grad is z  # then a (rows, C) scratch, in cache; else grad itself
+        exps = np.empty_like(zs) if in_place else grad[lo:hi]
         with np.errstate(over="ignore", under="ignore"):  # an overflow is caught below
-            np.exp(zs, out=buf)  # exp(z) itself, no shift: two passes fewer (module docstring)
-            total = buf.sum(axis=1)  # (rows,)
+            np.exp(zs, out=exps)  # exp(z) itself, no shift: two passes fewer (module docstring)
+            total = exps.sum(axis=1)  # (rows,)
         shift = 0.0
         if not np.all((total > SUM_RANGE[0]) & (total < SUM_RANGE[1])):  # overflow, underflow, nan:
             shift = zs.max(axis=1)  # (rows,)                   shift by the row max first
-            np.subtract(zs, shift[:, None], out=buf)
-            np.exp(buf, out=buf)
-            total = buf.sum(axis=1)  # (rows,), >= 1
+            np.subtract(zs, shift[:, None], out=exps)
+            np.exp(exps, out=exps)
+            total = exps.sum(axis=1)  # (rows,), >= 1
         rows, cols = np.arange(hi - lo), safe_targets[lo:hi]
         if row_loss is not None:  # logsumexp - z_t = log(total) + shift - z_t
             np.subtract(np.log(total) + shift, zs[rows, cols], out=row_loss[lo:hi])
-        if grad is not None:
-            buf *= (row_scale / total)[:, None].astype(buf.dtype, copy=False)  # softmax
-            buf[rows, cols] -= row_scale  # - onehot
+        if grad is not None:  # the last read of zs is above: grad may be z
+            out = grad[lo:hi]  # (rows, C)
+            np.multiply(exps, (row_scale / total)[:, None].astype(exps.dtype, copy=False), out=out)  # softmax
+            out[rows, cols] -= row_scale  # - onehot
             skip = ~counted[lo:hi]
             if skip.any():
-                buf[skip] = 0.0
+                out[skip] = 0.0
 
     if z.size:
         for_row_blocks(n_rows, class_count, block, rows=rows_per_block)
