@@ -2,7 +2,8 @@
 small inputs, against the kernel that keeps the weights: values and gradients equal in float64
 (to 1e-10) and float32 (to rounding), with the same dropout masks; gradcheck and gradgradcheck;
 drawn shapes with empty and size-1 axes, causal, GQA, one or many query blocks; nothing
-quadratic kept for backward; the threshold that picks the kernel."""
+quadratic kept for backward; blocks of one or several heads and partial blocks of rows and
+heads; the same results on one or two threads; the threshold that picks the kernel."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigrad as mg
+from minigrad import runtime
 from minigrad.nn import functional as F
 from minigrad.nn.functional import attention, blocked_attention
 from minigrad.nn.functional import reference as ref
@@ -73,6 +75,45 @@ def test_blocked_equals_the_stored_kernel(small_blocks, data, lead, n_queries, n
     assert after_blocked == after_stored  # the generator moved on as far
 
 
+@pytest.mark.parametrize("rows, scores", [(1, 1), (4, 4 * 13), (4, 3 * 4 * 13), (5, 10**6), (128, 10**6)])
+@pytest.mark.parametrize("shape", [(13, 13), (13, 9), (9, 13)])  # (Tq, Tk): odd, more queries, more keys
+def test_blocks_of_rows_and_heads_cover_every_edge(monkeypatch, rows, scores, shape):
+    # rows per block and scores per block: one head and row a block, partial blocks of rows
+    # (13 = 3 x 4 + 1) and of heads (5 heads in blocks of 1, 3 or all), a single block
+    monkeypatch.setattr(blocked_attention, "QUERY_ROWS", rows)
+    monkeypatch.setattr(blocked_attention, "BLOCK_SCORES", scores)
+    n_queries, n_keys = shape
+    rng = np.random.default_rng(8)
+    q = rng.standard_normal((2, 5, n_queries, 3))
+    k, v = rng.standard_normal((2, 2, 5, n_keys, 3))
+    g = rng.standard_normal((2, 5, n_queries, 3))
+    gqa_q = rng.standard_normal((2, 10, n_queries, 3))  # two query heads per key/value head
+    gqa_g = rng.standard_normal((2, 10, n_queries, 3))
+    for options in (dict(is_causal=True, dropout_p=0.3), dict(dropout_p=0.3), dict(is_causal=True), dict()):
+        for arrays, grad, gqa in (((q, k, v), g, False), ((gqa_q, k, v), gqa_g, True)):
+            blocked, _, after_blocked = run(BLOCKED, arrays, grad, enable_gqa=gqa, **options)
+            stored, _, after_stored = run(STORED, arrays, grad, enable_gqa=gqa, **options)
+            for mine, theirs in zip(blocked, stored):
+                np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-12)
+            assert after_blocked == after_stored
+
+
+def test_one_and_two_threads_give_the_same_results():
+    rng = np.random.default_rng(9)
+    arrays = [rng.standard_normal((2, 3, 300, 16)) for _ in range(3)]  # 3 blocks of rows, 6 items
+    g = rng.standard_normal((2, 3, 300, 16))
+    previous = runtime.get_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            runtime.set_threads(threads)
+            results.append(run(BLOCKED, arrays, g, np.float32, is_causal=True, dropout_p=0.1)[0])
+    finally:
+        runtime.set_threads(previous)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
 @pytest.mark.parametrize("options", [
     dict(is_causal=True), dict(), dict(is_causal=True, dropout_p=0.3), dict(dropout_p=0.3, scale=0.7),
     dict(is_causal=True, enable_gqa=True), dict(dropout_p=0.2, enable_gqa=True)])
@@ -117,10 +158,11 @@ def test_other_bit_generators_give_a_reproducible_mask(monkeypatch):
     assert mg.gradcheck(fast, q, k, v)
 
 
-def test_float32_stays_float32_and_matches_the_stored_kernel(small_blocks):
+@pytest.mark.parametrize("n_tokens", [40, 300])  # one block, or blocks of the default 128 rows
+def test_float32_stays_float32_and_matches_the_stored_kernel(n_tokens):
     rng = np.random.default_rng(5)
-    arrays = [rng.standard_normal((2, 4, 40, 16)) for _ in range(3)]
-    g = rng.standard_normal((2, 4, 40, 16))
+    arrays = [rng.standard_normal((2, 4, n_tokens, 16)) for _ in range(3)]
+    g = rng.standard_normal((2, 4, n_tokens, 16))
     for options in (dict(is_causal=True, dropout_p=0.1), dict()):
         blocked, _, _ = run(BLOCKED, arrays, g, np.float32, **options)
         stored, _, _ = run(STORED, arrays, g, np.float32, **options)
