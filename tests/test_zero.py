@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from minigrad import nn, optim
+from minigrad import Tensor, nn, optim
 from gpt.training.distributed import MPIWorld
 from gpt.training.errors import TrainingError
 from gpt.training.zero import ShardedOptimizer
@@ -319,3 +319,29 @@ def test_with_shared_memory_the_ranks_hold_one_copy_of_the_weights():
     assert shared0 and shared1
     assert all(np.shares_memory(a, b) for a, b in zip(weights0, weights1))
     assert not np.shares_memory(grad0, grad1)  # each rank's gradient buffer is its own
+
+
+@SHARED
+def test_backward_writes_the_gradients_into_the_flat_buffer(shared_memory):
+    """Gradients made by backward (two micro-batches: the second adds in place) land in each
+    rank's flat_grad as they are made; the step equals one process's on their mean."""
+    start, grads = problem(seed=5)
+    want, _ = one_process(start, grads, 2, 2)
+
+    def job(world):
+        params = [nn.Parameter(s.copy()) for s in start]
+        sharded = world.shard_optimizer(make_adamw(params), shared_memory=shared_memory)
+        for step in range(2):
+            for half in range(2):  # loss = sum(p * g / 2): d loss / d p = g / 2, twice
+                loss = sum((param * Tensor(grad / np.float32(2))).sum()
+                           for param, grad in zip(params, grads[step][world.rank]))
+                loss.backward()
+            assert all(np.shares_memory(param.grad, sharded.flat_grad) for param in params)
+            world.average_gradients(params)
+            sharded.step()
+            sharded.zero_grad()
+        return [p.data.copy() for p in params]
+
+    for params in run_ranks(2, job):
+        for got, expected in zip(params, want):
+            np.testing.assert_array_equal(got, expected)

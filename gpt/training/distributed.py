@@ -11,7 +11,9 @@ from the same weights and draw the same global batches in the same order. One st
     inputs, targets = loader.next_batch()        (B, T) each: the GLOBAL batch (--batch-size B)
     rows r*B/N ... (r+1)*B/N - 1                 (B/N, T): this rank's contiguous shard   shard()
     forward + backward on the shard              .grad of the shard's mean loss
-    flat[slot(p)] = p.grad for every parameter   (P,) float32, one preallocated buffer
+    flat[slot(p)] = p.grad for every parameter   (P,) float32, one preallocated buffer that
+                                                 backward writes the gradients into (the
+                                                 slots are the parameters' gradient buffers)
     ZeRO-1 (the default, gpt.training.zero):     each rank updates and keeps 1/N of AdamW
       Reduce_scatter_block(flat -> shard)        (P/N,) the sum of this rank's block
       global norm: Allreduce of ||shard||^2      clipping folded into the update
@@ -69,6 +71,7 @@ import numpy as np
 
 import minigrad
 from minigrad import nn, runtime
+from minigrad.autograd.engine import set_grad_buffer
 
 from .errors import TrainingError
 from .fingerprint import differences_message, run_fingerprint, value_digest
@@ -119,6 +122,7 @@ class MPIWorld:
         self._buffer = None       # (P,) flat gradient buffer
         self._slots = None        # [(start, stop)] of each parameter in the buffer
         self._layout = None       # (id, shape) of each parameter the buffer was laid out for
+        self._buffered = []       # the parameters whose gradient buffer is their slot of it
         self.sharded = None       # the ShardedOptimizer once shard_optimizer() made one (ZeRO-1)
         self.timings = {"average": 0.0, "allreduce": 0.0, "steps": 0}
 
@@ -199,7 +203,7 @@ class MPIWorld:
             grad, slot = param.grad, buffer[start:stop]  # slot: (n,) view
             if grad is None:
                 slot.fill(0)
-            elif not np.shares_memory(grad, slot):  # (a view left from the last step is in place)
+            elif not np.shares_memory(grad, slot):  # (else backward wrote it there: its grad buffer)
                 slot[...] = grad.reshape(-1)
         reduce_start = time.perf_counter()
         self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
@@ -294,7 +298,11 @@ class MPIWorld:
                 offset += param.numel()
             self._check_same_size(parameters, dtype)
             self._buffer = np.empty(offset, dtype=dtype)  # (P,)
-            self._slots, self._layout = slots, layout
+            for param in self._buffered:  # (a new layout: the old one's buffers are let go)
+                set_grad_buffer(param, None)
+            for param, (start, stop) in zip(parameters, slots):  # backward writes the grads there
+                set_grad_buffer(param, self._buffer[start:stop].reshape(param.shape))
+            self._slots, self._layout, self._buffered = slots, layout, list(parameters)
         return self._buffer, self._slots
 
     def _check_same_size(self, parameters: list, dtype=None) -> None:

@@ -5,12 +5,15 @@ Models", section 5.1 (P_os). With N ranks, the P trainable parameters are laid o
 group (AdamW's decay group, then its no-decay group) in one flat float32 vector padded to
 N * S elements; rank r owns the block [r S, (r + 1) S). One step (`Trainer.train_step`):
 
-    flat_grad[slot(p)] = p.grad                       (N S,) this rank's gradient of its rows
+    flat_grad[slot(p)] = p.grad                       (N S,) this rank's gradient of its rows (*)
     Reduce_scatter_block(IN_PLACE, flat_grad)         flat_grad[:S]: the SUM over ranks of block r
     norm^2 = Allreduce(||flat_grad[:S]||^2) / N^2      the global norm of the averaged gradient
     AdamW on block r, gradient x clip / N             params, exp_avg, exp_avg_sq: (S,) views
     Allgather(IN_PLACE, flat_param)                   every rank receives every updated block
 
+(*) written by backward itself: each parameter's slot is its gradient buffer
+(minigrad.autograd.engine.set_grad_buffer), so a gradient is copied there as it is made, while
+fresh in cache, and no separate pass over all the gradients follows backward.
 The parameters' arrays are views into flat_param (adopted once), so the Allgather writes the
 new weights straight into the model. Each rank's AdamW sees one flat piece per group (at
 most two arrays), so its update is a handful of whole-buffer passes; the arithmetic per
@@ -62,6 +65,7 @@ import time
 import numpy as np
 
 from minigrad import Tensor
+from minigrad.autograd.engine import set_grad_buffer
 
 from .errors import TrainingError
 
@@ -99,6 +103,10 @@ class ShardedOptimizer:
         self.shared = self._window_sync is not None
         self.block = self.flat_grad[:self.shard_size]  # (S,) this rank's summed block, once reduced
         self._views = [None] * len(self.params)
+        self._grad_views = [self.flat_grad[start:stop].reshape(param.shape)  # (param's shape) views
+                            for param, (start, stop) in zip(self.params, self.slots)]
+        for param, view in zip(self.params, self._grad_views):  # backward writes the gradients there
+            set_grad_buffer(param, view)
         self._adopt_parameters()
         if self.shared:
             self._sync()  # every rank has written its block of the weights
@@ -224,11 +232,11 @@ class ShardedOptimizer:
         averaged flat_grad, and this rank's block read where it lies."""
         timings, clock = self.world.timings, _Clock(self.world.timings)
         self._adopt_parameters()  # (a parameter whose array was replaced since the last step)
-        for param, (start, stop) in zip(self.params, self.slots):
+        for param, (start, stop), view in zip(self.params, self.slots, self._grad_views):
             grad, slot = param.grad, self.flat_grad[start:stop]  # (n,) view
             if grad is None:
                 slot.fill(0)
-            else:
+            elif grad is not view:  # (a gradient set by hand, or from create_graph: copied)
                 slot[...] = (grad.data if isinstance(grad, Tensor) else grad).reshape(-1)
             param.grad = None
         self.flat_grad[self.total:] = 0  # the padding (MPI may have used it as scratch)
@@ -236,8 +244,8 @@ class ShardedOptimizer:
         if whole:
             self.comm.Allreduce(self.MPI.IN_PLACE, self.flat_grad, op=self.MPI.SUM)
             np.divide(self.flat_grad, self.world.size, out=self.flat_grad)  # mean, as without ZeRO
-            for param, (start, stop) in zip(self.params, self.slots):
-                param.grad = self.flat_grad[start:stop].reshape(param.shape)
+            for param, view in zip(self.params, self._grad_views):
+                param.grad = view
             self.block = self.flat_grad[self.lo:self.hi]  # (S,)
             self._grad_scale = 1.0
         else:

@@ -21,14 +21,60 @@ same node returned. Everything else is copied before it is written. Ops declare 
 check runs only where a buffer could be written: a gradient for a leaf, or a second gradient
 for the same tensor (the first is then treated as shared, so the sum goes into a new buffer
 or into the second one).
+
+Gradient buffers (`set_grad_buffer(leaf, buffer)`): a leaf may name the array its gradient
+lives in, e.g. its slot of a flat buffer that data-parallel training exchanges (as PyTorch's
+DDP with gradient_as_bucket_view). When its .grad is None, the first gradient of a backward
+is then written into that buffer (np.copyto: one pass, while the gradient is fresh in cache)
+and the buffer becomes .grad; later gradients add into it in place, as into any existing
+.grad. Nothing is registered unless someone asks: the default path does one dict check.
 """
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 
 from .anomaly import check_gradients, is_anomaly_enabled
 from .grad_mode import set_grad_enabled
 from .saved import changed, check_unchanged
+
+
+_grad_buffers = {}  # id(leaf) -> (weak reference to the leaf, the ndarray its gradient is written into)
+
+
+def set_grad_buffer(tensor, buffer) -> None:
+    """From the next backward on, write leaf `tensor`'s gradient into `buffer` (an ndarray of
+    its shape and dtype, writeable) whenever its .grad is None, and make `buffer` its .grad;
+    with a .grad already there, gradients add into it in place as always. None removes it.
+    The buffer is held as long as the tensor lives (the registry keeps a weak reference to it)."""
+    key = id(tensor)
+    if buffer is None:
+        _grad_buffers.pop(key, None)
+        return
+    if tensor._ctx is not None:
+        raise RuntimeError(f"set_grad_buffer: only a leaf tensor accumulates a .grad; this one is "
+                           f"the output of a '{tensor._ctx.name}' node")
+    if not isinstance(buffer, np.ndarray) or buffer.shape != tensor.shape or buffer.dtype != tensor.dtype:
+        got = (f"{buffer.dtype} array of shape {buffer.shape}" if isinstance(buffer, np.ndarray)
+               else type(buffer).__name__)
+        raise ValueError(f"set_grad_buffer: the buffer must be a {tensor.dtype} array of the "
+                         f"tensor's shape {tensor.shape}, got a {got}")
+    if not buffer.flags.writeable:
+        raise ValueError("set_grad_buffer: the buffer must be writeable")
+    _grad_buffers[key] = (weakref.ref(tensor, lambda ref, key=key: _forget_grad_buffer(key, ref)), buffer)
+
+
+def _forget_grad_buffer(key: int, ref) -> None:
+    """The tensor is gone: drop its entry (unless its id already names a newer tensor's)."""
+    entry = _grad_buffers.get(key)
+    if entry is not None and entry[0] is ref:
+        del _grad_buffers[key]
+
+
+def _grad_buffer(tensor):
+    entry = _grad_buffers.get(id(tensor))
+    return entry[1] if entry is not None and entry[0]() is tensor else None
 
 
 def _freed_graph_error(ctx) -> RuntimeError:
@@ -169,7 +215,12 @@ def _accumulate_grad(tensor, g, private: bool, create_graph: bool) -> None:
             previous = tensor.grad if isinstance(tensor.grad, Tensor) else Tensor._wrap(tensor.grad, False)
             tensor.grad = previous + g
     elif tensor.grad is None:
-        tensor.grad = g if private else g.copy()
+        buffer = _grad_buffer(tensor) if _grad_buffers else None
+        if buffer is None:
+            tensor.grad = g if private else g.copy()
+        else:  # (set_grad_buffer) written where the leaf's gradient lives
+            np.copyto(buffer, g)
+            tensor.grad = buffer
     elif isinstance(tensor.grad, Tensor):  # the last backward built a graph; this one does not
         tensor.grad = tensor.grad.data + g
     else:
