@@ -9,9 +9,11 @@ vocabulary V=50,257. Each kernel is timed forward only and forward+backward (bes
 --repeat runs after one warm-up), and next to it one float32 matmul: the GEMM of equal FLOPs
 for attention and linear, otherwise the model's GEMM that produces (or consumes) an array of
 the kernel's size. The ratio says how many such matmuls the kernel's forward+backward costs.
-conv2d (batch 32, 64 -> 64 channels, 32x32, 3x3, padding 1: a small ResNet's layer) is timed
-against one GEMM with the FLOPs of its forward AND backward (three GEMMs' worth), so its ratio
-is the GEMM's FLOP rate over the convolution's: 2 or less means at least half the GEMM's rate.
+conv2d (batch 32, 64 -> 64 channels, 32x32, 3x3, padding 1: a small ResNet's layer) and
+linear_cross_entropy (the output head, its weight the embedding table as in GPT-2, with the
+loss) are timed against one GEMM with the FLOPs of their forward AND backward (three GEMMs'
+worth), so the ratio is the GEMM's FLOP rate over the kernel's: 1 means the GEMM's rate, 2
+half of it.
 The last column gives process CPU times (all threads), which other processes on a shared
 machine do not inflate; with --threads 1 they are the idle-machine wall times.
 
@@ -110,6 +112,8 @@ def cases(rng):
         ("dropout", f"({N},{C}) p=0.1", lambda: F.dropout(x_c, 0.1), (N, C, C), "x @ W_attn_out"),
         ("cross_entropy", f"({N},{VOCAB})", lambda: F.cross_entropy(logits, targets),
          (N, C, VOCAB), "x @ W_head"),
+        ("linear_cross_entropy", f"({N},{C}) @ ({VOCAB},{C})^T, tied", lambda: F.linear_cross_entropy(
+            x_c, table, None, targets), (N, 3 * C, VOCAB), "equal FLOPs (fwd+bwd)"),
         ("embedding", f"{VOCAB}x{C}, ids ({B},{T})", lambda: F.embedding(ids, table), (N, C, C),
          "x @ W_attn_out"),
         ("linear", f"({N},{C}) @ ({C},{HIDDEN})", lambda: F.linear(x_c, w_fc, b_fc), (N, C, HIDDEN),
