@@ -198,12 +198,15 @@ class ScaledDotProductAttention(Function):
         if not causal:
             columns = [(0, seen)] if seen else []
 
+        # r = rowsum(dO * O), (A, H, Tq, 1): one call over all heads is twice as fast as per item
+        rowdots = np.einsum("ahid,ahid->ahi", g4, out)[..., None] if need_scores else None
+
         def item(a, h):
             d_out = g4[a, h]  # (na, nh, Tq, Dv)
             d_scores = None
             if need_scores:  # dS of these heads, block by block (the part above the diagonal unused)
                 d_scores = grad_bias[a, h] if need_bias else np.empty(d_out.shape[:-1] + (n_keys,), dtype)
-                rowdot = np.einsum("...id,...id->...i", d_out, out[a, h])[..., None]  # r (na, nh, Tq, 1)
+                rowdot = rowdots[a, h]
             for r0, r1, keys in blocks if need_scores else ():
                 d_s = d_scores[..., r0:r1, :keys]  # (na, nh, rows, keys)
                 np.matmul(d_out[..., r0:r1, :], values_t[a, h, :, :keys], out=d_s)  # dPd
