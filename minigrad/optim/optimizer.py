@@ -19,9 +19,11 @@ the result is bit for bit the same for any chunk size or thread count. (Paramete
 views into one flat array, as the sharded optimizer of gpt.training.zero makes them, are one
 item: the update is then a handful of whole-buffer passes.)
 
-`step(grad_factor=c)` updates with every gradient multiplied by c, chunk by chunk in the
-cache, leaving `.grad` unchanged: the same numbers as `clip_grad_norm` followed by `step()`,
-without clipping's separate pass over all gradients (read and write: 8 bytes a parameter):
+`step(grad_factor=c)` updates with every gradient multiplied by c, leaving `.grad` unchanged:
+the numbers of `clip_grad_norm` followed by `step()`, without clipping's separate pass over all
+gradients (read and write: 8 bytes a parameter). Adam and AdamW fold c into the scalars that
+multiply the gradient anyway (no pass of its own; equal to clipping first to float32
+rounding); the other optimizers get c g in a third scratch chunk (the same bits):
 
     norm = nn.utils.grad_norm(params); optimizer.step(grad_factor=nn.utils.clip_factor(norm, 1.0))
 """
@@ -50,7 +52,8 @@ def run_chunked(kernel: Callable, items: list, grad_factor: float = 1.0) -> None
     (the one written to, e.g. the parameter) is not C-contiguous runs whole, with fresh
     scratch arrays of its shape, so the update still lands in the parameter itself.
     grad_factor != 1: the second array of every item (the gradient) is multiplied by it into a
-    third scratch buffer, which the kernel gets in its place (the gradient is not written).
+    third scratch buffer, which the kernel gets in its place (the gradient is not written). A
+    kernel that applies the factor itself (Adam's) gets it among its scalars instead.
     """
     jobs, total = [], 0
     for arrays, scalars in items:
