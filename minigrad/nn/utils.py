@@ -6,6 +6,12 @@ or, with the scaling folded into the update (one pass over the gradients fewer, 
 
     total_norm = grad_norm(model.parameters())
     optimizer.step(grad_factor=clip_factor(total_norm, max_norm=1.0))
+
+Both passes over the gradients (the 2-norm's dot products, clipping's scaling) run in blocks of
+BLOCK_ELEMENTS, shared between minigrad's threads (minigrad/runtime/threads.py). The 2-norm is
+the float64 sum, in block order, of one BLAS dot product per block (in the gradients' dtype):
+the same number for any thread count, and closer to the exact norm than one float32 dot over
+a whole 38M-element embedding gradient (measured at 124M: relative error 6e-8 against 6e-5).
 """
 from __future__ import annotations
 
@@ -13,7 +19,11 @@ import math
 
 import numpy as np
 
+from ..runtime.threads import get_threads, run_parallel
 from ..tensor import Tensor
+
+BLOCK_ELEMENTS = 1 << 18  # elements per block of the norm's dot products and of the scaling
+PARALLEL_MIN_ELEMENTS = 1 << 21  # below this, one thread (waking another costs more)
 
 
 def _grads(parameters) -> list:
@@ -29,6 +39,43 @@ def _grads(parameters) -> list:
     return grads
 
 
+def _for_blocks(arrays: list, body) -> None:
+    """body(index, block) for every block of BLOCK_ELEMENTS elements of the arrays' flat views
+    (C-contiguous arrays: views; index counts blocks in order), the blocks split between the
+    threads in contiguous runs of about equal numbers of elements."""
+    blocks = []
+    for array in arrays:
+        flat = array.reshape(-1)
+        blocks += [flat[start:start + BLOCK_ELEMENTS] for start in range(0, flat.size, BLOCK_ELEMENTS)]
+
+    def run(lo, hi):
+        for index in range(lo, hi):
+            body(index, blocks[index])
+
+    sizes = np.cumsum([block.size for block in blocks])  # (blocks,) elements up to each block's end
+    total = int(sizes[-1]) if blocks else 0
+    threads = min(get_threads(), len(blocks))
+    if threads <= 1 or total < PARALLEL_MIN_ELEMENTS:
+        run(0, len(blocks))
+        return
+    cuts = [0] + [int(np.searchsorted(sizes, total * k / threads)) + 1 for k in range(1, threads)]
+    cuts = sorted(set(min(cut, len(blocks)) for cut in cuts)) + [len(blocks)]
+    run_parallel([lambda lo=lo, hi=hi: run(lo, hi) for lo, hi in zip(cuts, cuts[1:]) if hi > lo])
+
+
+def _squared_norm(grads: list) -> float:
+    """The sum of every gradient element squared: float32 dot products per block, their sum
+    in float64 in block order (whatever thread computed which block)."""
+    count = sum(-(-g.size // BLOCK_ELEMENTS) for g in grads)
+    partial = np.zeros(count, np.float64)  # (blocks,) one slot per block
+
+    def dot(index, block):
+        partial[index] = np.dot(block, block)
+
+    _for_blocks(grads, dot)
+    return float(np.sum(partial))
+
+
 def grad_norm(parameters, norm_type: float = 2.0) -> float:
     """The norm of all gradients taken together, as if concatenated into one vector.
 
@@ -42,13 +89,8 @@ def grad_norm(parameters, norm_type: float = 2.0) -> float:
         return 0.0
     if norm_type == math.inf:
         return max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
-    if norm_type == 2.0:
-        # a dot product per gradient: one BLAS pass, no temporary
-        total = 0.0
-        for g in grads:
-            flat = g.reshape(-1)
-            total += float(np.dot(flat, flat))
-        return math.sqrt(total)
+    if norm_type == 2.0:  # dot products per block, on all threads: one pass, no temporary
+        return math.sqrt(_squared_norm(grads))
     total = sum(float(np.sum(np.abs(g) ** norm_type)) for g in grads)
     return total ** (1.0 / norm_type)
 
@@ -90,11 +132,15 @@ def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0,
         return total_norm
     clip_coef = clip_factor(total_norm, max_norm)
     if clip_coef < 1.0:
+        in_place = []
         for param in parameters:
             if isinstance(param.grad, Tensor):  # new values, so the graph's saved arrays stay intact
                 param.grad.data = param.grad.data * clip_coef
+            elif param.grad is not None and param.grad.flags.c_contiguous:
+                in_place.append(param.grad)
             elif param.grad is not None:
                 param.grad *= clip_coef  # a Python float keeps the gradient's dtype (NEP 50)
+        _for_blocks(in_place, lambda _, block: np.multiply(block, clip_coef, out=block))
     return total_norm
 
 
