@@ -45,8 +45,9 @@ def _adam_kernel(p, g, m, v, s1, s2, lr, beta1, beta2, eps, weight_decay, decoup
     gradient used is g * grad_factor (g is not written).
 
     The same update as `adam_reference`, to float32 rounding, in 13 in-place passes where a
-    pass per operator of the formula takes 15 (each pass is a NumPy loop over a chunk that
-    sits in the cache, so the passes, not memory traffic, set the time):
+    pass per operator of the formula takes 15 (each pass is a NumPy loop over a chunk in the
+    cache: on one thread the passes set the time; on two, the 28 bytes a parameter read and
+    written in memory weigh as much):
       - the gradient factor c rides on the scalars that multiply g anyway:
         m = b1 m + ((1 - b1) c) g  and  v = b2 v + ((1 - b2) c^2) g g;
       - both bias corrections fold into two scalars: with k = sqrt(1 - b2^t),
