@@ -92,7 +92,7 @@ def test_log_softmax_gradient_with_a_minus_inf_entry():
 
 
 def test_softmax_large_rows_span_blocks_and_threads():
-    x = np.random.default_rng(2).standard_normal((300, 1000)).astype(np.float32) * 5
+    x = np.random.default_rng(2).standard_normal((600, 1000)).astype(np.float32) * 5  # 2 threads split it
     expected = np.exp(reference_log_softmax(x))
     previous = runtime.get_threads()
     try:

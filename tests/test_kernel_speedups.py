@@ -90,3 +90,33 @@ def test_cross_entropy_of_nan_and_infinite_logits_as_before():
     with np.errstate(invalid="ignore"):
         losses = F.cross_entropy(Tensor(logits), targets, reduction="none").data
     assert np.isnan(losses[0]) and losses[1] == 0.0 and np.isclose(losses[2], np.log(4.0))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_layer_norm_and_gelu_split_over_threads_give_the_one_thread_values(threads):
+    # above the parallel threshold (2048 x 300 rows, 614K elements; GELU over 2.4M): each thread
+    # normalizes its own rows and sums its part of the weight and bias gradients
+    rng = np.random.default_rng(threads)
+    x = rng.standard_normal((4, 512, 300)).astype(np.float32)
+    weight, bias = (rng.standard_normal(300).astype(np.float32) for _ in range(2))
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    g4 = rng.standard_normal((4, 512, 1200)).astype(np.float32)
+    previous = runtime.get_threads()
+    results = {}
+    try:
+        for n in (1, threads):
+            runtime.set_threads(n)
+            xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, weight, bias))
+            F.layer_norm(xt, (300,), wt, bt).backward(g)
+            ht = Tensor(np.concatenate([x] * 4, axis=-1), requires_grad=True)  # (4, 512, 1200)
+            h = F.gelu(ht, approximate="tanh")
+            h.backward(g4)
+            results[n] = (xt.grad, wt.grad, bt.grad, h.data, ht.grad)
+    finally:
+        runtime.set_threads(previous)
+    mean = x.astype(np.float64).mean(axis=-1, keepdims=True)
+    xhat = (x - mean) / np.sqrt(x.astype(np.float64).var(axis=-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(results[threads][1], (g * xhat).sum(axis=(0, 1)), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(results[threads][2], g.astype(np.float64).sum(axis=(0, 1)), rtol=1e-4, atol=1e-3)
+    for single, split in zip(results[1], results[threads]):  # (sums of 2048 terms of size ~1)
+        np.testing.assert_allclose(split, single, rtol=1e-5, atol=2e-4)

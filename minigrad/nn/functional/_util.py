@@ -20,7 +20,12 @@ from ...runtime.threads import parallel_for
 from ...tensor import Tensor
 
 BLOCK_ELEMENTS = 1 << 16  # elements per block: 256 KB of float32, a fraction of L2
-PARALLEL_MIN_ELEMENTS = 1 << 17  # below this, waking a thread costs more than it saves
+PARALLEL_MIN_ELEMENTS = 1 << 18  # per thread; below this, waking a thread costs more than it saves
+# (measured on the 2-core benchmark machine, a VM: handing a task to a sleeping worker costs
+# 30-60 us before it starts, and the two threads then take turns at the GIL between NumPy
+# calls; at 2048 x 128 = 256K elements, bench-tiny's activations, layer norm and dropout took
+# longer on two threads than on one, and a single tanh pass 158 us against 93 us; GELU over
+# 1M elements and dropout over 512K still gain from two)
 
 
 def block_rows(row_elements: int) -> int:
