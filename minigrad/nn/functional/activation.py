@@ -196,13 +196,16 @@ def _gelu_pass(flat, y=None, slope=None, g=None, grad=None) -> None:
                 np.multiply(xs, h, out=y[start:stop])  # y = x h
             if need_slope:
                 q *= 6.0 * GELU_A * GELU_C
-                q += 2.0 * GELU_C
-                q *= xs                          # q = 2 x du/dx = 2 c x (1 + 3 a x^2)
+                q += 2.0 * GELU_C                # q = 2 du/dx = 2 c (1 + 3 a x^2)
                 d = slope[start:stop] if slope is not None else d_buf[: stop - start]
-                np.subtract(1.0, h, out=d)
+                if y is not None:
+                    np.subtract(xs, y[start:stop], out=d)  # x (1 - h) = x - y
+                else:
+                    np.multiply(xs, h, out=d)
+                    np.subtract(xs, d, out=d)
                 d *= q
                 d += 1.0
-                d *= h                           # dy/dx = h (1 + (1 - h) q)
+                d *= h                           # dy/dx = h (1 + x (1 - h) q)
                 if grad is not None:
                     np.multiply(g[start:stop], d, out=grad[start:stop])
 
