@@ -6,9 +6,10 @@ NumPy passes. Run over a whole (2048, 3072) array, every pass streams 25 MB thro
 run over blocks of ~64K elements, the chain stays in the L2 cache and only the first read and
 the last write touch memory. NumPy's elementwise ops use one core; they release the GIL, so
 two Python threads working on disjoint row ranges use two cores (`parallel_for`, from
-minigrad/runtime/threads.py: one pool for all of minigrad). Large GEMMs stay on the calling
-thread, where OpenBLAS uses its own threads; only attention's many small products run on the
-worker threads, with OpenBLAS limited to one thread meanwhile (minigrad/runtime/blas.py).
+minigrad/runtime/threads.py: one pool for all of minigrad). GEMMs run on those threads too,
+with OpenBLAS limited to one thread meanwhile (minigrad/runtime/blas.py): a Linear's products
+(linear.py) and attention's many small ones. Handing work to a thread has a fixed cost, so
+arrays below 2 x PARALLEL_MIN_ELEMENTS stay on the calling thread.
 """
 from __future__ import annotations
 
