@@ -65,8 +65,8 @@ def as_tensor(x) -> Tensor:
 def as_float_tensor(x, op: str, name: str = "input") -> Tensor:
     """A floating-point Tensor; integer or boolean data is converted to float32."""
     tensor = as_tensor(x)
-    if not np.issubdtype(tensor.dtype, np.floating):
-        if not (np.issubdtype(tensor.dtype, np.integer) or tensor.dtype == np.bool_):
+    if tensor.dtype.kind != "f":  # (dtype.kind: a few times cheaper than np.issubdtype)
+        if tensor.dtype.kind not in "iub":
             raise TypeError(f"{op}: {name} must be numeric, got dtype {tensor.dtype}")
         tensor = Tensor(tensor.data.astype(np.float32))
     return tensor

@@ -14,6 +14,8 @@ float32 at 128 columns), and the column dot needs no (rows, C) temporary.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...autograd import Function
@@ -39,7 +41,7 @@ class LayerNorm(Function):
         bias = params.pop(0) if has_bias else None
         self.x_shape, self.has_weight, self.has_bias = x.shape, has_weight, has_bias
         width = x.shape[-1]
-        x2 = np.ascontiguousarray(x).reshape(int(np.prod(x.shape[:-1])), width)  # (N, C); N or C may be 0
+        x2 = np.ascontiguousarray(x).reshape(math.prod(x.shape[:-1]), width)  # (N, C); N or C may be 0
         dtype = np.result_type(x2, *(p for p in (weight, bias) if p is not None))
         xhat = np.empty(x2.shape, dtype=dtype)  # (N, C)
         rstd = np.empty((x2.shape[0], 1), dtype=dtype)  # (N, 1)
@@ -109,7 +111,8 @@ class LayerNorm(Function):
         for which, present in enumerate((self.has_weight, self.has_bias)):
             if present:
                 parts = [p[which] for p in ordered]
-                grads.append(np.sum(parts, axis=0) if parts else np.zeros(width, xhat.dtype))
+                grads.append(parts[0] if len(parts) == 1 else
+                             np.sum(parts, axis=0) if parts else np.zeros(width, xhat.dtype))
         return tuple(grads)
 
 
@@ -137,7 +140,7 @@ def layer_norm(input, normalized_shape=None, weight=None, bias=None, eps: float 
     if k == 0 or k > x.ndim or x.shape[-k:] != normalized_shape:
         raise ValueError(f"layer_norm: normalized_shape {normalized_shape} must be the trailing axes "
                          f"of the input, got input {x.shape}")
-    width = int(np.prod(normalized_shape))
+    width = math.prod(normalized_shape)
     params = []
     for name, p in (("weight", weight), ("bias", bias)):
         if p is None:
