@@ -18,6 +18,7 @@ linear_module = sys.modules[F.linear.__module__]  # the module (F.linear is its 
 def threads_always(monkeypatch):
     """Every product takes the threaded path; counts the tasks run_parallel is given."""
     monkeypatch.setattr(linear_module, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(linear_module, "MIN_ROWS_PER_THREAD", 1)
     calls = []
     original = linear_module.run_parallel
 
@@ -83,6 +84,23 @@ def test_threaded_linear_with_some_inputs_frozen(threads_always, frozen):
             np.testing.assert_allclose(tensor.grad, want, rtol=1e-5, atol=1e-5)
         else:
             assert tensor.grad is None
+
+
+def test_a_forward_of_few_rows_is_not_split_by_rows(monkeypatch):
+    # 4 rows (a generation prompt) on 2 threads: each thread would read all of W for 2 rows
+    calls = []
+    monkeypatch.setattr(linear_module, "run_parallel", lambda tasks: calls.append(len(tasks)))
+    previous = runtime.get_threads()
+    try:
+        runtime.set_threads(2)
+        rng = np.random.default_rng(5)
+        x = rng.standard_normal((1, 4, 768)).astype(np.float32)
+        w = rng.standard_normal((3072, 768)).astype(np.float32)
+        y = F.linear(Tensor(x), Tensor(w))
+    finally:
+        runtime.set_threads(previous)
+    assert calls == []
+    np.testing.assert_allclose(y.data, x @ w.T, rtol=1e-4, atol=1e-3)
 
 
 def test_threaded_and_single_thread_linear_agree_at_a_model_shape():
