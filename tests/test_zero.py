@@ -345,3 +345,15 @@ def test_backward_writes_the_gradients_into_the_flat_buffer(shared_memory):
     for params in run_ranks(2, job):
         for got, expected in zip(params, want):
             np.testing.assert_array_equal(got, expected)
+
+
+def test_shared_memory_across_machines_is_refused():
+    def job(world):
+        world.comm.Split_type = lambda split_type: ThreadComm({"size": 1}, 0)  # alone on its machine
+        params = [nn.Parameter(s.copy()) for s in problem()[0]]
+        with pytest.raises(TrainingError, match=r"shared_memory=True needs every rank on one machine \(1 of the 2"):
+            world.shard_optimizer(make_adamw(params), shared_memory=True)
+        assert world.shard_optimizer(make_adamw(params)).shared is False  # the default: collectives
+        return True
+
+    assert run_ranks(2, job) == [True, True]

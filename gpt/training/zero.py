@@ -139,10 +139,11 @@ class ShardedOptimizer:
                          for rank in range(node.Get_size())]
                 flat_param[self.lo:self.hi] = 0
                 return flat_param, peers[node.Get_rank()], peers
+            local = node.Get_size()
             node.Free()
             if shared_memory:
                 raise TrainingError(f"ZeRO-1: shared_memory=True needs every rank on one machine "
-                                    f"({node.Get_size()} of the {self.world.size} ranks are on this one)")
+                                    f"({local} of the {self.world.size} ranks are on this one)")
         return np.zeros(length, dtype), np.zeros(length, dtype), None
 
     def _sync(self) -> None:
