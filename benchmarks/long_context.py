@@ -3,6 +3,7 @@
     python -m benchmarks.long_context                          # 124m at context 1024, batch 4
     python -m benchmarks.long_context --rounds 2               # blocked, stored, blocked, stored
     python -m benchmarks.long_context --config small --context 2048 --batch 2 --kernels blocked
+    python -m benchmarks.long_context --layer --threads 1      # one attention layer, both kernels
 
 Each run is a fresh process that trains a benchmark config (benchmarks.configs) with its
 context and batch replaced, and reports its step times (wall and CPU), the peak RSS of the
@@ -16,6 +17,13 @@ process (VmHWM, in which the whole step's saved state lives) and its losses. The
 The runs alternate (A B A B ...), so on a shared machine both kernels see the same load;
 compare the best steps, and the CPU seconds, which load changes less. The same seed gives
 both kernels the same dropout masks, so their losses agree to float32 rounding.
+
+--layer times one causal attention call instead (forward, then backward) at the config's
+heads and head size, (batch, heads, context, head size), both kernels alternated in this one
+process, --rounds x --steps calls each; there `blocked` is the blocked kernel at every size,
+so that the two can be compared below the threshold too. It reports the best wall and CPU
+milliseconds of the forward and of the backward and the largest difference of the outputs
+and gradients between the kernels.
 """
 from __future__ import annotations
 
@@ -47,6 +55,8 @@ def parse_args(argv=None):
                         help=f"dropout rate (default {DROP_RATE}, the book's)")
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS and kernel threads (default: the cores available)")
+    parser.add_argument("--layer", action="store_true",
+                        help="time one attention layer's forward and backward, not a training step (default off)")
     parser.add_argument("--child", choices=KERNELS, help=argparse.SUPPRESS)  # one run, in this process
     args = parser.parse_args(argv)
     args.kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
@@ -99,8 +109,61 @@ def run_one(args) -> dict:
             "peak_rss": peak_rss_bytes(), "losses": losses}
 
 
+def time_layer(args) -> None:
+    """Both kernels on one causal attention call, alternated in this process (--layer)."""
+    import numpy as np
+
+    import minigrad as mg
+    from minigrad import runtime
+    from minigrad.nn import functional as F
+    from minigrad.nn.functional import attention
+
+    runtime.configure(threads=args.threads)
+    cfg = model_config(args.config, args.drop_rate)
+    heads, head_dim = cfg["n_heads"], cfg["emb_dim"] // cfg["n_heads"]
+    rng = np.random.default_rng(0)
+    split = (args.batch, args.context, heads, head_dim)  # as the model's split of the heads
+    leaves = [mg.Tensor(rng.standard_normal(split, dtype=np.float32), requires_grad=True) for _ in range(3)]
+    grad = mg.Tensor(rng.standard_normal(split, dtype=np.float32).transpose(0, 2, 1, 3))  # (B, H, T, D)
+    best = {kernel: [float("inf")] * 4 for kernel in args.kernels}  # fwd wall, fwd CPU, bwd wall, bwd CPU
+    results = {}
+    previous = attention.BLOCKED_ABOVE_BYTES
+    try:
+        for _ in range(args.rounds * args.steps + args.warmup):
+            for kernel in args.kernels:
+                attention.BLOCKED_ABOVE_BYTES = -1 if kernel == "blocked" else float("inf")
+                for leaf in leaves:
+                    leaf.grad = None
+                q, k, v = (leaf.transpose(1, 2) for leaf in leaves)  # (B, H, T, D)
+                wall, cpu = time.perf_counter(), time.process_time()
+                out = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=args.drop_rate,
+                                                     generator=np.random.default_rng(1))
+                middle = time.perf_counter(), time.process_time()
+                out.backward(grad)
+                end = time.perf_counter(), time.process_time()
+                times = (middle[0] - wall, middle[1] - cpu, end[0] - middle[0], end[1] - middle[1])
+                best[kernel] = [min(a, b) for a, b in zip(best[kernel], times)]
+                results[kernel] = [out.data] + [leaf.grad for leaf in leaves]
+                del out
+    finally:
+        attention.BLOCKED_ABOVE_BYTES = previous
+    first = results[args.kernels[0]]
+    print(f"{args.config} attention layer {(args.batch, heads, args.context, head_dim)}, causal, dropout "
+          f"{args.drop_rate}, {args.threads or 'all'} threads: best of {args.rounds * args.steps} calls each")
+    print("| kernel | forward ms | forward CPU ms | backward ms | backward CPU ms | max difference | load (1 min) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for kernel in args.kernels:
+        difference = max(float(np.abs(a - b).max()) for a, b in zip(results[kernel], first))
+        f_wall, f_cpu, b_wall, b_cpu = (1e3 * t for t in best[kernel])
+        print(f"| {kernel} | {f_wall:.1f} | {f_cpu:.1f} | {b_wall:.1f} | {b_cpu:.1f} | {difference:.1e} "
+              f"| {os.getloadavg()[0]:.2f} |")
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.layer:
+        time_layer(args)
+        return
     if args.child:
         print("RESULT " + json.dumps(run_one(args)), flush=True)
         return
