@@ -22,10 +22,10 @@ single_blas_thread: attention multiplies many small matrices (one (T, D) @ (D, T
 and head). OpenBLAS splits each over its threads and synchronizes them per call; measured
 on 2 cores, 96 products of 256x64 @ 64x256 took 9 ms idle with 2 BLAS threads, 11 ms with
 1, and 1-3 SECONDS with 2 when other processes competed for the cores. So attention runs its
-products on minigrad's threads with one BLAS thread each, and so does Linear (its forward split
-by rows, its backward's two products side by side: on the idle machine as fast as OpenBLAS's
-own threads at the GPT's shapes, and at load 8 a bench-tiny step took 0.27-0.48 s against
-1.9-2.8 s with OpenBLAS's threads).
+products on minigrad's threads with one BLAS thread each, and so does Linear (its forward
+split by rows when there are many, its backward's two products side by side: about as fast
+as OpenBLAS's own threads at the GPT's shapes, and at load 8 a bench-tiny step took
+0.27-0.48 s against 1.9-2.8 s with OpenBLAS's threads).
 """
 from __future__ import annotations
 
