@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import sys
 import threading
-import time
 import weakref
 
 import numpy as np
@@ -20,16 +19,13 @@ from core_strategies import leaf
 def test_chain_of_100000_ops_backpropagates_iteratively():
     assert sys.getrecursionlimit() < 100_000  # a recursive sort would fail here
     x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
-    start = time.perf_counter()
     y = x
     for i in range(50_000):
         y = y * 1.0
         y = y + 1.0
-    y.sum().backward()
-    elapsed = time.perf_counter() - start
+    y.sum().backward()  # no RecursionError; its speed is the benchmarks' business, not a test's
     np.testing.assert_array_equal(x.grad, [1.0, 1.0])
     np.testing.assert_array_equal(y.data, [50_001.0, 50_002.0])
-    assert elapsed < 30, f"100,000-op forward+backward took {elapsed:.1f} s"
 
 
 def test_dropping_a_deep_graph_without_backward_is_safe():
