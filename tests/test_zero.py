@@ -211,6 +211,13 @@ def step_collectives(shared_memory: bool, steps: int) -> list:
     return ["Reduce_scatter_block", "Allgather"] * steps
 
 
+def assert_ranks_equal(results, want):
+    """Every rank's list of parameter arrays equals `want`, bit for bit."""
+    for params in results:
+        for got, expected in zip(params, want):
+            np.testing.assert_array_equal(got, expected)
+
+
 @SHARED
 def test_two_ranks_equal_one_process_bit_for_bit_and_hold_half_the_state(shared_memory):
     start, grads = problem()
@@ -286,9 +293,7 @@ def test_a_replaced_parameter_array_is_adopted_again(shared_memory):
             sharded.step()
         return [p.data.copy() for p in params]
 
-    for params in run_ranks(2, job):
-        for got, expected in zip(params, want):
-            np.testing.assert_array_equal(got, expected)
+    assert_ranks_equal(run_ranks(2, job), want)
 
 
 def test_parameters_of_one_group_at_different_steps_are_refused():
@@ -342,9 +347,7 @@ def test_backward_writes_the_gradients_into_the_flat_buffer(shared_memory):
             sharded.zero_grad()
         return [p.data.copy() for p in params]
 
-    for params in run_ranks(2, job):
-        for got, expected in zip(params, want):
-            np.testing.assert_array_equal(got, expected)
+    assert_ranks_equal(run_ranks(2, job), want)
 
 
 def test_shared_memory_across_machines_is_refused():
