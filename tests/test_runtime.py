@@ -8,12 +8,14 @@ import platform
 import resource
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minigrad
+from minigrad.runtime.threads import parallel_for_sizes, set_threads
 from minigrad import runtime
 from minigrad.runtime import blas, memory
 
@@ -150,7 +152,7 @@ def test_one_pool_serves_kernels_and_optimizers():
     from minigrad.optim import optimizer
 
     assert _util.parallel_for is runtime.parallel_for
-    assert optimizer.run_parallel is runtime.run_parallel
+    assert optimizer.parallel_for_sizes is runtime.parallel_for_sizes
     assert minigrad.runtime is runtime
 
 
@@ -245,3 +247,25 @@ def test_run_parallel_takes_its_tasks_queued_behind_a_shutdown_sentinel(three_th
     gate.set()
     pool.threads[0].join(30)
     assert not pool.threads[0].is_alive()  # the worker still got its sentinel
+
+
+def test_parallel_for_sizes_covers_every_item_once_in_balanced_contiguous_runs():
+    sizes = [5, 1, 1, 1, 8, 2, 2, 4]  # 24 in all
+    runs, lock = [], threading.Lock()
+
+    def body(lo, hi):
+        with lock:
+            runs.append((lo, hi))
+
+    set_threads(2)
+    try:
+        parallel_for_sizes(sizes, body)
+        assert sorted(runs) == [(0, 5), (5, 8)]  # 5+1+1+1+8 = 16 reaches half of 24 first
+        runs.clear()
+        parallel_for_sizes(sizes, body, min_total=25)  # too little work: one run, inline
+        assert runs == [(0, 8)]
+        runs.clear()
+        parallel_for_sizes([], body)
+        assert runs == []
+    finally:
+        set_threads(None)

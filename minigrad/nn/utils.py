@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..runtime.threads import get_threads, run_parallel
+from ..runtime.threads import parallel_for_sizes
 from ..tensor import Tensor
 
 BLOCK_ELEMENTS = 1 << 18  # elements per block of the norm's dot products and of the scaling
@@ -52,15 +52,7 @@ def _for_blocks(arrays: list, body) -> None:
         for index in range(lo, hi):
             body(index, blocks[index])
 
-    sizes = np.cumsum([block.size for block in blocks])  # (blocks,) elements up to each block's end
-    total = int(sizes[-1]) if blocks else 0
-    threads = min(get_threads(), len(blocks))
-    if threads <= 1 or total < PARALLEL_MIN_ELEMENTS:
-        run(0, len(blocks))
-        return
-    cuts = [0] + [int(np.searchsorted(sizes, total * k / threads)) + 1 for k in range(1, threads)]
-    cuts = sorted(set(min(cut, len(blocks)) for cut in cuts)) + [len(blocks)]
-    run_parallel([lambda lo=lo, hi=hi: run(lo, hi) for lo, hi in zip(cuts, cuts[1:]) if hi > lo])
+    parallel_for_sizes([block.size for block in blocks], run, PARALLEL_MIN_ELEMENTS)
 
 
 def _squared_norm(grads: list) -> float:

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..autograd import enable_grad
 from ..autograd.saved import updating
-from ..runtime.threads import get_threads, run_parallel
+from ..runtime.threads import parallel_for_sizes
 from ..tensor import Tensor
 
 # elements per chunk. Measured (AdamW over the 124M model's 163M float32 parameters, 1 thread,
@@ -58,18 +58,16 @@ def run_chunked(kernel: Callable, items: list, grad_factor: float = 1.0) -> None
     third scratch buffer, which the kernel gets in its place (the gradient is not written). A
     kernel that applies the factor itself (Adam's) gets it among its scalars instead.
     """
-    jobs, total = [], 0
+    jobs = []
     for arrays, scalars in items:
         if not arrays[0].flags.c_contiguous:
             jobs.append((None, arrays, scalars))
-            total += arrays[0].size
             continue
         flat = [a.reshape(-1) for a in arrays]  # views, except a non-contiguous grad (copied)
         size = flat[0].size
         for start in range(0, size, CHUNK_SIZE):
             stop = min(size, start + CHUNK_SIZE)
             jobs.append((stop - start, [a[start:stop] for a in flat], scalars))
-        total += size
 
     scaled = grad_factor != 1.0
 
@@ -87,19 +85,9 @@ def run_chunked(kernel: Callable, items: list, grad_factor: float = 1.0) -> None
                 arrays = [arrays[0], np.multiply(arrays[1], grad_factor, out=s3), *arrays[2:]]
             kernel(*arrays, s1, s2, **scalars)
 
-    threads = min(get_threads(), len(jobs))
-    if threads <= 1 or total < PARALLEL_MIN_ELEMENTS:
-        work(jobs)
-        return
     # contiguous runs of jobs with about the same number of elements per thread
-    bounds, acc, target, index = [0], 0, total / threads, 0
-    for index, (length, arrays, _) in enumerate(jobs):
-        acc += arrays[0].size
-        if acc >= target * len(bounds) and len(bounds) < threads:
-            bounds.append(index + 1)
-    bounds.append(len(jobs))
-    pieces = [jobs[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
-    run_parallel([lambda piece=piece: work(piece) for piece in pieces])
+    parallel_for_sizes([arrays[0].size for _, arrays, _ in jobs], lambda lo, hi: work(jobs[lo:hi]),
+                       PARALLEL_MIN_ELEMENTS)
 
 
 class _ParamState(dict):

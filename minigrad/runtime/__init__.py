@@ -20,7 +20,7 @@ for 0.1 s (see blas.py; a user's OPENBLAS_THREAD_TIMEOUT is kept). minigrad read
 environment variable of its own; OpenBLAS still reads its own (OPENBLAS_NUM_THREADS...) when
 it loads.
 
-    threads.py   the pool (parallel_for, run_parallel), available_cores(), get/set_threads
+    threads.py   the pool (parallel_for, parallel_for_sizes, run_parallel), available_cores(), get/set_threads
     blas.py      OpenBLAS through ctypes: thread count, thread timeout, single_blas_thread()
     memory.py    the allocator policy (mallopt)
 """
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from .blas import get_blas_threads, get_thread_timeout, set_blas_threads, set_thread_timeout
 from .memory import memory_reuse_enabled, set_memory_reuse
-from .threads import available_cores, get_threads, parallel_for, run_parallel, set_threads
+from .threads import available_cores, get_threads, parallel_for, parallel_for_sizes, run_parallel, set_threads
 
 _configured = False
 
@@ -71,5 +71,5 @@ def status() -> dict:
 
 
 __all__ = ["configure", "is_configured", "status", "get_threads", "set_threads",
-           "available_cores", "parallel_for", "run_parallel", "get_blas_threads",
+           "available_cores", "parallel_for", "parallel_for_sizes", "run_parallel", "get_blas_threads",
            "set_blas_threads", "set_memory_reuse", "memory_reuse_enabled"]

@@ -150,3 +150,22 @@ def parallel_for(n: int, body, min_items: int = 1) -> None:
         return
     bounds = [n * i // parts for i in range(parts + 1)]
     run_parallel([lambda lo=lo, hi=hi: body(lo, hi) for lo, hi in zip(bounds, bounds[1:])])
+
+
+def parallel_for_sizes(sizes: list, body, min_total: int = 1) -> None:
+    """Call `body(lo, hi)` on contiguous runs [lo, hi) of items covering range(len(sizes)),
+    one run per thread, each with about the same sum of `sizes` (items of unequal size, e.g.
+    chunks of several arrays); on the calling thread alone below `min_total` in all."""
+    total = sum(sizes)
+    threads = min(get_threads(), len(sizes))
+    if threads <= 1 or total < min_total or getattr(_local, "busy", False):
+        if sizes:
+            body(0, len(sizes))
+        return
+    bounds, done = [0], 0
+    for index, size in enumerate(sizes):
+        done += size
+        if done >= total * len(bounds) / threads and len(bounds) < threads:
+            bounds.append(index + 1)
+    bounds.append(len(sizes))
+    run_parallel([lambda lo=lo, hi=hi: body(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo])
