@@ -26,7 +26,8 @@ the buffers live in MPI-3 shared-memory windows instead, and the two collectives
 plain array passes between barriers:
 
     flat_grad[slot(p)] = p.grad                       into this rank's window, readable by all
-    barrier; block r = sum over q of flat_grad_q[block r]   read from every rank's window
+    barrier; block r = sum over q of flat_grad_q[block r]   read from every rank's window, in
+                                                      cache-sized pieces, each squared as it is summed
     norm^2 = Allreduce(||block r||^2) / N^2           (also: no rank reads another's flat_grad after it)
     AdamW on block r, written into THE flat_param     one copy of the weights for all ranks
     barrier                                           every block written: nothing to gather
@@ -69,6 +70,8 @@ from minigrad.autograd.engine import set_grad_buffer
 
 from .errors import TrainingError
 
+REDUCE_PIECE = 1 << 17  # elements (512 KB) summed from the ranks' buffers, then squared, at a time
+
 
 class ShardedOptimizer:
     """ZeRO-1 around a built optimizer (AdamW) over the model's parameters, for an MPIWorld.
@@ -102,6 +105,7 @@ class ShardedOptimizer:
         self.flat_param, self.flat_grad, self._peer_grads = self._allocate(dtype, shared_memory)
         self.shared = self._window_sync is not None
         self.block = self.flat_grad[:self.shard_size]  # (S,) this rank's summed block, once reduced
+        self._block_sq = None  # its squared norm, when the reduction summed it on the way
         self._views = [None] * len(self.params)
         self._grad_views = [self.flat_grad[start:stop].reshape(param.shape)  # (param's shape) views
                             for param, (start, stop) in zip(self.params, self.slots)]
@@ -242,6 +246,7 @@ class ShardedOptimizer:
             param.grad = None
         self.flat_grad[self.total:] = 0  # the padding (MPI may have used it as scratch)
         clock.lap("copy")
+        self._block_sq = None  # ||block||^2, when the reduction computes it on the way
         if whole:
             self.comm.Allreduce(self.MPI.IN_PLACE, self.flat_grad, op=self.MPI.SUM)
             np.divide(self.flat_grad, self.world.size, out=self.flat_grad)  # mean, as without ZeRO
@@ -262,9 +267,15 @@ class ShardedOptimizer:
         if self.shared:
             self._sync()  # every rank's gradient is in its flat_grad
             self.block = self.flat_grad[self.lo:self.hi]  # (S,) this rank's rows of its own buffer
-            for rank, peer in enumerate(self._peer_grads):  # block r of the others' buffers: read,
-                if rank != self.world.rank:                  # never written, by this rank
-                    np.add(self.block, peer[self.lo:self.hi], out=self.block)
+            peers = [peer[self.lo:self.hi] for rank, peer in enumerate(self._peer_grads)
+                     if rank != self.world.rank]  # block r of the others' buffers: read, never written
+            partial = []  # ||piece||^2 of each summed piece while it is in cache: the norm's pass
+            for start in range(0, self.block.size, REDUCE_PIECE):
+                piece = self.block[start:start + REDUCE_PIECE]
+                for peer in peers:
+                    np.add(piece, peer[start:start + REDUCE_PIECE], out=piece)
+                partial.append(np.dot(piece, piece))
+            self._block_sq = math.fsum(partial)  # float64 sum, in piece order
         else:
             self.comm.Reduce_scatter_block(self.MPI.IN_PLACE, self.flat_grad, op=self.MPI.SUM)
             self.block = self.flat_grad[:self.shard_size]  # (S,) the sum of block r
@@ -283,7 +294,9 @@ class ShardedOptimizer:
         the ranks (one Allreduce of a number; with shared memory it is also the point after
         which no rank reads another's flat_grad: each has summed its block)."""
         clock = _Clock(self.world.timings)
-        local = float(np.dot(self.block, self.block))  # (S,) . (S,)
+        local = self._block_sq  # summed with the reduction (shared memory), else one more pass
+        if local is None:
+            local = float(np.dot(self.block, self.block))  # (S,) . (S,)
         total = self.comm.allreduce(local, op=self.MPI.SUM)
         clock.lap("norm")
         return math.sqrt(total) * self._grad_scale
