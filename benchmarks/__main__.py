@@ -225,7 +225,8 @@ def markdown(report: dict) -> str:
         + ", ".join(f"{shape} {flops / 1e9:.0f}" for shape, flops in gemm["shapes"].items())
         + " GFLOP/s).",
         "",
-        f"Training step = forward + cross-entropy + backward + clip_grad_norm + AdamW step, "
+        f"Training step = forward + cross-entropy + backward + clipping to norm 1.0 + AdamW step "
+        f"(minigrad: the norm, its scaling folded into the step as `gpt train` does), "
         f"dropout {report['drop_rate']}, best of the timed steps after 2 warm-up steps; "
         f"% of peak = nanoGPT's MFU against the measured GEMM peak. Generation: "
         f"{GENERATION_TOKENS} new tokens, batch 1, greedy, eval mode. Other load: CPU cores "

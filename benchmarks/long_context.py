@@ -97,8 +97,8 @@ def run_one(args) -> dict:
     def train_step():
         loss = model(inputs, targets=targets)  # fused head + cross-entropy: logits in row chunks
         loss.backward()
-        nn.utils.clip_grad_norm(parameters, 1.0)
-        optimizer.step()
+        norm = nn.utils.grad_norm(parameters)  # clipping to 1.0 as `gpt train` does: its
+        optimizer.step(grad_factor=nn.utils.clip_factor(norm, 1.0))  # scaling inside the update
         optimizer.zero_grad()
         losses.append(loss.item())
 

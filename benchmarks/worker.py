@@ -4,8 +4,9 @@ Run by `python -m benchmarks` once per config (a fresh process each, so one conf
 memory or warm caches do not leak into another's). Prints one line `RESULT {json}`.
 
 What it times (after warm-up steps that are not counted):
-  train     one training step = forward + cross-entropy + backward + clip_grad_norm(1.0)
-            + AdamW step + zero_grad, on random token ids (batch x context); best and
+  train     one training step = forward + cross-entropy + backward + clipping to norm 1.0
+            + AdamW step + zero_grad (clipping as `gpt train` does it: the norm, then the
+            factor passed to the step, which scales the gradient in its own first pass), on random token ids (batch x context); best and
             median step time; then the peak RSS of the process (VmHWM) so far
   forward   the same batch, forward only, eval mode, no graph (no_grad)
   generate  200 new tokens greedily at batch 1 from a 4-token prompt, with and without
@@ -113,8 +114,8 @@ def main(argv=None) -> None:
         def train_step():
             loss = model(inputs, targets=targets)  # fused head + cross-entropy (no whole logits)
             loss.backward()
-            nn.utils.clip_grad_norm(parameters, 1.0)
-            optimizer.step()
+            norm = nn.utils.grad_norm(parameters)  # clipping to 1.0 as `gpt train` does: its
+            optimizer.step(grad_factor=nn.utils.clip_factor(norm, 1.0))  # scaling inside the update
             optimizer.zero_grad()
             losses.append(loss.item())
 

@@ -93,15 +93,15 @@ def test_profiler_times_every_op_of_a_training_step():
     def train_step():
         loss = F.cross_entropy(model(ids), ids)
         loss.backward()
-        nn.utils.clip_grad_norm(params, 1.0)
-        optimizer.step()
+        optimizer.step(grad_factor=nn.utils.clip_factor(nn.utils.grad_norm(params), 1.0))
         optimizer.zero_grad()
 
     with OpProfiler() as profiler:
         profiler.step(train_step, optimizer)
     report = profiler.report()
     names = {row["name"]: row for row in report["rows"]}
-    assert {"Linear", "CrossEntropy", "ScaledDotProductAttention", "AdamW step"} <= set(names)
+    assert {"Linear", "CrossEntropy", "ScaledDotProductAttention", "AdamW step", "clipping norm"} <= set(names)
+    assert names["clipping norm"]["forward_ms"] > 0
     assert names["Linear"]["calls"] == 7  # 4 attention projections, 2 feed-forward, head
     assert names["Linear"]["backward_ms"] > 0
     assert report["step_ms"] >= sum(r["forward_ms"] + r["backward_ms"] for r in report["rows"]) * 0.99
