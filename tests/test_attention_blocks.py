@@ -174,3 +174,38 @@ def test_many_items_and_blocks_at_model_like_shapes(shape):
                         (q, k, v), g)
     for mine, theirs in zip((grad_q, grad_k, grad_v), expected[1:]):
         np.testing.assert_allclose(mine, theirs, rtol=1e-9, atol=1e-11)
+
+
+def test_dropout_bits_drawn_item_by_item_are_one_draw_of_the_whole_mask(monkeypatch):
+    # one head per item and 5 x 5 weights per head: items start at odd elements (in the high
+    # half of a 64-bit draw); the mask is still dropout_multiplier's, and the generator ends
+    # where that draw leaves it (a buffered 32-bit half included)
+    monkeypatch.setattr(attention, "ITEM_ELEMENTS", 1)
+    rng = np.random.default_rng(9)
+    q, k, v = (rng.standard_normal((3, 2, 5, 4)) for _ in range(3))
+    for buffered in (False, True):
+        generator, expected = np.random.default_rng(12), np.random.default_rng(12)
+        if buffered:
+            generator.random(dtype=np.float32), expected.random(dtype=np.float32)
+        out = sdpa(q, k, v, is_causal=True, dropout_p=0.3, generator=generator).data
+        keep = dropout_multiplier(expected, (3, 2, 5, 5), 0.3, np.float64)
+        np.testing.assert_allclose(out, plain(q, k, v, True, keep), rtol=1e-12, atol=1e-14)
+        assert generator.bit_generator.state == expected.bit_generator.state
+
+
+def test_products_run_against_c_order_transposes_that_carry_the_scale():
+    # K^T and V^T are real C-order copies (astype of a transposed view keeps the transposed
+    # memory order, and OpenBLAS then runs a slower transposed-operand product)
+    k = np.arange(2 * 5 * 3 * 4, dtype=np.float32).reshape(2, 5, 3, 4).transpose(0, 2, 1, 3)  # model layout
+    keys_t = attention._transposed(k, 0.5, np.dtype(np.float64))
+    assert keys_t.flags.c_contiguous and keys_t.dtype == np.float64 and keys_t.shape == (2, 3, 4, 5)
+    np.testing.assert_array_equal(keys_t, 0.5 * np.swapaxes(k, -1, -2))
+
+
+def test_mask_gradient_with_a_zero_scale():
+    # dB is dS itself: it is not scaled with dQ and dK (which are zero here)
+    rng = np.random.default_rng(10)
+    q, k, v = (leaf(rng.standard_normal((1, 2, 4, 3))) for _ in range(3))
+    mask = leaf(rng.standard_normal((4, 4)))
+    assert mg.gradcheck(lambda a, b, c, m: sdpa(a, b, c, attn_mask=m, scale=0.0), q, k, v, mask)
+    assert mg.gradcheck(lambda a, b, c, m: sdpa(a, b, c, attn_mask=m, scale=0.7), q, k, v, mask)

@@ -26,15 +26,25 @@ How it runs (the plain version is reference.scaled_dot_product_attention):
   ROWS query rows, each against only the keys up to its last row: the blocks above the
   diagonal are never computed (at T = 256, 3/8 of every product and pass), and only the
   diagonal part of a block gets the -inf mask.
-- q k^T and dO V^T are plain products against K^T and V^T copied to (D, Tk) order (with a
-  transposed operand OpenBLAS ran up to 40% slower here, at (64, 32) @ (32, 128) blocks).
+- q k^T and dO V^T are plain products against K^T and V^T copied to C-order (D, Tk) arrays
+  (`_transposed`; with a transposed operand OpenBLAS ran 1.8x slower here, at (64, 32) @
+  (32, 128) blocks). The copies carry the scale, which then costs no pass of its own: S =
+  q (scale K^T), and backward's dS comes out scale times too large, as dQ = scale dS K and
+  dK = scale dS^T Q want it (with a mask whose gradient is wanted, dS = dB is left unscaled).
 - Softmax: |S_ij| <= |q_i| |k_j| * scale; where that bound is below NO_MAX_BELOW for every
   query and key of a head (checked per item), exp(S) can neither overflow nor vanish, so the
   row max is not subtracted (the costliest pass: a reduction per row of 128-256 entries).
   With a mask, or larger scores, it is. Row sums are a product with a ones vector.
-- Kept for backward: P and, with dropout, Pd = P * M, so backward's dS = Pd * dPd - P * r
-  makes no P * M pass. M itself is not kept: a create_graph backward draws it again from the
-  generator's state saved before the forward's draw.
+- Dropout: M = keep / (1 - p) from 32 random bits per weight (blocked_attention.DropoutBits:
+  with a PCG64 generator, minigrad's, the bits of activation.dropout_multiplier's draw; with
+  another, of a PCG64 seeded from it; the blocked kernel's mask either way), drawn item by item
+  on the items' threads and compared as each block is used, so M is never written out whole.
+  The 1 / (1 - p) goes into the softmax's normalisation (P' = P / (1 - p), one number per
+  row), so Pd = P * M = P' * keep.
+- Kept for backward: P' (P without dropout) and, with dropout, Pd, so backward's
+  dS = Pd * dPd - P * r makes no P * M pass (P * r = P' * r (1 - p)). M itself is not
+  kept: a create_graph backward draws it again from the generator's state saved before the
+  forward's draw.
 - The output is laid out (A, Tq, H, Dv) in memory and each input gradient like its input, so
   a model's out.transpose(1, 2).reshape(B, T, H * Dv) and the transposes back in its backward
   are views, not copies.
@@ -62,8 +72,8 @@ from ...runtime.blas import single_blas_thread
 from ...tensor import Tensor
 from ._util import as_float_tensor, parallel_for
 from . import reference as ref
-from .activation import check_probability, dropout_multiplier
-from .blocked_attention import BlockedAttention, as_4d, empty_output
+from .activation import check_probability
+from .blocked_attention import BlockedAttention, DropoutBits, as_4d, as_4d_shape, empty_output
 
 BLOCKED_ABOVE_BYTES = 64 << 20  # without attn_mask, weights larger than this: the blocked kernel
 ROWS = 64  # query rows per block of causal attention (the blocks above the diagonal are skipped)
@@ -95,18 +105,17 @@ class ScaledDotProductAttention(Function):
     @staticmethod
     def reference(q, k, v, *mask, causal=False, dropout_p=0.0, generator=None, scale=None, groups=1):
         multiplier = None
-        if dropout_p > 0.0:  # the same draw as the forward's: one piece of (..., Tq, Tk)
-            dtype = np.result_type(q.dtype, k.dtype, v.dtype)
-            multiplier = dropout_multiplier(generator, q.shape[:-1] + k.shape[-2:-1], dropout_p, dtype)
+        if dropout_p > 0.0:  # the same draw as the forward's (and blocked_attention.py's)
+            shape = as_4d_shape(q.shape[:-1] + k.shape[-2:-1])  # (A, H, Tq, Tk)
+            multiplier = DropoutBits(generator, shape, dropout_p, np.result_type(q.dtype, k.dtype, v.dtype)).full()
         return ref.scaled_dot_product_attention(q, k, v, *mask, causal=causal, scale=scale,
                                                 groups=groups, dropout_multiplier=multiplier)
 
     def backward_graph(self, g):
         # differentiate the reference with this node's own dropout multiplier, drawn again
         # from the generator's state before the forward's draw (M is not kept: Pd = P * M is)
-        options, multiplier = self.options, None
-        if self.dropout is not None:
-            multiplier = dropout_multiplier(_generator_at(*self.dropout[:2]), *self.dropout[2:])
+        options = self.options
+        multiplier = None if self.dropout is None else self.dropout.full()
 
         def attention(q, k, v, *mask):
             return ref.scaled_dot_product_attention(
@@ -124,9 +133,8 @@ class ScaledDotProductAttention(Function):
             k4, v4 = np.repeat(k4, groups, axis=1), np.repeat(v4, groups, axis=1)
         n_seq, n_heads, n_queries, _ = q4.shape
         n_keys = k4.shape[-2]
-        q_scaled = (q4 * scale).astype(dtype, copy=False)  # (A, H, Tq, D): cheaper than scaling S
-        keys_t = np.swapaxes(k4, -1, -2).astype(dtype)  # (A, H, D, Tk), C order: q k^T as a plain product
-        probs = np.empty(q4.shape[:-1] + (n_keys,), dtype=dtype)  # P (A, H, Tq, Tk)
+        keys_t = _transposed(k4, scale, dtype)  # (A, H, D, Tk) C order, scale K^T: S = q (scale K^T)
+        probs = np.empty(q4.shape[:-1] + (n_keys,), dtype=dtype)  # P (A, H, Tq, Tk), times 1/(1-p)
         out = empty_output(n_seq, n_heads, n_queries, v4.shape[-1], dtype)  # (A, H, Tq, Dv)
         bias = causal_bias(n_queries, n_keys, dtype.name) if causal and n_keys > 1 else None
         # |S_ij| <= |q_i| |k_j| * scale: below NO_MAX_BELOW, exp(S) can neither overflow nor
@@ -137,23 +145,26 @@ class ScaledDotProductAttention(Function):
             bias = as_4d(np.broadcast_to(mask[0].astype(dtype, copy=False), q.shape[:-2] + probs.shape[-2:]))
         elif n_keys and n_queries and dtype.itemsize >= 4:  # (float16's range is too small)
             with np.errstate(all="ignore"):  # inf or nan inputs: not bounded
-                bound = (np.einsum("ahid,ahid->ahi", q_scaled, q_scaled).max(axis=-1)
-                         * np.einsum("ahjd,ahjd->ahj", k4, k4).max(axis=-1))  # (A, H) bound^2
+                bound = (np.einsum("ahid,ahid->ahi", q4, q4, dtype=dtype).max(axis=-1) * (scale * scale)
+                         * np.einsum("ahjd,ahjd->ahj", k4, k4, dtype=dtype).max(axis=-1))  # (A, H) bound^2
                 bounded = bound < NO_MAX_BELOW ** 2
-        multiplier, self.dropout = None, None
-        if dropout_p > 0.0:  # drawn in one piece, so the generator's stream is thread-independent
-            bit_generator = generator.bit_generator
-            self.dropout = (type(bit_generator), bit_generator.state, probs.shape, dropout_p, dtype)
-            multiplier = dropout_multiplier(generator, probs.shape, dropout_p, dtype)
-        weights = probs if multiplier is None else np.empty_like(probs)  # Pd = P * M
+        draw, kept = None, 1.0
+        if dropout_p > 0.0:  # M's bits, drawn item by item on the items' threads, in cache when used
+            draw, kept = DropoutBits(generator, probs.shape, dropout_p, dtype), 1.0 / (1.0 - dropout_p)
+        self.dropout = draw
+        weights = probs if draw is None else np.empty_like(probs)  # Pd = P * M
         ones = np.ones((n_keys, 1), dtype)  # row sums as a product: faster than .sum(axis=-1)
         blocks = _row_blocks(n_queries, n_keys, causal)
 
         def item(a, h):  # a few heads of some sequences, block of rows after block of rows
             skip_max = bool(bounded[a, h].all())
+            bits = None
+            if draw is not None:  # (na, nh, Tq, Tk) uint32: these heads are contiguous in (A, H, Tq, Tk)
+                first, shape = (a.start * n_heads + h.start) * n_queries * n_keys, probs[a, h].shape
+                bits = draw.flat(first, math.prod(shape)).reshape(shape)
             for r0, r1, keys in blocks:  # rows [r0, r1) see keys [0, keys)
                 scores = probs[a, h, r0:r1, :keys]  # (na, nh, rows, keys)
-                np.matmul(q_scaled[a, h, r0:r1], keys_t[a, h, :, :keys], out=scores)
+                np.matmul(q4[a, h, r0:r1], keys_t[a, h, :, :keys], out=scores)
                 if causal and bias is not None and keys > r0 + 1:  # only the diagonal part has -inf
                     scores[..., r0:keys] += bias[r0:r1, r0:keys]
                 elif bias is not None and not causal:
@@ -162,11 +173,12 @@ class ScaledDotProductAttention(Function):
                     scores -= scores.max(axis=-1, keepdims=True)
                 np.exp(scores, out=scores)
                 total = np.matmul(scores, ones[:keys])  # (na, nh, rows, 1), > 0
-                scores *= np.reciprocal(total, out=total)  # P
+                scores *= np.divide(kept, total, out=total)  # P / (1 - p): M's scale, here
                 w = scores
-                if multiplier is not None:
+                if bits is not None:  # Pd = P * M = (P / (1 - p)) * keep
                     w = weights[a, h, r0:r1, :keys]
-                    np.multiply(scores, multiplier[a, h, r0:r1, :keys], out=w)  # Pd
+                    np.greater_equal(bits[..., r0:r1, :keys], draw.threshold, out=w)  # 1.0 kept, 0.0 dropped
+                    w *= scores
                 np.matmul(w, v4[a, h, :keys], out=out[a, h, r0:r1])
 
         if n_keys:
@@ -174,24 +186,27 @@ class ScaledDotProductAttention(Function):
         else:
             out.fill(0.0)
         if self.requires_grad:
-            self.saved = (q_scaled, k4, v4, probs, weights, out, blocks)
+            self.saved = (q4, k4, v4, probs, weights, out, blocks, kept)
             self.scale, self.shapes, self.groups, self.causal = scale, (q.shape, k.shape, v.shape), groups, causal
         return out.reshape(out_shape)
 
     def backward(self, g):
-        q_scaled, k4, v4, probs, weights, out, blocks = self.saved
+        # with P' = P / (1 - p) kept (P without dropout) and dS' = scale dS (V^T scaled):
+        # dS' = Pd * (dO (scale V^T)) - P' * (scale (1 - p) r),  dQ = dS' K,  dK = dS'^T Q
+        q4, k4, v4, probs, weights, out, blocks, kept = self.saved
         need_q, need_k, need_v = self.needs_input_grad[:3]
         need_bias = len(self.needs_input_grad) == 4 and self.needs_input_grad[3]
-        dtype, causal = q_scaled.dtype, self.causal
+        dtype, causal = probs.dtype, self.causal
         g4 = g.reshape(out.shape)  # (A, H, Tq, Dv)
         grad_bias = np.zeros(probs.shape, dtype) if need_bias else None  # dS, (A, H, Tq, Tk)
+        # dB = dS itself: then dS is not scaled, and dQ, dK are afterwards
+        ds_scale = 1.0 if need_bias else self.scale
         # the gradients are laid out as their inputs (the model's transposes back are views)
-        grad_q = np.empty_like(q_scaled) if need_q else None
+        grad_q = np.empty_like(q4, dtype=dtype) if need_q else None
         grad_k = np.empty_like(k4, dtype=dtype) if need_k else None
         grad_v = np.empty_like(v4, dtype=dtype) if need_v else None
-        keys_scaled = (k4 * self.scale).astype(dtype, copy=False) if need_q else None
         need_scores = need_q or need_k or need_bias
-        values_t = np.swapaxes(v4, -1, -2).astype(dtype) if need_scores else None  # (A, H, Dv, Tk)
+        values_t = _transposed(v4, ds_scale, dtype) if need_scores else None  # (A, H, Dv, Tk) C order
         n_queries, n_keys = probs.shape[-2:]
         seen = blocks[-1][2] if blocks else 0  # keys [seen, Tk) are seen by no query (causal)
         columns = [(c0, min(c0 + (r1 - r0), seen)) for r0, r1, _ in blocks for c0 in [r0] if c0 < seen]
@@ -199,7 +214,10 @@ class ScaledDotProductAttention(Function):
             columns = [(0, seen)] if seen else []
 
         # r = rowsum(dO * O), (A, H, Tq, 1): one call over all heads is twice as fast as per item
-        rowdots = np.einsum("ahid,ahid->ahi", g4, out)[..., None] if need_scores else None
+        rowdots = None
+        if need_scores:
+            rowdots = np.einsum("ahid,ahid->ahi", g4, out)[..., None]
+            rowdots *= ds_scale / kept  # P r = P' (r (1 - p)); times dS's scale
 
         def item(a, h):
             d_out = g4[a, h]  # (na, nh, Tq, Dv)
@@ -214,25 +232,29 @@ class ScaledDotProductAttention(Function):
                 if weights is probs:  # dS = P * (dP - r)
                     d_s -= r
                     d_s *= p
-                else:  # dS = P * (dPd * M - r) = Pd * dPd - P * r
+                else:  # dS = P * (dPd * M - r) = Pd * dPd - P * r (here P' and r's scales)
                     d_s *= weights[a, h, r0:r1, :keys]
                     d_s -= p * r
-                if need_q:  # dQ = scale dS K
-                    np.matmul(d_s, keys_scaled[a, h, :keys], out=grad_q[a, h, r0:r1])
+                if need_q:  # dQ = scale dS K = dS' K
+                    np.matmul(d_s, k4[a, h, :keys], out=grad_q[a, h, r0:r1])
             for c0, c1 in columns:  # keys [c0, c1) are seen by the queries [c0, Tq) (causal)
                 lo = c0 if causal else 0
                 if need_v:  # dV = Pd^T dO
                     np.matmul(np.swapaxes(weights[a, h, lo:, c0:c1], -1, -2), d_out[..., lo:, :],
                               out=grad_v[a, h, c0:c1])
-                if need_k:  # dK = scale dS^T Q (q_scaled carries the scale)
-                    np.matmul(np.swapaxes(d_scores[..., lo:, c0:c1], -1, -2), q_scaled[a, h, lo:],
+                if need_k:  # dK = scale dS^T Q = dS'^T Q
+                    np.matmul(np.swapaxes(d_scores[..., lo:, c0:c1], -1, -2), q4[a, h, lo:],
                               out=grad_k[a, h, c0:c1])
 
         if blocks and n_keys:
-            _run_items(item, probs.shape, blocks, out.shape[-1] + q_scaled.shape[-1])
+            _run_items(item, probs.shape, blocks, out.shape[-1] + q4.shape[-1])
         for grad, first in ((grad_q, n_queries if n_keys else 0), (grad_k, seen), (grad_v, seen)):
             if grad is not None and first < grad.shape[-2]:  # rows no product wrote: zero
                 grad[..., first:, :] = 0.0
+        if ds_scale != self.scale:  # dS was not scaled (it is dB): dQ and dK are now
+            for grad in (grad_q, grad_k):
+                if grad is not None:
+                    grad *= self.scale
         q_shape, k_shape, v_shape = self.shapes
         if self.groups > 1:  # sum each group of query heads back onto its key/value head
             grad_k, grad_v = (None if gr is None else
@@ -248,6 +270,16 @@ class ScaledDotProductAttention(Function):
         return grads + (grad_bias,)
 
 
+def _transposed(a: np.ndarray, factor: float, dtype) -> np.ndarray:
+    """factor * a^T over the last two axes, as a C-order array of `dtype` (A, H, D, T): the
+    products against it are then plain (NN) products. (astype or a ufunc would keep the
+    input's memory order, whose transpose is a transposed operand again: measured at
+    (64, 32) @ (32, 128), 1 thread, 72 us against 40 us for 8 heads.)"""
+    result = np.empty(a.shape[:-2] + a.shape[-1:] + a.shape[-2:-1], dtype)
+    np.multiply(np.swapaxes(a, -1, -2), factor, out=result, dtype=dtype)
+    return result
+
+
 def _row_blocks(n_queries: int, n_keys: int, causal: bool) -> list:
     """[(r0, r1, keys)]: the query rows [r0, r1) of a block and the keys [0, keys) they see.
     Causal: blocks of ROWS rows, each against the keys up to its last row (the products above
@@ -256,13 +288,6 @@ def _row_blocks(n_queries: int, n_keys: int, causal: bool) -> list:
         return [(0, n_queries, n_keys)] if n_queries else []
     return [(r0, min(r0 + ROWS, n_queries), min(n_keys, r0 + ROWS, n_queries))
             for r0 in range(0, n_queries, ROWS)]
-
-
-def _generator_at(kind, state) -> np.random.Generator:
-    """A generator whose bit generator (of type `kind`) stands at `state`."""
-    source = kind()
-    source.state = state
-    return np.random.Generator(source)
 
 
 def _run_items(item, probs_shape, blocks, width) -> None:

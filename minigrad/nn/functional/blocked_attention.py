@@ -83,6 +83,9 @@ class DropoutBits:
             source = np.random.PCG64(int(generator.integers(0, 2**63)))
         self.kind, self.state = type(source), source.state
         source.advance((math.prod(shape) + 1) // 2)  # where drawing the whole mask leaves it
+        after = source.state  # (advance() drops the buffered half of a 64-bit draw, which
+        after["has_uint32"], after["uinteger"] = self.state["has_uint32"], self.state["uinteger"]
+        source.state = after  # random_raw keeps)
         self.shape, self.dtype, self.scale = shape, dtype, 1.0 / (1.0 - p)
         self.threshold = np.uint32(min(math.ceil(p * 2**32), 2**32 - 1))  # P(bits >= t) = 1 - p
 
@@ -90,6 +93,14 @@ class DropoutBits:
         """The bits of sequence a, head h, from its first row on."""
         _, n_heads, n_queries, n_keys = self.shape
         return _HeadBits(self, ((a * n_heads + h) * n_queries) * n_keys)
+
+    def flat(self, first: int, count: int) -> np.ndarray:
+        """(count,) uint32: the bits of the elements [first, first + count) of the flat array."""
+        source = self.kind(0)
+        source.state = self.state
+        source.advance(first // 2)  # to the draw that holds element `first` (its high half if odd)
+        odd = first % 2
+        return source.random_raw((odd + count + 1) // 2).view(np.uint32)[odd:odd + count]
 
     def full(self) -> np.ndarray:
         """The whole (A, H, Tq, Tk) multiplier array (the reference's; the kernel never builds it)."""
