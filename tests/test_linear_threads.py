@@ -123,3 +123,21 @@ def test_threaded_and_single_thread_linear_agree_at_a_model_shape():
         runtime.set_threads(previous)
     for one, two in zip(*results):
         np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_linear_with_no_output_features_or_no_rows_has_empty_gradients(threads):
+    # out_features = 0: g (N, 0) has no -1 to infer from, the backward names N itself
+    previous = runtime.get_threads()
+    try:
+        runtime.set_threads(threads)
+        for rows, n_in, n_out in ((3, 4, 0), (0, 4, 3), (0, 2, 0)):
+            x = Tensor(np.ones((2, rows, n_in), np.float32), requires_grad=True)
+            w = Tensor(np.ones((n_out, n_in), np.float32), requires_grad=True)
+            b = Tensor(np.ones(n_out, np.float32), requires_grad=True)
+            F.linear(x, w, b).backward(np.ones((2, rows, n_out), np.float32))
+            assert x.grad.shape == x.shape and not x.grad.any()
+            assert w.grad.shape == w.shape and not w.grad.any()
+            assert b.grad.shape == b.shape and not b.grad.any()
+    finally:
+        runtime.set_threads(previous)

@@ -74,7 +74,7 @@ class Linear(Function):
     def backward(self, g):
         weight, x2 = self.weight, self.x2
         out_features, in_features = weight.shape
-        g2 = g.reshape(-1, out_features)  # (N, out)
+        g2 = g.reshape(x2.shape[0], out_features)  # (N, out): N spelled out, out may be 0
         need_x, need_w = self.needs_input_grad[:2]
         need_b = len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
         gx = gw = gb = None
