@@ -97,6 +97,55 @@ def test_the_gradient_written_over_the_logits_with_and_without_the_max_shift(mon
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5 * np.abs(e).max())
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", ["moderate", "overflow", "underflow"])
+def test_each_chunk_takes_the_exp_without_a_shift_or_falls_back_to_the_textbook_order(monkeypatch, threads,
+                                                                                     case):
+    # a chunk of moderate logits is done by fused_chunk alone (e = exp(z) in place, the
+    # normalisation and the one-hot on the small factors); a chunk with one row above exp's
+    # range (or all of a row far below zero) is done again by shifted_chunk, the others not
+    monkeypatch.setattr(lce, "CHUNK_BYTES", 11 * 4 * 4)  # 4 rows per chunk of the 15: 4 chunks
+    x, w, b, t = problem(seed=6)
+    if case == "overflow":  # row 7's logit of class 3 is 100 + b[3], above exp's float32 range
+        x.data[1, 2] = 100.0 * w.data[3] / (w.data[3] @ w.data[3])
+    elif case == "underflow":  # every w[:, 0] >= 0.5: all of row 7's logits below -400
+        w.data[:, 0] = np.abs(w.data[:, 0]) + 0.5
+        x.data[1, 2] = 0.0
+        x.data[1, 2, 0] = -1e3
+    shifted = []
+    original = lce._Head.shifted_chunk
+    monkeypatch.setattr(lce._Head, "shifted_chunk", lambda self, xs, *a, **k: (
+        shifted.append(xs.shape[0]), original(self, xs, *a, **k))[1])
+    plain = run(lambda: F.cross_entropy(F.linear(x, w, b), t, reduction="sum"), x, w, b)
+    previous = runtime.threads._threads
+    try:
+        runtime.set_threads(threads)
+        with warnings.catch_warnings():  # the unshifted exp(z) overflows silently
+            warnings.simplefilter("error", RuntimeWarning)
+            fused = run(lambda: F.linear_cross_entropy(x, w, b, t, reduction="sum"), x, w, b)
+    finally:
+        runtime.set_threads(previous)
+    assert shifted == ([] if case == "moderate" else [4])  # only the chunk of row 7
+    assert np.isfinite(fused[0]) and all(np.isfinite(g).all() for g in fused[1])
+    np.testing.assert_allclose(fused[0], plain[0], rtol=2e-6)
+    for a, e in zip(fused[1], plain[1]):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5 * np.abs(e).max())
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_all_rows_ignored_give_zero_gradients(reduction):
+    x, w, b, t = problem(seed=7)
+    t = np.full(t.shape, -100)
+    loss = F.linear_cross_entropy(x, w, b, t, reduction=reduction)
+    loss.backward(np.ones(t.shape, np.float32) if reduction == "none" else None)
+    if reduction == "mean":
+        assert np.isnan(loss.item())
+    else:
+        np.testing.assert_array_equal(loss.data, 0.0)
+    for p in (x, w, b):
+        np.testing.assert_array_equal(p.grad, 0.0)
+
+
 def test_the_usual_backward_and_a_retained_second_one(monkeypatch):
     monkeypatch.setattr(lce, "CHUNK_BYTES", 150)
     x, w, b, t = problem(seed=1)

@@ -9,12 +9,28 @@ which is `cross_entropy(linear(x, W, b), t)` (the reference below), computed wit
 holding the whole (N, V) logits: over GPT-2's 50,257 words they are the largest arrays of a
 training step (824 MB at context 1024 and batch 4, and cross-entropy keeps as much again for
 its gradient). The rows go in chunks of about CHUNK_BYTES of logits. When a gradient will be
-needed, each chunk's dz = row_scale * (softmax - onehot) (the fused kernel of loss.py, which
-writes it over the logits) is turned at once into the chunk's share of the three gradients
-of the linear map:
+needed, each chunk's dz = w (softmax - onehot) (w_n = d L / d loss_n: 1 / count for "mean", 0
+for an ignored row) is turned at once into the chunk's share of the three gradients of the
+linear map:
 
     dL/dx = dz W,    dL/dW = sum over chunks of dz^T x,    dL/db = sum over chunks of dz
 
+without writing dz: with e = exp(z) (in place of the logits) and S_n = sum_v e_nv, softmax =
+e / S, so the normalisation and the one-hot term move onto the small factors (_Head.fused_chunk):
+
+    dx_n = (w_n / S_n) (e W)_n - w_n W[t_n],   dW = (e - S onehot)^T (diag(w / S) x),
+    db = (w / S)^T (e - S onehot)
+
+and the only passes over a chunk's logits outside the GEMMs are exp and the row sums (the
+products read e as they would read dz; the one-hot term is one element per row). exp(z) is
+taken without the row max, as loss.py does (logits within about +-45 never need it); a chunk
+in which a row's sum falls outside loss.SUM_RANGE is done again in the textbook order
+(_Head.shifted_chunk: the logits, loss.py's kernel with the max shift writing dz over them,
+then dz W, dz^T x). Against that order alone, forward+backward of small's head (2048 x 256
+rows, loaded machine, CPU time, best of 6-12 alternated): 2-4% less, the dz pass; what is
+left outside the GEMMs is exp and the sums, whose cost is arithmetic, not memory (numpy's
+float32 exp, ~0.6 ns an element here, in cache or not: tiling the GEMMs so that exp reads a
+cache-resident slab measured slower, the smaller GEMMs losing more than the slab saved).
 so forward leaves dx (N, C), dW (V, C) and db behind, and backward only multiplies them by
 the incoming scalar gradient (nothing, for the usual loss.backward()). The FLOPs are those of
 the unfused head (one GEMM forward, two backward), nothing is recomputed, and the memory is
@@ -34,7 +50,7 @@ from ...runtime.threads import get_threads, run_parallel
 from ...tensor import Tensor
 from . import reference as ref
 from ._util import as_float_tensor, as_index_array, for_row_blocks
-from .loss import REDUCTIONS, _cross_entropy_rows, reduce_rows, target_rows
+from .loss import REDUCTIONS, SUM_RANGE, _cross_entropy_rows, reduce_rows, target_rows
 
 CHUNK_BYTES = 256 << 20  # logits per chunk (their gradient replaces them): 1,335 rows of 50,257
 ACCUMULATE_BYTES = 4 << 20  # dW += dz^T x in slabs of vocabulary rows of this size (cache-sized)
@@ -80,63 +96,127 @@ def _run_gemms(tasks: list) -> None:
 
 def _head_chunks(x2, weight, bias, safe_t, counted, row_scale, row_loss=None, wants=(False,) * 3,
                  row_factor=None):
-    """Over chunks of the rows of x2 (N, C): the logits, row_loss[n] (when given) and, for each
-    True in wants = (dx, dW, db), that gradient of sum_n row_scale * row_factor[n] * loss_n
-    (row_factor (N,) or None for 1). Returns (dx (N, C), dW (V, C), db (V,)), None where not wanted.
+    """Over chunks of the rows of x2 (N, C): row_loss[n] (when given) and, for each True in
+    wants = (dx, dW, db), that gradient of sum_n row_scale * row_factor[n] * loss_n (row_factor
+    (N,) or None for 1; rows not counted weigh 0). Returns (dx (N, C), dW (V, C), db (V,)), None
+    where not wanted.
 
-    Each product is split into pieces that run on minigrad's threads (see _run_gemms): the
-    logits by vocabulary columns, dx by vocabulary (partial sums added in a fixed order),
-    dW by vocabulary rows; with one thread, each is one BLAS call.
+    Each chunk goes through _Head.fused_chunk (the module docstring), or, when a row's sum of
+    exponentials leaves loss.SUM_RANGE, through _Head.shifted_chunk (the textbook order).
     """
     n_rows, width, vocab = x2.shape[0], x2.shape[1], weight.shape[0]
     dtype = np.result_type(x2, weight)
     rows = chunk_rows(n_rows, vocab, dtype.itemsize)
-    any_grad = any(wants)
     parts = 1 if get_threads() <= 1 else get_threads() * PIECES_PER_THREAD
-    vocab_spans = _spans(vocab, parts)
-    logits = np.empty((min(rows, n_rows), vocab), dtype=dtype)  # (R, V), reused by every chunk
-    dx = np.empty(x2.shape, dtype=dtype) if wants[0] else None
-    dx_parts = np.empty((len(vocab_spans),) + logits.shape[:1] + (width,), dtype=dtype) \
-        if wants[0] and len(vocab_spans) > 1 else None          # (pieces, R, C)
-    dw = np.empty(weight.shape, dtype=dtype) if wants[1] else None
-    db = np.zeros(vocab, dtype=dtype) if len(wants) > 2 and wants[2] else None
-    slab = max(1, ACCUMULATE_BYTES // max(1, width * dtype.itemsize))  # vocabulary rows
+    head = _Head(weight, bias, _spans(vocab, parts), dtype, min(rows, n_rows),
+                 dx=np.empty(x2.shape, dtype=dtype) if wants[0] else None,
+                 dw=np.empty(weight.shape, dtype=dtype) if wants[1] else None,
+                 db=np.zeros(vocab, dtype=dtype) if len(wants) > 2 and wants[2] else None)
     for lo in range(0, n_rows, rows):
         hi = min(lo + rows, n_rows)
-        xs, z = x2[lo:hi], logits[: hi - lo]          # (r, C), (r, V)
-        _run_gemms([lambda a=a, b=b: np.matmul(xs, weight[a:b].T, out=z[:, a:b])  # the head's GEMM
-                    for a, b in vocab_spans])
-        if bias is not None:
-            for_row_blocks(z.shape[0], vocab, lambda a, b: np.add(z[a:b], bias, out=z[a:b]))
-        dz = z if any_grad else None  # (r, V): the gradient replaces the logits
-        _cross_entropy_rows(z, safe_t[lo:hi], counted[lo:hi], row_scale,
-                            None if row_loss is None else row_loss[lo:hi], dz)
-        if not any_grad:
-            continue
+        weights = np.where(counted[lo:hi], row_scale, 0.0).astype(dtype)  # (r,) d L / d loss_n
         if row_factor is not None:  # reduction "none": the gradient of each row's loss
-            for_row_blocks(dz.shape[0], vocab, lambda a, b: np.multiply(
-                dz[a:b], row_factor[lo + a:lo + b, None], out=dz[a:b]))
-        if dx is not None and dx_parts is None:
-            np.matmul(dz, weight, out=dx[lo:hi])      # (r, V) @ (V, C)
-        elif dx is not None:  # dz W = sum over vocabulary pieces k of dz[:, k] W[k]
-            part = dx_parts[:, : hi - lo]             # (pieces, r, C)
-            _run_gemms([lambda k=k, a=a, b=b: np.matmul(dz[:, a:b], weight[a:b], out=part[k])
-                        for k, (a, b) in enumerate(vocab_spans)])
-            np.sum(part, axis=0, out=dx[lo:hi])
-        if dw is not None and lo == 0:  # (V, r) @ (r, C), the first chunk
-            _run_gemms([lambda a=a, b=b: np.matmul(dz[:, a:b].T, xs, out=dw[a:b])
-                        for a, b in vocab_spans])
-        elif dw is not None:  # add the chunk's dz^T x slab by slab (each slab's product stays in cache)
+            weights *= row_factor[lo:hi]
+        losses = None if row_loss is None else row_loss[lo:hi]
+        if not head.fused_chunk(x2[lo:hi], safe_t[lo:hi], weights, losses, lo, first=lo == 0):
+            head.shifted_chunk(x2[lo:hi], safe_t[lo:hi], counted[lo:hi], weights, losses, lo,
+                               first=lo == 0)
+    if head.dw is not None and n_rows == 0:
+        head.dw[...] = 0.0
+    return head.dx, head.dw, head.db
+
+
+class _Head:
+    """The buffers of one pass over the chunks: the logits of a chunk of R rows (R * V), dx
+    (N, C), dW (V, C), db (V,) (None where not wanted), the vocabulary pieces (lo, hi) of the
+    products; keep: whether the exponentials are read again by dW or db."""
+
+    def __init__(self, weight, bias, vocab_spans, dtype, rows, dx, dw, db):
+        self.weight, self.bias, self.spans, self.dtype = weight, bias, vocab_spans, dtype
+        self.dx, self.dw, self.db = dx, dw, db
+        self.keep = dw is not None or db is not None
+        self.logits = np.empty(rows * weight.shape[0], dtype=dtype)  # R * V: each chunk's logits
+
+    def fused_chunk(self, xs, t, weights, losses, lo, first):
+        """Rows xs (r, C) of targets t (r,): the chunk's logits z, exponentiated in place (no
+        shift); False if some row's sum of exponentials leaves SUM_RANGE (the logits are then
+        gone: shifted_chunk computes them again). Else the losses and the chunk's share of each
+        gradient, by dz_n = w_n (e_n / S_n - onehot(t_n)) (e_n = exp(z_n), S_n = sum_v e_nv,
+        w = weights), the normalisation and the one-hot moved onto (r,)- and (r, C)-sized terms:
+            dx_n = (w_n / S_n) (e W)_n - w_n W[t_n]
+            dW = (e - S onehot)^T (diag(w / S) x),    db = (w / S)^T (e - S onehot)
+        """
+        rows, weight = xs.shape[0], self.weight
+        z = self.logits[: rows * weight.shape[0]].reshape(rows, -1)  # (r, V)
+        _run_gemms([lambda a=a, b=b: np.matmul(xs, weight[a:b].T, out=z[:, a:b]) for a, b in self.spans])
+        total = np.empty(rows, dtype=self.dtype)  # (r,) S_n
+        picked = np.empty(rows, dtype=self.dtype)  # (r,) z_n[t_n]
+
+        def block(a, b):  # rows [a, b): bias, the target logits, exp in place, the row sums
+            zs = z[a:b]  # (rows, V)
+            if self.bias is not None:
+                np.add(zs, self.bias, out=zs)
+            picked[a:b] = zs[np.arange(b - a), t[a:b]]
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # caught below
+                np.exp(zs, out=zs)
+                np.sum(zs, axis=1, out=total[a:b])
+
+        for_row_blocks(rows, z.shape[1], block, rows=max(1, (1 << 18) // max(1, z.shape[1])))
+        if not np.all((total > SUM_RANGE[0]) & (total < SUM_RANGE[1])):
+            return False  # overflow, underflow or nan: the textbook order, max shift first
+        if losses is not None:  # logsumexp - z_t = log S - z_t
+            np.subtract(np.log(total), picked, out=losses)
+        scale = weights / total  # (r,) w_n / S_n
+        if self.dx is not None:  # e W = sum over vocabulary pieces of e[:, a:b] W[a:b]
+            part = np.empty((len(self.spans), rows, weight.shape[1]), dtype=self.dtype)
+            _run_gemms([lambda k=k, a=a, b=b: np.matmul(z[:, a:b], weight[a:b], out=part[k])
+                        for k, (a, b) in enumerate(self.spans)])
+            dx = self.dx[lo:lo + rows]  # (r, C)
+            np.multiply(part.sum(axis=0) if len(part) > 1 else part[0], scale[:, None], out=dx)
+            dx -= weights[:, None] * weight[t]
+        if self.keep:
+            z[np.arange(rows), t] -= total  # e - S onehot
+            self._weight_grads(z, xs * scale[:, None], scale, first)
+        return True
+
+    def shifted_chunk(self, xs, t, counted, weights, losses, lo, first):
+        """The same as fused_chunk in the textbook order: the chunk's logits (r, V), then
+        dz = w (softmax - onehot) over them (loss.py's kernel, the row max subtracted where
+        needed), then dx = dz W, dW = dz^T x, db = sum_n dz_n."""
+        rows = xs.shape[0]
+        weight = self.weight
+        z = self.logits[: rows * weight.shape[0]].reshape(rows, -1)  # (r, V)
+        _run_gemms([lambda a=a, b=b: np.matmul(xs, weight[a:b].T, out=z[:, a:b]) for a, b in self.spans])
+        if self.bias is not None:
+            for_row_blocks(rows, z.shape[1], lambda a, b: np.add(z[a:b], self.bias, out=z[a:b]))
+        wants = self.dx is not None or self.keep
+        _cross_entropy_rows(z, t, counted, 1.0, losses, z if wants else None)  # dz over the logits
+        if not wants:
+            return
+        for_row_blocks(rows, z.shape[1], lambda a, b: np.multiply(z[a:b], weights[a:b, None], out=z[a:b]))
+        if self.dx is not None:  # dz W = sum over vocabulary pieces of dz[:, a:b] W[a:b]
+            part = np.empty((len(self.spans), rows, weight.shape[1]), dtype=self.dtype)
+            _run_gemms([lambda k=k, a=a, b=b: np.matmul(z[:, a:b], weight[a:b], out=part[k])
+                        for k, (a, b) in enumerate(self.spans)])
+            np.sum(part, axis=0, out=self.dx[lo:lo + rows])
+        if self.keep:
+            self._weight_grads(z, xs, np.ones(rows, dtype=self.dtype), first)
+
+    def _weight_grads(self, m, xs, row_weights, first):
+        """dW (+)= m^T xs and db += row_weights @ m for m (r, V), xs (r, C): the first chunk
+        writes dW by vocabulary pieces, the others add theirs slab by slab (in cache)."""
+        dw, db, vocab = self.dw, self.db, m.shape[1]
+        if dw is not None and first:  # (V, r) @ (r, C)
+            _run_gemms([lambda a=a, b=b: np.matmul(m[:, a:b].T, xs, out=dw[a:b]) for a, b in self.spans])
+        elif dw is not None:
+            slab = max(1, ACCUMULATE_BYTES // max(1, xs.shape[1] * self.dtype.itemsize))
 
             def accumulate(a, b):
-                dw[a:b] += np.matmul(dz[:, a:b].T, xs)  # (b - a, C)
+                dw[a:b] += np.matmul(m[:, a:b].T, xs)  # (b - a, C)
 
             _run_gemms([lambda a=a: accumulate(a, min(a + slab, vocab)) for a in range(0, vocab, slab)])
         if db is not None:
-            db += dz.sum(axis=0)
-    if dw is not None and n_rows == 0:
-        dw[...] = 0.0
-    return dx, dw, db
+            db += row_weights @ m  # (r,) @ (r, V)
 
 
 class LinearCrossEntropy(Function):
