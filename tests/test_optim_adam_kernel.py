@@ -2,7 +2,8 @@
 of adam.py's docstring): equal to float32 rounding over several steps, with parameter groups,
 weight decay on and off, clipping's gradient factor, tiny and zero gradients; the bounds are
 tight enough that PyTorch's semantics (decay first, bias corrections, eps outside the square
-root) are pinned down: a planted change of any of them fails."""
+root) are pinned down: a planted change of any of them fails. Each test runs both ways of the
+kernel: OpenBLAS's axpby passes and the NumPy passes."""
 from __future__ import annotations
 
 import math
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 
 from minigrad import nn, optim, runtime
+from minigrad.optim import adam as adam_module
 from minigrad.optim import optimizer as optimizer_module
 from minigrad.optim.adam import adam_reference
+from minigrad.runtime import blas
 
 EPS32 = float(np.finfo(np.float32).eps)
 SHAPES = [(64, 33), (33,), (5, 6, 7), (1,)]
@@ -71,9 +74,25 @@ MAKERS = {
 }
 
 
+@pytest.fixture(params=["blas", "numpy"])
+def kernel(request, monkeypatch):
+    """Both ways of the update: BLAS's axpby passes (when OpenBLAS is loaded, as with NumPy's
+    wheels: then they must run) and the NumPy passes (any BLAS, any float dtype)."""
+    calls = []
+    if request.param == "numpy":
+        monkeypatch.setattr(adam_module, "axpby_function", lambda dtype: None)
+    else:
+        def counted(dtype):
+            function = blas.axpby_function(dtype)
+            return None if function is None else (lambda *a: calls.append(1) or function(*a))
+        monkeypatch.setattr(adam_module, "axpby_function", counted)
+    yield request.param
+    assert bool(calls) == (request.param == "blas" and blas.axpby_function(np.float32) is not None)
+
+
 @pytest.mark.parametrize("name", list(MAKERS))
 @pytest.mark.parametrize("factors", [[1.0] * 5, [0.25, 0.5, 1.0, 0.01, 0.75]])
-def test_float32_kernel_is_the_formula_to_float32_rounding(name, factors):
+def test_float32_kernel_is_the_formula_to_float32_rounding(name, factors, kernel):
     start, grads = _problem(seed=len(name))
     got, opt = _run_minigrad(MAKERS[name], start, grads, factors, np.float32)
     assert all(g.dtype == np.float32 for g in got)
@@ -90,7 +109,7 @@ def test_float32_kernel_is_the_formula_to_float32_rounding(name, factors):
 
 
 @pytest.mark.parametrize("name", list(MAKERS))
-def test_float64_kernel_is_the_formula_to_float64_rounding(name):
+def test_float64_kernel_is_the_formula_to_float64_rounding(name, kernel):
     start, grads = _problem(seed=3)
     factors = [0.5, 1.0, 0.2, 1.0, 0.9]
     got, opt = _run_minigrad(MAKERS[name], start, grads, factors, np.float64)
@@ -115,7 +134,7 @@ def test_eps_sits_outside_the_square_root_and_the_corrections_inside_the_step():
     assert param.data[0] == pytest.approx(p, rel=1e-14)
 
 
-def test_chunk_size_and_threads_do_not_change_the_bits(monkeypatch):
+def test_chunk_size_and_threads_do_not_change_the_bits(monkeypatch, kernel):
     start, grads = _problem(seed=7)
     factors = [0.5, 1.0, 0.3, 1.0, 0.9]
     results = []
@@ -131,3 +150,21 @@ def test_chunk_size_and_threads_do_not_change_the_bits(monkeypatch):
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
 
+
+
+def test_a_gradient_of_another_dtype_takes_the_numpy_passes():
+    # the BLAS passes read raw memory of the parameter's dtype: a float64 .grad on a float32
+    # parameter must still be read as float64 values (NumPy casts them)
+    start, grads = _problem(seed=11, steps=2)
+    results = []
+    for grad_dtype in (np.float32, np.float64):
+        params = [nn.Parameter(s.copy()) for s in start]
+        opt = MAKERS["AdamW"]([{"params": params}])
+        for step_grads in grads:
+            for p, g in zip(params, step_grads):
+                p.grad = g.astype(grad_dtype)
+            opt.step()
+        results.append([p.data for p in params])
+    for a, b in zip(*results):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)

@@ -13,11 +13,13 @@ into a fresh optimizer over a freshly built model of the same shapes.
 How updates run: every update is in place and vectorized, with no temporary arrays. Each
 parameter (and its gradient and state) is viewed as one flat vector and cut into chunks of
 `CHUNK_SIZE` elements; the update kernel runs chunk by chunk using two small scratch buffers
-that stay in the CPU cache, and the chunks are shared between minigrad's threads
-(minigrad/runtime/threads.py; NumPy releases the GIL inside its loops). Every element sees exactly the same arithmetic, so
-the result is bit for bit the same for any chunk size or thread count. (Parameters that are
-views into one flat array, as the sharded optimizer of gpt.training.zero makes them, are one
-item: the update is then a handful of whole-buffer passes.)
+that stay in the CPU cache (Adam's also calls BLAS's one-pass y = a x + b y on the chunks'
+addresses, adam.py), and the chunks are shared between minigrad's threads
+(minigrad/runtime/threads.py; NumPy and BLAS release the GIL inside their loops). Every
+element sees exactly the same arithmetic, so the result is bit for bit the same for any chunk
+size or thread count. (Parameters that are views into one flat array, as the sharded
+optimizer of gpt.training.zero makes them, are one item: the update is then a handful of
+whole-buffer passes.)
 
 `step(grad_factor=c)` updates with every gradient multiplied by c, leaving `.grad` unchanged:
 the numbers of `clip_grad_norm` followed by `step()`, without clipping's separate pass over all
@@ -47,7 +49,8 @@ CHUNK_SIZE = 131072
 PARALLEL_MIN_ELEMENTS = 1 << 20  # below this a step is too short to be worth a thread pool
 
 
-def run_chunked(kernel: Callable, items: list, grad_factor: float = 1.0) -> None:
+def run_chunked(kernel: Callable, items: list, grad_factor: float = 1.0,
+                addresses: bool = False) -> None:
     """Run `kernel(*arrays, scratch1, scratch2, **scalars)` over every item, in chunks.
 
     items: list of (arrays, scalars). The arrays of one item have one shape and dtype; they
@@ -57,36 +60,48 @@ def run_chunked(kernel: Callable, items: list, grad_factor: float = 1.0) -> None
     grad_factor != 1: the second array of every item (the gradient) is multiplied by it into a
     third scratch buffer, which the kernel gets in its place (the gradient is not written). A
     kernel that applies the factor itself (Adam's) gets it among its scalars instead.
+    addresses=True: the kernel also gets `addresses=`, the memory addresses of its arrays and
+    scratch chunks in that order (for a BLAS call through ctypes; found once per array, not
+    per chunk, where NumPy's lookup costs microseconds), or None for an item run whole.
     """
     jobs = []
     for arrays, scalars in items:
         if not arrays[0].flags.c_contiguous:
-            jobs.append((None, arrays, scalars))
+            jobs.append((None, arrays, scalars, None))
             continue
         flat = [a.reshape(-1) for a in arrays]  # views, except a non-contiguous grad (copied)
-        size = flat[0].size
+        size, itemsize = flat[0].size, flat[0].itemsize
+        bases = [a.ctypes.data for a in flat] if addresses else None
         for start in range(0, size, CHUNK_SIZE):
             stop = min(size, start + CHUNK_SIZE)
-            jobs.append((stop - start, [a[start:stop] for a in flat], scalars))
+            where = [base + start * itemsize for base in bases] if addresses else None
+            jobs.append((stop - start, [a[start:stop] for a in flat], scalars, where))
 
     scaled = grad_factor != 1.0
 
     def work(job_slice):
         scratch = {}
-        for length, arrays, scalars in job_slice:
+        for length, arrays, scalars, where in job_slice:
             dtype = arrays[0].dtype
             if length is None:  # non-contiguous parameter: whole-array update
                 s1, s2, s3 = (np.empty(arrays[0].shape, dtype) for _ in range(3))
             else:
                 if dtype not in scratch:
-                    scratch[dtype] = tuple(np.empty(CHUNK_SIZE, dtype) for _ in range(3))
-                s1, s2, s3 = (buffer[:length] for buffer in scratch[dtype])
+                    buffers = tuple(np.empty(CHUNK_SIZE, dtype) for _ in range(3))
+                    scratch[dtype] = buffers, [b.ctypes.data for b in buffers[:2]] if addresses else None
+                buffers, scratch_where = scratch[dtype]
+                s1, s2, s3 = (buffer[:length] for buffer in buffers)
             if scaled:  # g * c in float32 (a Python float is cast to the array's dtype, NEP 50)
                 arrays = [arrays[0], np.multiply(arrays[1], grad_factor, out=s3), *arrays[2:]]
-            kernel(*arrays, s1, s2, **scalars)
+                where = None  # (the gradient now lives in s3)
+            if addresses:
+                kernel(*arrays, s1, s2, addresses=None if where is None else where + scratch_where,
+                       **scalars)
+            else:
+                kernel(*arrays, s1, s2, **scalars)
 
     # contiguous runs of jobs with about the same number of elements per thread
-    parallel_for_sizes([arrays[0].size for _, arrays, _ in jobs], lambda lo, hi: work(jobs[lo:hi]),
+    parallel_for_sizes([arrays[0].size for _, arrays, _, _ in jobs], lambda lo, hi: work(jobs[lo:hi]),
                        PARALLEL_MIN_ELEMENTS)
 
 

@@ -18,6 +18,11 @@ itself before a fork, then `blas_thread_init`, which reads the new timeout). Mea
 running): best step 1.13-1.15 s with the default, 0.30-0.99 s with n = 12, ~4 microseconds
 of spinning; GEMM throughput of large products is unchanged.
 
+axpby_function: OpenBLAS's level-1 `cblas_?axpby` (y = alpha x + beta y, one pass over two
+contiguous vectors), for the optimizers' in-place updates: one BLAS call does what NumPy
+needs three passes for (y *= beta; t = alpha x; y += t); measured on one 128K-element float32
+chunk in cache: 13 us against 39 us.
+
 single_blas_thread: attention multiplies many small matrices (one (T, D) @ (D, T) per batch
 and head). OpenBLAS splits each over its threads and synchronizes them per call; measured
 on 2 cores, 96 products of 256x64 @ 64x256 took 9 ms idle with 2 BLAS threads, 11 ms with
@@ -34,6 +39,8 @@ import ctypes
 import os
 import threading
 
+import numpy as np
+
 THREAD_TIMEOUT = 12  # 2^12 cycles of spinning before an idle OpenBLAS thread sleeps
 
 _PREFIXES = ("scipy_openblas", "openblas")  # NumPy's bundled build names its symbols scipy_*
@@ -44,6 +51,7 @@ _library = None  # the OpenBLAS ctypes.CDLL; False when none is loaded (looked u
 _depth = 0  # threads inside single_blas_thread()
 _saved = None  # the thread count to restore when the last one leaves
 _limiter = None  # keeps threadpoolctl's limits object alive
+_axpby = {}  # dtype -> the axpby callable or None (looked up once per dtype)
 
 
 def _find_library():
@@ -170,3 +178,27 @@ def single_blas_thread():
             _depth -= 1
             if _depth == 0 and _saved != 1:
                 setter(ctypes.c_int(_saved))
+
+
+def axpby_function(dtype):
+    """OpenBLAS's y = alpha x + beta y for float32 or float64 as `f(n, alpha, x, beta, y)`,
+    x and y the addresses of n contiguous elements (y is written), or None (another dtype, or
+    no OpenBLAS). Not threaded by OpenBLAS; each element's result does not depend on where it
+    sits in the vector (so a chunked update gives the same bits for any chunking)."""
+    dtype = np.dtype(dtype)
+    if dtype not in _axpby:
+        kinds = {np.dtype(np.float32): ("s", ctypes.c_float), np.dtype(np.float64): ("d", ctypes.c_double)}
+        library, function = _find_library(), None
+        if dtype in kinds and library is not None:
+            letter, scalar = kinds[dtype]
+            for prefix in ("scipy_", ""):  # NumPy's bundled build names its symbols scipy_*
+                for suffix, integer in (("64_", ctypes.c_int64), ("", ctypes.c_int)):
+                    raw = getattr(library, f"{prefix}cblas_{letter}axpby{suffix}", None)
+                    if raw is not None and function is None:
+                        raw.argtypes = [integer, scalar, ctypes.c_void_p, integer, scalar,
+                                        ctypes.c_void_p, integer]
+                        raw.restype = None
+                        function = (lambda raw: lambda n, alpha, x, beta, y:
+                                    raw(n, alpha, x, 1, beta, y, 1))(raw)
+        _axpby[dtype] = function
+    return _axpby[dtype]
