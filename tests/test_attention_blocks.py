@@ -209,3 +209,46 @@ def test_mask_gradient_with_a_zero_scale():
     mask = leaf(rng.standard_normal((4, 4)))
     assert mg.gradcheck(lambda a, b, c, m: sdpa(a, b, c, attn_mask=m, scale=0.0), q, k, v, mask)
     assert mg.gradcheck(lambda a, b, c, m: sdpa(a, b, c, attn_mask=m, scale=0.7), q, k, v, mask)
+
+
+@pytest.mark.parametrize("shape, threads, n_items", [
+    ((16, 4, 128, 8), 2, 2),   # bench-tiny's heads: one item of 8 sequences per thread
+    ((2, 12, 256, 8), 2, 2),   # GPT-2 124M's: one sequence per thread
+    ((8, 4, 256, 8), 2, 4),    # small's: past THREAD_ITEM_ELEMENTS, two items per thread
+    ((16, 4, 128, 8), 1, 8),   # one thread: items of about ITEM_ELEMENTS weights
+])
+def test_items_are_an_equal_share_per_thread(shape, threads, n_items):
+    seen = []
+    previous = mg.runtime.get_threads()
+    mg.runtime.set_threads(threads)
+    try:
+        blocks = attention._row_blocks(shape[2], shape[2], True)
+        attention._run_items(lambda a, h: seen.append((a, h)), shape[:2] + shape[2:3] * 2, blocks, 16)
+    finally:
+        mg.runtime.set_threads(previous)
+    assert len(seen) == n_items
+    covered = sorted((a, h) for sa, sh in seen for a in range(sa.start, sa.stop) for h in range(sh.start, sh.stop))
+    assert covered == [(a, h) for a in range(shape[0]) for h in range(shape[1])]  # each head once
+    sizes = {(sa.stop - sa.start) * (sh.stop - sh.start) for sa, sh in seen}
+    assert len(sizes) == 1  # equal items
+
+
+def test_one_head_past_the_bound_same_results_on_one_or_two_threads():
+    # the row max is subtracted for that head alone, whichever item (thread split) it is in
+    rng = np.random.default_rng(11)
+    q, k, v = (rng.standard_normal((16, 4, 128, 8)).astype(np.float32) for _ in range(3))
+    q[5, 2] *= 40.0  # |q| |k| / sqrt(D) well past NO_MAX_BELOW for sequence 5, head 2
+    g = rng.standard_normal(q.shape).astype(np.float32)
+    previous, results = mg.runtime.get_threads(), []
+    try:
+        for threads in (1, 2):
+            mg.runtime.set_threads(threads)
+            results.append(grads_of(lambda a, b, c: sdpa(a, b, c, is_causal=True, dropout_p=0.1,
+                                                         generator=np.random.default_rng(3)),
+                                    (q, k, v), g))
+    finally:
+        mg.runtime.set_threads(previous)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+    keep = dropout_multiplier(np.random.default_rng(3), (16, 4, 128, 128), 0.1, np.float64)
+    np.testing.assert_allclose(results[0][0], plain(q, k, v, True, keep), rtol=1e-9, atol=1e-10)

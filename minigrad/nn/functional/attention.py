@@ -21,20 +21,25 @@ Hq / Hkv query heads shares one key/value head (its dK, dV are summed over the g
 
 How it runs (the plain version is reference.scaled_dot_product_attention):
 - The work is split into items of a few heads of one sequence, or all heads of a few
-  sequences (about ITEM_ELEMENTS weights), run on the kernel threads with one BLAS thread each
-  (minigrad/runtime/blas.py says why). Within an item, causal attention goes by blocks of
-  ROWS query rows, each against only the keys up to its last row: the blocks above the
-  diagonal are never computed (at T = 256, 3/8 of every product and pass), and only the
-  diagonal part of a block gets the -inf mask.
+  sequences, run on the kernel threads with one BLAS thread each (minigrad/runtime/blas.py
+  says why). On one thread an item has about ITEM_ELEMENTS weights (its passes stay in
+  cache); on several, each thread gets one item (or a few of THREAD_ITEM_ELEMENTS at most):
+  the threads take turns at the GIL between NumPy calls, so fewer, larger calls pay more than
+  cache. Measured with 2 threads under SCHED_FIFO (min wall ms of forward + backward, dropout
+  0.1): (16, 4, 128, 32) 6.85 -> 6.03, (2, 12, 256, 64) 12.8 -> 10.7, (8, 4, 256, 64)
+  18.3 -> 13.9, with less CPU time too. Each item makes its own K^T and V^T copies. Within
+  an item, causal attention goes by blocks of ROWS query rows, each against only the keys up
+  to its last row: the blocks above the diagonal are never computed (at T = 256, 3/8 of every
+  product and pass); only the diagonal part gets -inf.
 - q k^T and dO V^T are plain products against K^T and V^T copied to C-order (D, Tk) arrays
   (`_transposed`; with a transposed operand OpenBLAS ran 1.8x slower here, at (64, 32) @
   (32, 128) blocks). The copies carry the scale, which then costs no pass of its own: S =
   q (scale K^T), and backward's dS comes out scale times too large, as dQ = scale dS K and
   dK = scale dS^T Q want it (with a mask whose gradient is wanted, dS = dB is left unscaled).
 - Softmax: |S_ij| <= |q_i| |k_j| * scale; where that bound is below NO_MAX_BELOW for every
-  query and key of a head (checked per item), exp(S) can neither overflow nor vanish, so the
-  row max is not subtracted (the costliest pass: a reduction per row of 128-256 entries).
-  With a mask, or larger scores, it is. Row sums are a product with a ones vector.
+  query and key of a head, exp(S) can neither overflow nor vanish, so the row max is not
+  subtracted (the costliest pass: a reduction per row of 128-256 entries). With a mask, or
+  larger scores, it is. Row sums are a product with a ones vector.
 - Dropout: M = keep / (1 - p) from 32 random bits per weight (blocked_attention.DropoutBits:
   with a PCG64 generator, minigrad's, the bits of activation.dropout_multiplier's draw; with
   another, of a PCG64 seeded from it; the blocked kernel's mask either way), drawn item by item
@@ -69,6 +74,7 @@ import numpy as np
 from ...autograd import Function, unbroadcast
 from ...random import default_generator
 from ...runtime.blas import single_blas_thread
+from ...runtime.threads import get_threads
 from ...tensor import Tensor
 from ._util import as_float_tensor, parallel_for
 from . import reference as ref
@@ -77,7 +83,8 @@ from .blocked_attention import BlockedAttention, DropoutBits, as_4d, as_4d_shape
 
 BLOCKED_ABOVE_BYTES = 64 << 20  # without attn_mask, weights larger than this: the blocked kernel
 ROWS = 64  # query rows per block of causal attention (the blocks above the diagonal are skipped)
-ITEM_ELEMENTS = 1 << 17  # attention weights per work item (a few heads, or a few sequences)
+ITEM_ELEMENTS = 1 << 17  # attention weights per work item on one thread (a few heads, or sequences)
+THREAD_ITEM_ELEMENTS = 1 << 19  # on several threads: at most this many per item, as many items per thread
 NO_MAX_BELOW = 60.0  # |scores| below this bound: softmax skips subtracting the row max
 
 
@@ -133,21 +140,15 @@ class ScaledDotProductAttention(Function):
             k4, v4 = np.repeat(k4, groups, axis=1), np.repeat(v4, groups, axis=1)
         n_seq, n_heads, n_queries, _ = q4.shape
         n_keys = k4.shape[-2]
-        keys_t = _transposed(k4, scale, dtype)  # (A, H, D, Tk) C order, scale K^T: S = q (scale K^T)
         probs = np.empty(q4.shape[:-1] + (n_keys,), dtype=dtype)  # P (A, H, Tq, Tk), times 1/(1-p)
         out = empty_output(n_seq, n_heads, n_queries, v4.shape[-1], dtype)  # (A, H, Tq, Dv)
         bias = causal_bias(n_queries, n_keys, dtype.name) if causal and n_keys > 1 else None
-        # |S_ij| <= |q_i| |k_j| * scale: below NO_MAX_BELOW, exp(S) can neither overflow nor
-        # vanish, so softmax may skip subtracting the row max (a slow pass): per (sequence, head)
-        bounded = np.zeros((n_seq, n_heads), bool)
         if mask:  # (..., Tq, Tk) additive, broadcast to (A, H, Tq, Tk): the row max is needed
             self.mask_shape = mask[0].shape
             bias = as_4d(np.broadcast_to(mask[0].astype(dtype, copy=False), q.shape[:-2] + probs.shape[-2:]))
-        elif n_keys and n_queries and dtype.itemsize >= 4:  # (float16's range is too small)
-            with np.errstate(all="ignore"):  # inf or nan inputs: not bounded
-                bound = (np.einsum("ahid,ahid->ahi", q4, q4, dtype=dtype).max(axis=-1) * (scale * scale)
-                         * np.einsum("ahjd,ahjd->ahj", k4, k4, dtype=dtype).max(axis=-1))  # (A, H) bound^2
-                bounded = bound < NO_MAX_BELOW ** 2
+        bounded = np.zeros((n_seq, n_heads), bool)  # per head: may softmax skip the row max? (docstring)
+        if not mask and n_queries and n_keys and dtype.itemsize >= 4:  # (float16's range is too small)
+            bounded = _bound(q4, k4, scale, dtype) < NO_MAX_BELOW ** 2
         draw, kept = None, 1.0
         if dropout_p > 0.0:  # M's bits, drawn item by item on the items' threads, in cache when used
             draw, kept = DropoutBits(generator, probs.shape, dropout_p, dtype), 1.0 / (1.0 - dropout_p)
@@ -157,20 +158,25 @@ class ScaledDotProductAttention(Function):
         blocks = _row_blocks(n_queries, n_keys, causal)
 
         def item(a, h):  # a few heads of some sequences, block of rows after block of rows
-            skip_max = bool(bounded[a, h].all())
+            keys_t = _transposed(k4[a, h], scale, dtype)  # (na, nh, D, Tk) C order: S = q (scale K^T)
+            # the row max is subtracted in the heads past the bound (per head, so results do not
+            # depend on how heads are grouped into items, nor on the threads)
+            unbounded = list(zip(*np.nonzero(~bounded[a, h]))) if bounded[a, h].any() else None  # (i, j) pairs
             bits = None
             if draw is not None:  # (na, nh, Tq, Tk) uint32: these heads are contiguous in (A, H, Tq, Tk)
                 first, shape = (a.start * n_heads + h.start) * n_queries * n_keys, probs[a, h].shape
                 bits = draw.flat(first, math.prod(shape)).reshape(shape)
             for r0, r1, keys in blocks:  # rows [r0, r1) see keys [0, keys)
                 scores = probs[a, h, r0:r1, :keys]  # (na, nh, rows, keys)
-                np.matmul(q4[a, h, r0:r1], keys_t[a, h, :, :keys], out=scores)
+                np.matmul(q4[a, h, r0:r1], keys_t[..., :keys], out=scores)
                 if causal and bias is not None and keys > r0 + 1:  # only the diagonal part has -inf
                     scores[..., r0:keys] += bias[r0:r1, r0:keys]
                 elif bias is not None and not causal:
                     scores += bias[a, h]
-                if not skip_max:
+                if unbounded is None:  # every head subtracts its rows' max
                     scores -= scores.max(axis=-1, keepdims=True)
+                for i, j in unbounded or ():  # only these heads
+                    scores[i, j] -= scores[i, j].max(axis=-1, keepdims=True)
                 np.exp(scores, out=scores)
                 total = np.matmul(scores, ones[:keys])  # (na, nh, rows, 1), > 0
                 scores *= np.divide(kept, total, out=total)  # P / (1 - p): M's scale, here
@@ -206,7 +212,6 @@ class ScaledDotProductAttention(Function):
         grad_k = np.empty_like(k4, dtype=dtype) if need_k else None
         grad_v = np.empty_like(v4, dtype=dtype) if need_v else None
         need_scores = need_q or need_k or need_bias
-        values_t = _transposed(v4, ds_scale, dtype) if need_scores else None  # (A, H, Dv, Tk) C order
         n_queries, n_keys = probs.shape[-2:]
         seen = blocks[-1][2] if blocks else 0  # keys [seen, Tk) are seen by no query (causal)
         columns = [(c0, min(c0 + (r1 - r0), seen)) for r0, r1, _ in blocks for c0 in [r0] if c0 < seen]
@@ -225,9 +230,10 @@ class ScaledDotProductAttention(Function):
             if need_scores:  # dS of these heads, block by block (the part above the diagonal unused)
                 d_scores = grad_bias[a, h] if need_bias else np.empty(d_out.shape[:-1] + (n_keys,), dtype)
                 rowdot = rowdots[a, h]
+                values_t = _transposed(v4[a, h], ds_scale, dtype)  # (na, nh, Dv, Tk) C order
             for r0, r1, keys in blocks if need_scores else ():
                 d_s = d_scores[..., r0:r1, :keys]  # (na, nh, rows, keys)
-                np.matmul(d_out[..., r0:r1, :], values_t[a, h, :, :keys], out=d_s)  # dPd
+                np.matmul(d_out[..., r0:r1, :], values_t[..., :keys], out=d_s)  # dPd
                 p, r = probs[a, h, r0:r1, :keys], rowdot[..., r0:r1, :]
                 if weights is probs:  # dS = P * (dP - r)
                     d_s -= r
@@ -270,11 +276,16 @@ class ScaledDotProductAttention(Function):
         return grads + (grad_bias,)
 
 
+def _bound(q: np.ndarray, k: np.ndarray, scale: float, dtype) -> np.ndarray:
+    """(...,) bound^2 of |S_ij| = |q_i . k_j| scale per head: max_i |q_i|^2 max_j |k_j|^2 scale^2."""
+    with np.errstate(all="ignore"):  # inf or nan inputs: not bounded (nan compares False)
+        return (np.einsum("...id,...id->...i", q, q, dtype=dtype).max(axis=-1) * (scale * scale)
+                * np.einsum("...jd,...jd->...j", k, k, dtype=dtype).max(axis=-1))
+
+
 def _transposed(a: np.ndarray, factor: float, dtype) -> np.ndarray:
-    """factor * a^T over the last two axes, as a C-order array of `dtype` (A, H, D, T): the
-    products against it are then plain (NN) products. (astype or a ufunc would keep the
-    input's memory order, whose transpose is a transposed operand again: measured at
-    (64, 32) @ (32, 128), 1 thread, 72 us against 40 us for 8 heads.)"""
+    """factor * a^T over the last two axes as a C-order (..., D, T) array of `dtype`, so products
+    against it are plain (NN) ones (astype or a ufunc keeps a transposed view's memory order)."""
     result = np.empty(a.shape[:-2] + a.shape[-1:] + a.shape[-2:-1], dtype)
     np.multiply(np.swapaxes(a, -1, -2), factor, out=result, dtype=dtype)
     return result
@@ -292,13 +303,20 @@ def _row_blocks(n_queries: int, n_keys: int, causal: bool) -> list:
 
 def _run_items(item, probs_shape, blocks, width) -> None:
     """Call item(a, h) (slices of sequences and heads) over all sequences and heads, on the
-    kernel threads, with one BLAS thread each. An item holds about ITEM_ELEMENTS attention
-    weights: a few heads of one sequence, or all heads of a few sequences."""
+    kernel threads, with one BLAS thread each. An item is a few heads of one sequence, or all
+    heads of a few sequences: about ITEM_ELEMENTS attention weights on one thread; on several,
+    an equal share of all the weights per thread in one item, or in as many items per thread
+    as keep each within THREAD_ITEM_ELEMENTS (module docstring: why)."""
     n_seq, n_heads, _, _ = probs_shape
     if not n_seq * n_heads:
         return
     per_head = max(1, sum((r1 - r0) * keys for r0, r1, keys in blocks))
-    heads = max(1, ITEM_ELEMENTS // per_head)
+    threads, total = get_threads(), n_seq * n_heads * per_head
+    size = ITEM_ELEMENTS
+    if threads > 1:  # a few large items, as many per thread (fewer turns at the GIL)
+        parts = threads * -(-total // (threads * THREAD_ITEM_ELEMENTS))
+        size = -(-total // parts)
+    heads = max(1, size // per_head)
     if heads < n_heads:
         items = [(slice(a, a + 1), slice(h, min(h + heads, n_heads)))
                  for a in range(n_seq) for h in range(0, n_heads, heads)]
