@@ -23,14 +23,17 @@ e / S, so the normalisation and the one-hot term move onto the small factors (_H
 
 and the only passes over a chunk's logits outside the GEMMs are exp and the row sums (the
 products read e as they would read dz; the one-hot term is one element per row). exp(z) is
-taken without the row max, as loss.py does (logits within about +-45 never need it); a chunk
+taken as exp2(z log2(e)), the (r, C) rows scaled by log2(e) before the GEMM (numpy's float32
+exp2 takes half the time of its exp; the result differs by float32 rounding of the logits),
+and without the row max, as loss.py does (logits within about +-45 never need it); a chunk
 in which a row's sum falls outside loss.SUM_RANGE is done again in the textbook order
 (_Head.shifted_chunk: the logits, loss.py's kernel with the max shift writing dz over them,
 then dz W, dz^T x). Against that order alone, forward+backward of small's head (2048 x 256
-rows, loaded machine, CPU time, best of 6-12 alternated): 2-4% less, the dz pass; what is
-left outside the GEMMs is exp and the sums, whose cost is arithmetic, not memory (numpy's
-float32 exp, ~0.6 ns an element here, in cache or not: tiling the GEMMs so that exp reads a
-cache-resident slab measured slower, the smaller GEMMs losing more than the slab saved).
+rows, loaded machine, CPU time, best of 6-12 alternated): 2-4% less without the dz pass,
+1-2% more with exp2; what is left outside the GEMMs is exp2 and the sums, whose cost is
+arithmetic, not memory (numpy's float32 exp takes ~0.5 ns an element here, in cache or not:
+tiling the GEMMs so that exp reads a cache-resident slab measured slower, the smaller GEMMs
+losing more than the slab saved).
 so forward leaves dx (N, C), dW (V, C) and db behind, and backward only multiplies them by
 the incoming scalar gradient (nothing, for the usual loss.backward()). The FLOPs are those of
 the unfused head (one GEMM forward, two backward), nothing is recomputed, and the memory is
@@ -54,6 +57,7 @@ from .loss import REDUCTIONS, SUM_RANGE, _cross_entropy_rows, reduce_rows, targe
 
 CHUNK_BYTES = 256 << 20  # logits per chunk (their gradient replaces them): 1,335 rows of 50,257
 ACCUMULATE_BYTES = 4 << 20  # dW += dz^T x in slabs of vocabulary rows of this size (cache-sized)
+LOG2E = 1.4426950408889634  # log2(e): exp(z) = exp2(z * LOG2E)
 PIECES_PER_THREAD = 2  # each GEMM in this many pieces per thread: a core that another process
 #                        holds up leaves its pieces to the others
 
@@ -146,19 +150,22 @@ class _Head:
             dx_n = (w_n / S_n) (e W)_n - w_n W[t_n]
             dW = (e - S onehot)^T (diag(w / S) x),    db = (w / S)^T (e - S onehot)
         """
-        rows, weight = xs.shape[0], self.weight
-        z = self.logits[: rows * weight.shape[0]].reshape(rows, -1)  # (r, V)
-        _run_gemms([lambda a=a, b=b: np.matmul(xs, weight[a:b].T, out=z[:, a:b]) for a, b in self.spans])
+        rows, weight, log2e = xs.shape[0], self.weight, self.dtype.type(LOG2E)
+        z = self.logits[: rows * weight.shape[0]].reshape(rows, -1)  # (r, V): z log2(e), then e
+        x_log2e = xs * log2e  # (r, C): exp(z) = exp2(z log2(e)), numpy's exp2 twice as fast
+        _run_gemms([lambda a=a, b=b: np.matmul(x_log2e, weight[a:b].T, out=z[:, a:b])
+                    for a, b in self.spans])
         total = np.empty(rows, dtype=self.dtype)  # (r,) S_n
         picked = np.empty(rows, dtype=self.dtype)  # (r,) z_n[t_n]
+        bias = None if self.bias is None else self.bias * log2e  # (V,)
 
         def block(a, b):  # rows [a, b): bias, the target logits, exp in place, the row sums
             zs = z[a:b]  # (rows, V)
-            if self.bias is not None:
-                np.add(zs, self.bias, out=zs)
-            picked[a:b] = zs[np.arange(b - a), t[a:b]]
+            if bias is not None:
+                np.add(zs, bias, out=zs)
+            np.divide(zs[np.arange(b - a), t[a:b]], log2e, out=picked[a:b])
             with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # caught below
-                np.exp(zs, out=zs)
+                np.exp2(zs, out=zs)
                 np.sum(zs, axis=1, out=total[a:b])
 
         for_row_blocks(rows, z.shape[1], block, rows=max(1, (1 << 18) // max(1, z.shape[1])))
