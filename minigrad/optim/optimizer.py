@@ -44,8 +44,10 @@ from ..tensor import Tensor
 
 # elements per chunk. Measured (AdamW over the 124M model's 163M float32 parameters, 1 thread,
 # Zen 4 with 1 MB of L2 a core): 128K-256K fastest, 64K ~5% and 16K-32K 20-40% slower (each
-# NumPy call's fixed cost); a chunk's slices then sit in L2 and L3 between the passes.
-CHUNK_SIZE = 131072
+# NumPy call's fixed cost); a chunk's slices then sit in L2 and L3 between the passes. With
+# Adam's BLAS passes (7 per chunk), 256K against 128K, alternated, load 4-5: 212-228 against
+# 230-241 ms of CPU on 1 thread, 222-223 against 233-238 on 2 (512K: 214 and 234).
+CHUNK_SIZE = 262144
 PARALLEL_MIN_ELEMENTS = 1 << 20  # below this a step is too short to be worth a thread pool
 
 
