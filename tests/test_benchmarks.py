@@ -102,10 +102,12 @@ def test_profiler_times_every_op_of_a_training_step():
     names = {row["name"]: row for row in report["rows"]}
     assert {"Linear", "CrossEntropy", "ScaledDotProductAttention", "AdamW step", "clipping norm"} <= set(names)
     assert names["clipping norm"]["forward_ms"] > 0
-    assert names["Linear"]["calls"] == 7  # 4 attention projections, 2 feed-forward, head
+    assert names["Linear"]["calls"] == 6  # 4 attention projections, the second feed-forward, head
+    assert names["LinearGELU"]["calls"] == 1  # the first feed-forward Linear with the GELU
+    assert profiler.ops["LinearGELU"][3] == 1  # its backward timed once (Linear's rule inside is no second)
     assert names["Linear"]["backward_ms"] > 0
     assert report["step_ms"] >= sum(r["forward_ms"] + r["backward_ms"] for r in report["rows"]) * 0.99
-    assert "| Linear | 7 |" in format_profile(report, "bench-tiny")
+    assert "| Linear | 6 |" in format_profile(report, "bench-tiny")
     # the wrappers are gone afterwards
     from minigrad.nn.functional.linear import Linear
 

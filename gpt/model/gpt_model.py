@@ -48,7 +48,11 @@ class GELU(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Position-wise MLP: Linear(C, 4C) -> GELU -> Linear(4C, C), as `layers` (a Sequential)."""
+    """Position-wise MLP: Linear(C, 4C) -> GELU -> Linear(4C, C), as `layers` (a Sequential).
+
+    While the layers are exactly these (no LoRA wrapper, no hooks on them), the first two run
+    as one node, F.linear_gelu: the same numbers, the bias and GELU on the product's rows
+    while they are in cache, and no pre-activation kept for backward."""
 
     def __init__(self, cfg: dict, dtype=np.float32, generator=None):
         super().__init__()
@@ -60,7 +64,28 @@ class FeedForward(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.layers(x)
+        first, activation, second = self._plain_layers() or (None, None, None)
+        if first is None:
+            return self.layers(x)  # module by module (hooks, replaced layers)
+        hidden = F.linear_gelu(x, first.weight, first.bias)  # (B, T, 4C) = GELU(Linear(x))
+        return second(hidden)  # (B, T, C)
+
+    def _plain_layers(self):
+        """The three layers when they are the book's Linear, GELU, Linear and none of them (nor
+        the Sequential) has a hook, else None."""
+        layers = self.layers
+        if type(layers) is not nn.Sequential or len(layers) != 3 or _hooked(layers):
+            return None
+        first, activation, second = layers
+        if (type(first) is nn.Linear and type(activation) is GELU and type(second) is nn.Linear
+                and not _hooked(first) and not _hooked(activation)):
+            return first, activation, second
+        return None
+
+
+def _hooked(module: nn.Module) -> bool:
+    """True while a forward or backward hook is registered on `module` itself."""
+    return module._hooks is not None and not module._hooks.empty()
 
 
 class TransformerBlock(nn.Module):

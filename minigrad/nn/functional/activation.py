@@ -167,19 +167,26 @@ LEAN_ABOVE_BYTES = 16 << 20  # GELU: above this, recompute the slope from x in b
 BOOL_MASK_ABOVE_BYTES = LEAN_ABOVE_BYTES // 4  # dropout: above this, keep the mask as booleans
 
 
-def _gelu_pass(flat, y=None, slope=None, g=None, grad=None) -> None:
+def _gelu_pass(flat, y=None, slope=None, g=None, grad=None, bias=None) -> None:
     """Blockwise over flat x (cache-sized blocks, split over threads): y = gelu(x) when y is
-    given; dy/dx into `slope` when given; g * dy/dx into `grad` when given (backward)."""
+    given; dy/dx into `slope` when given; g * dy/dx into `grad` when given (backward). With
+    `bias` (C,), flat holds rows of C and each block first adds it in place, x += bias."""
     need_slope = slope is not None or grad is not None
+    width = 1 if bias is None else bias.size  # blocks and thread ranges are whole rows
+    step = max(1, BLOCK_ELEMENTS // width) * width
 
-    def run(lo, hi):
-        size = min(BLOCK_ELEMENTS, hi - lo)
+    def run(first_row, last_row):
+        lo, hi = first_row * width, last_row * width
+        size = min(step, hi - lo)
         h_buf = np.empty(size, dtype=flat.dtype)
         q_buf = np.empty(size, dtype=flat.dtype) if need_slope else None
         d_buf = np.empty(size, dtype=flat.dtype) if grad is not None else None
-        for start in range(lo, hi, BLOCK_ELEMENTS):
-            stop = min(start + BLOCK_ELEMENTS, hi)
+        for start in range(lo, hi, step):
+            stop = min(start + step, hi)
             xs, h = flat[start:stop], h_buf[: stop - start]
+            if bias is not None:
+                rows = xs.reshape(-1, width)  # (rows, C), a view
+                rows += bias
             if not need_slope:
                 np.multiply(xs, xs, out=h)
                 h *= GELU_A * GELU_C
@@ -209,7 +216,7 @@ def _gelu_pass(flat, y=None, slope=None, g=None, grad=None) -> None:
                 if grad is not None:
                     np.multiply(g[start:stop], d, out=grad[start:stop])
 
-    parallel_for(flat.size, run, PARALLEL_MIN_ELEMENTS)
+    parallel_for(flat.size // width, run, max(1, PARALLEL_MIN_ELEMENTS // width))
 
 
 class GELU(Function):

@@ -42,6 +42,37 @@ def _bounds(n: int, parts: int) -> list:
     return [n * i // parts for i in range(parts + 1)]
 
 
+def matmul_rows(x2: np.ndarray, weight: np.ndarray, finish) -> np.ndarray:
+    """y2 = x2 @ weight^T (N, out) for x2 (N, in), weight (out, in); then finish(y2, lo, hi)
+    on rows lo:hi of y2: on each thread's rows right after they are computed when the product
+    is split by rows (while they are in its cache), else once on all rows (finish may split
+    them over threads itself)."""
+    n_rows, in_features = x2.shape
+    out_features = weight.shape[0]
+    threads = min(get_threads(), n_rows // MIN_ROWS_PER_THREAD)
+    if threads > 1 and n_rows * in_features * out_features >= PARALLEL_MIN_MACS:
+        y2 = np.empty((n_rows, out_features), dtype=np.result_type(x2, weight))
+        rows = _bounds(n_rows, threads)
+
+        def part(lo, hi):  # y rows lo:hi, then finish them while they are in cache
+            np.matmul(x2[lo:hi], weight.T, out=y2[lo:hi])
+            finish(y2, lo, hi)
+
+        with single_blas_thread():
+            run_parallel([lambda lo=lo, hi=hi: part(lo, hi) for lo, hi in zip(rows, rows[1:])])
+    else:
+        y2 = x2 @ weight.T  # (N, out): one GEMM
+        finish(y2, 0, n_rows)
+    return y2
+
+
+def add_bias(y2: np.ndarray, b, lo: int, hi: int) -> None:
+    """y2[lo:hi] += b (b (out,) or None), over cache-sized row blocks."""
+    if b is not None:
+        rows = y2[lo:hi]
+        for_row_blocks(rows.shape[0], rows.shape[1], lambda i, j: np.add(rows[i:j], b, out=rows[i:j]))
+
+
 class Linear(Function):
     # y = x W^T + b  =>  dL/dx = g W,  dL/dW = g^T x,  dL/db = sum of g over rows
     reference = staticmethod(ref.linear)  # x @ weight^T + bias
@@ -49,29 +80,18 @@ class Linear(Function):
     def forward(self, x, weight, *bias):
         out_features, in_features = weight.shape
         x2 = x.reshape(-1, in_features)  # (N, in); a view when x is contiguous
-        n_rows = x2.shape[0]
         b = bias[0] if bias else None
-        threads = min(get_threads(), n_rows // MIN_ROWS_PER_THREAD)
-        if threads > 1 and n_rows * in_features * out_features >= PARALLEL_MIN_MACS:
-            y2 = np.empty((n_rows, out_features), dtype=np.result_type(x2, weight))
-            rows = _bounds(n_rows, threads)
-
-            def part(lo, hi):  # y rows lo:hi, then their bias while they are in cache
-                np.matmul(x2[lo:hi], weight.T, out=y2[lo:hi])
-                if b is not None:
-                    y2[lo:hi] += b
-
-            with single_blas_thread():
-                run_parallel([lambda lo=lo, hi=hi: part(lo, hi) for lo, hi in zip(rows, rows[1:])])
-        else:
-            y2 = x2 @ weight.T  # (N, out): one GEMM
-            if b is not None:
-                for_row_blocks(n_rows, out_features, lambda lo, hi: np.add(y2[lo:hi], b, out=y2[lo:hi]))
+        y2 = matmul_rows(x2, weight, lambda y2, lo, hi: add_bias(y2, b, lo, hi))  # (N, out)
         if self.requires_grad:
             self.x2, self.weight = x2, weight
         return y2.reshape(*x.shape[:-1], out_features)  # (..., out)
 
     def backward(self, g):
+        return self.products_backward(g)
+
+    def products_backward(self, g):
+        """The backward above for the output gradient g (..., out) (also LinearGELU's, given
+        dL/dz: a method of its own, so that a profiler wrapping `backward` times it once)."""
         weight, x2 = self.weight, self.x2
         out_features, in_features = weight.shape
         g2 = g.reshape(x2.shape[0], out_features)  # (N, out): N spelled out, out may be 0
@@ -123,21 +143,27 @@ class Linear(Function):
         return gx, gw, gb
 
 
-def linear(x, weight, bias=None) -> Tensor:
-    """y = x @ weight.T + bias for x (..., in), weight (out, in), bias (out,) or None.
-    Reference version: `reference.linear`."""
-    x = as_float_tensor(x, "linear")
-    weight = as_float_tensor(weight, "linear", "weight")
+def check_linear_arguments(op: str, x, weight, bias) -> tuple:
+    """(x, weight) or (x, weight, bias) as float Tensors, or a ValueError naming `op` and the
+    shapes: weight (out, in), x (..., in), bias (out,) or None."""
+    x = as_float_tensor(x, op)
+    weight = as_float_tensor(weight, op, "weight")
     if weight.ndim != 2:
-        raise ValueError(f"linear: weight must be 2-D (out, in), got shape {weight.shape}")
+        raise ValueError(f"{op}: weight must be 2-D (out, in), got shape {weight.shape}")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
-            f"linear: input {x.shape} does not match weight {weight.shape}: "
+            f"{op}: input {x.shape} does not match weight {weight.shape}: "
             f"the input's last axis must be in_features={weight.shape[1]}"
         )
     if bias is None:
-        return Linear.apply(x, weight)
-    bias = as_float_tensor(bias, "linear", "bias")
+        return x, weight
+    bias = as_float_tensor(bias, op, "bias")
     if bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},)")
-    return Linear.apply(x, weight, bias)
+        raise ValueError(f"{op}: bias has shape {bias.shape}, expected ({weight.shape[0]},)")
+    return x, weight, bias
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """y = x @ weight.T + bias for x (..., in), weight (out, in), bias (out,) or None.
+    Reference version: `reference.linear`."""
+    return Linear.apply(*check_linear_arguments("linear", x, weight, bias))
