@@ -217,11 +217,12 @@ class BlockedAttention(Function):
             scratch = _Scratch(n_h, rows, n_keys, dtype, 1 if bits is None else 2)
             streams = None if bits is None else [bits.head(a, h) for h in range(hs.start, hs.stop)]
             q_head = (q[a, hs] * scale).astype(dtype, copy=False)  # (h, Tq, D)
+            k_t = _transposed(k[a, hs], dtype)  # (h, D, Tk) C-order: the scores are NN products
             for r0 in range(0, n_queries, rows):
                 r1 = min(r0 + rows, n_queries)
                 keys = min(n_keys, r1) if causal else n_keys
                 exps, *keep = scratch.views((n_h, r1 - r0, keys))  # (h, rows, keys)
-                _scores(q_head[:, r0:r1], k[a, hs, :keys], r0, future, exps)
+                _scores(q_head[:, r0:r1], k_t[:, :, :keys], r0, future, exps)
                 top = exps.max(axis=-1, keepdims=True)  # (h, rows, 1)
                 exps -= top
                 np.exp(exps, out=exps)  # E = exp(S - m): P = E / total
@@ -269,13 +270,14 @@ class BlockedAttention(Function):
             if bits is not None:  # M = keep / (1 - p): the 1 / (1 - p) carried by dO
                 d_out = (d_out * bits.scale).astype(dtype, copy=False)
             k_head, v_head = k[a, hs], v[a, hs]  # (h, Tk, D), (h, Tk, Dv)
+            k_t, v_t = _transposed(k_head, dtype), _transposed(v_head, dtype)  # (h, D, Tk), (h, Dv, Tk)
             partial_k = np.empty(k_head.shape, dtype) if need_k else None  # one block's dK
             partial_v = np.empty(v_head.shape, dtype) if need_v else None
             for r0 in range(0, n_queries, rows):
                 r1 = min(r0 + rows, n_queries)
                 keys = min(n_keys, r1) if causal else n_keys
                 probs, d_scores, *more = scratch.views((n_h, r1 - r0, keys))  # (h, rows, keys)
-                _scores(q_head[:, r0:r1], k_head[:, :keys], r0, future, probs)
+                _scores(q_head[:, r0:r1], k_t[:, :, :keys], r0, future, probs)
                 probs -= lse[a, hs, r0:r1, None]
                 np.exp(probs, out=probs)  # P = exp(S - L)
                 if streams is not None:
@@ -288,7 +290,7 @@ class BlockedAttention(Function):
                     grad_v[a, hs, :keys] += partial_v[:, :keys]
                 if not (need_q or need_k):
                     continue
-                np.matmul(d_out[:, r0:r1], np.swapaxes(v_head[:, :keys], -1, -2), out=d_scores)  # dPd (1 - p)
+                np.matmul(d_out[:, r0:r1], v_t[:, :, :keys], out=d_scores)  # dPd (1 - p)
                 if streams is not None:
                     d_scores *= keep  # dPd * M
                 d_scores -= row_sums[:, r0:r1]  # - r
@@ -320,10 +322,18 @@ def _future_bias(rows: int, dtype) -> np.ndarray:
     return np.where(np.arange(rows)[None, :] > np.arange(rows)[:, None], -np.inf, 0.0).astype(dtype)
 
 
-def _scores(q_rows, k_rows, r0: int, future, out) -> None:
-    """out (h, rows, keys) <- q_rows (h, rows, D) @ k_rows (h, keys, D)^T, with -inf where key
+def _transposed(a: np.ndarray, dtype) -> np.ndarray:
+    """a^T over the last two axes as a C-order (..., D, T) array (astype of a transposed view
+    would keep its memory order), so that products against it are plain NN ones."""
+    result = np.empty(a.shape[:-2] + a.shape[-1:] + a.shape[-2:-1], dtype)
+    np.copyto(result, np.swapaxes(a, -1, -2))
+    return result
+
+
+def _scores(q_rows, k_t, r0: int, future, out) -> None:
+    """out (h, rows, keys) <- q_rows (h, rows, D) @ k_t (h, D, keys), with -inf where key
     j > query i when `future` (the causal bias) is given: only the keys [r0, keys) can be."""
-    np.matmul(q_rows, np.swapaxes(k_rows, -1, -2), out=out)
+    np.matmul(q_rows, k_t, out=out)
     n_rows, n_keys = out.shape[-2:]
     if future is not None and n_keys > r0 + 1:
         out[..., r0:] += future[:n_rows, :n_keys - r0]
