@@ -269,3 +269,21 @@ def test_parallel_for_sizes_covers_every_item_once_in_balanced_contiguous_runs()
         assert runs == []
     finally:
         set_threads(None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_axpby_function_computes_alpha_x_plus_beta_y_in_place(dtype):
+    function = blas.axpby_function(dtype)
+    if function is None:
+        pytest.skip("no OpenBLAS loaded in this process (NumPy built against another BLAS)")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(1001).astype(dtype), rng.standard_normal(1001).astype(dtype)
+    expected = dtype(0.25) * x + dtype(-1.5) * y
+    before = x.copy()
+    function(y.size - 1, 0.25, x.ctypes.data, -1.5, y.ctypes.data)  # all but the last element
+    np.testing.assert_allclose(y[:-1], expected[:-1], rtol=1e-6 if dtype == np.float32 else 1e-14)
+    assert y[-1] != expected[-1] and np.array_equal(x, before)  # n respected, x only read
+
+
+def test_axpby_function_is_none_for_other_dtypes():
+    assert blas.axpby_function(np.float16) is None and blas.axpby_function(np.int32) is None

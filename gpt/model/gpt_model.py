@@ -64,22 +64,23 @@ class FeedForward(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        first, activation, second = self._plain_layers() or (None, None, None)
-        if first is None:
+        plain = self._plain_layers()
+        if plain is None:
             return self.layers(x)  # module by module (hooks, replaced layers)
+        first, second = plain
         hidden = F.linear_gelu(x, first.weight, first.bias)  # (B, T, 4C) = GELU(Linear(x))
         return second(hidden)  # (B, T, C)
 
     def _plain_layers(self):
-        """The three layers when they are the book's Linear, GELU, Linear and none of them (nor
-        the Sequential) has a hook, else None."""
+        """(first Linear, second Linear) when the layers are the book's Linear, GELU, Linear and
+        none of them (nor the Sequential) has a hook, else None."""
         layers = self.layers
         if type(layers) is not nn.Sequential or len(layers) != 3 or _hooked(layers):
             return None
         first, activation, second = layers
         if (type(first) is nn.Linear and type(activation) is GELU and type(second) is nn.Linear
                 and not _hooked(first) and not _hooked(activation)):
-            return first, activation, second
+            return first, second
         return None
 
 

@@ -21,7 +21,8 @@ environment variable of its own; OpenBLAS still reads its own (OPENBLAS_NUM_THRE
 it loads.
 
     threads.py   the pool (parallel_for, parallel_for_sizes, run_parallel), available_cores(), get/set_threads
-    blas.py      OpenBLAS through ctypes: thread count, thread timeout, single_blas_thread()
+    blas.py      OpenBLAS through ctypes: thread count, thread timeout, single_blas_thread(),
+                 axpby_function() (the optimizers' one-pass y = a x + b y)
     memory.py    the allocator policy (mallopt)
 """
 from __future__ import annotations

@@ -108,7 +108,7 @@ def _head_chunks(x2, weight, bias, safe_t, counted, row_scale, row_loss=None, wa
     Each chunk goes through _Head.fused_chunk (the module docstring), or, when a row's sum of
     exponentials leaves loss.SUM_RANGE, through _Head.shifted_chunk (the textbook order).
     """
-    n_rows, width, vocab = x2.shape[0], x2.shape[1], weight.shape[0]
+    n_rows, vocab = x2.shape[0], weight.shape[0]
     dtype = np.result_type(x2, weight)
     rows = chunk_rows(n_rows, vocab, dtype.itemsize)
     parts = 1 if get_threads() <= 1 else get_threads() * PIECES_PER_THREAD

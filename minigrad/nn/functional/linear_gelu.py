@@ -17,7 +17,7 @@ import numpy as np
 
 from ...tensor import Tensor
 from . import reference as ref
-from ._util import as_float_tensor, parallel_multiply
+from ._util import parallel_multiply
 from .activation import LEAN_ABOVE_BYTES, _gelu_pass
 from .linear import Linear, check_linear_arguments, matmul_rows
 
