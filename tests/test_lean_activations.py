@@ -4,6 +4,7 @@ BOOL_MASK_ABOVE_BYTES keeps its mask as booleans (the same forward and gradients
 benchmark configs stay below both thresholds, so their training step runs as before."""
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from minigrad.nn.functional import activation
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
 
 from benchmarks.configs import CONFIGS  # noqa: E402
+
+dropout = importlib.import_module("minigrad.nn.functional.dropout")  # (F's function hides it)
 
 
 def gelu_grad(x):
@@ -56,10 +59,10 @@ def test_dropout_boolean_mask_gives_the_float_masks_numbers(monkeypatch):
     g = np.random.default_rng(3).standard_normal(x.shape).astype(np.float32)
     out, grad, saved = dropout_run(x, g)
     assert saved.dtype == np.float32  # 256 KB: below the threshold, the float mask
-    monkeypatch.setattr(activation, "BOOL_MASK_ABOVE_BYTES", 0)
+    monkeypatch.setattr(dropout, "BOOL_MASK_ABOVE_BYTES", 0)
     lean_out, lean_grad, lean_saved = dropout_run(x, g)
     assert lean_saved.dtype == np.bool_ and lean_saved.nbytes == x.size
-    multiplier = activation.dropout_multiplier(np.random.default_rng(5), x.shape, 0.3, np.float32)
+    multiplier = dropout.dropout_multiplier(np.random.default_rng(5), x.shape, 0.3, np.float32)
     for a, b in ((out, x * multiplier), (lean_out, out), (grad, g * multiplier), (lean_grad, grad)):
         np.testing.assert_array_equal(a, b)
         assert a.dtype == np.float32
@@ -67,7 +70,7 @@ def test_dropout_boolean_mask_gives_the_float_masks_numbers(monkeypatch):
 
 
 def test_dropout_boolean_mask_second_derivatives(monkeypatch):
-    monkeypatch.setattr(activation, "BOOL_MASK_ABOVE_BYTES", 0)
+    monkeypatch.setattr(dropout, "BOOL_MASK_ABOVE_BYTES", 0)
     a = mg.Tensor(np.random.default_rng(4).standard_normal((5, 6)), requires_grad=True)
 
     def fn(a):  # the same mask every call: a fresh generator of one seed
@@ -82,8 +85,8 @@ def test_benchmark_configs_stay_below_the_lean_thresholds():
     for name, spec in CONFIGS.items():
         rows = spec["batch"] * spec["context_length"]
         assert rows * 4 * spec["emb_dim"] * 4 <= activation.LEAN_ABOVE_BYTES, name
-        assert rows * spec["emb_dim"] * 4 <= activation.BOOL_MASK_ABOVE_BYTES, name
+        assert rows * spec["emb_dim"] * 4 <= dropout.BOOL_MASK_ABOVE_BYTES, name
     # and GPT-2 124M at context 1024, batch 4 (benchmarks.long_context) is above both
     rows = 4 * 1024
     assert rows * 4 * 768 * 4 > activation.LEAN_ABOVE_BYTES
-    assert rows * 768 * 4 > activation.BOOL_MASK_ABOVE_BYTES
+    assert rows * 768 * 4 > dropout.BOOL_MASK_ABOVE_BYTES

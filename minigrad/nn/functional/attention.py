@@ -41,7 +41,7 @@ How it runs (the plain version is reference.scaled_dot_product_attention):
   subtracted (the costliest pass: a reduction per row of 128-256 entries). With a mask, or
   larger scores, it is. Row sums are a product with a ones vector.
 - Dropout: M = keep / (1 - p) from 32 random bits per weight (blocked_attention.DropoutBits:
-  with a PCG64 generator, minigrad's, the bits of activation.dropout_multiplier's draw; with
+  with a PCG64 generator, minigrad's, the bits of dropout.dropout_multiplier's draw; with
   another, of a PCG64 seeded from it; the blocked kernel's mask either way), drawn item by item
   on the items' threads and compared as each block is used, so M is never written out whole.
   The 1 / (1 - p) goes into the softmax's normalisation (P' = P / (1 - p), one number per
@@ -78,7 +78,7 @@ from ...runtime.threads import get_threads
 from ...tensor import Tensor
 from ._util import as_float_tensor, parallel_for
 from . import reference as ref
-from .activation import check_probability
+from .dropout import check_probability
 from .blocked_attention import BlockedAttention, DropoutBits, as_4d, as_4d_shape, empty_output
 
 BLOCKED_ABOVE_BYTES = 64 << 20  # without attn_mask, weights larger than this: the blocked kernel

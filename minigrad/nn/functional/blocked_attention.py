@@ -75,7 +75,7 @@ def empty_output(n_seq: int, n_heads: int, n_queries: int, value_dim: int, dtype
 class DropoutBits:
     """The dropout multipliers of an (A, H, Tq, Tk) array, keep / (1 - p), drawn piece by
     piece: element e of the flat array is the e-th 32-bit half of the generator's raw 64-bit
-    draws from `state` on (activation.dropout_multiplier's layout)."""
+    draws from `state` on (dropout.dropout_multiplier's layout)."""
 
     def __init__(self, generator: np.random.Generator, shape: tuple, p: float, dtype):
         source = generator.bit_generator
