@@ -14,23 +14,27 @@ from minigrad.nn.functional.activation import dropout_multiplier
 
 
 def sequential_multiplier(generator, n: int, p: float) -> np.ndarray:
-    """The multiplier from one sequential draw of n 32-bit values (the plain formula)."""
-    bits = generator.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
-    keep = bits >= np.uint32(np.ceil(p * 2**32))
+    """The multiplier from one sequential draw of n values of 16 bits (four per raw draw) for
+    1/64 <= p <= 63/64, else of 32 bits (two per raw draw): the plain formula."""
+    bits = 16 if 1 / 64 <= p <= 63 / 64 else 32
+    kind = np.uint16 if bits == 16 else np.uint32
+    values = generator.bit_generator.random_raw(-(-n * bits // 64)).view(kind)[:n]
+    keep = values >= kind(np.ceil(p * 2**bits))
     return keep.astype(np.float32) * np.float32(1 / (1 - p))
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.PCG64DXSM])
-def test_dropout_bits_drawn_in_parallel_are_the_sequential_ones(threads, bit_generator):
+@pytest.mark.parametrize("p", [0.1, 0.001])  # 16 and 32 bits per element
+def test_dropout_bits_drawn_in_parallel_are_the_sequential_ones(threads, bit_generator, p):
     previous = runtime.get_threads()
     try:
         runtime.set_threads(threads)
         for n in (5, 65536, 262145, 300001, 1 << 20):  # below and above the parallel threshold, odd sizes
             ours, plain = (np.random.Generator(bit_generator(3)) for _ in range(2))
             ours.random(dtype=np.float32), plain.random(dtype=np.float32)  # leaves half a draw buffered
-            mask = dropout_multiplier(ours, (n,), 0.1)
-            assert np.array_equal(mask, sequential_multiplier(plain, n, 0.1)), n
+            mask = dropout_multiplier(ours, (n,), p)
+            assert np.array_equal(mask, sequential_multiplier(plain, n, p)), n
             assert ours.bit_generator.state == plain.bit_generator.state
             assert ours.random(dtype=np.float32) == plain.random(dtype=np.float32)  # the buffered half
             assert ours.random() == plain.random()

@@ -40,7 +40,7 @@ How it runs (the plain version is reference.scaled_dot_product_attention):
   query and key of a head, exp(S) can neither overflow nor vanish, so the row max is not
   subtracted (the costliest pass: a reduction per row of 128-256 entries). With a mask, or
   larger scores, it is. Row sums are a product with a ones vector.
-- Dropout: M = keep / (1 - p) from 32 random bits per weight (blocked_attention.DropoutBits:
+- Dropout: M = keep / (1 - p) from 16 (or 32) bits per weight (dropout.bit_layout; DropoutBits:
   with a PCG64 generator, minigrad's, the bits of dropout.dropout_multiplier's draw; with
   another, of a PCG64 seeded from it; the blocked kernel's mask either way), drawn item by item
   on the items' threads and compared as each block is used, so M is never written out whole.

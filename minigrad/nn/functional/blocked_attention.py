@@ -44,6 +44,7 @@ from ...autograd import Function
 from ...runtime.blas import single_blas_thread
 from . import reference as ref
 from ._util import parallel_for
+from .dropout import bit_layout
 
 QUERY_ROWS = 128  # query rows per block at most (the causal skip saves ~(1 - rows / T) / 2)
 BLOCK_SCORES = 1 << 18  # scores per block at most: 1 MB of float32, a core's L2 cache
@@ -74,20 +75,21 @@ def empty_output(n_seq: int, n_heads: int, n_queries: int, value_dim: int, dtype
 
 class DropoutBits:
     """The dropout multipliers of an (A, H, Tq, Tk) array, keep / (1 - p), drawn piece by
-    piece: element e of the flat array is the e-th 32-bit half of the generator's raw 64-bit
-    draws from `state` on (dropout.dropout_multiplier's layout)."""
+    piece: element e of the flat array is the e-th 16- or 32-bit value (`dropout.bit_layout`)
+    of the generator's raw 64-bit draws from `state` on (dropout.dropout_multiplier's layout)."""
 
     def __init__(self, generator: np.random.Generator, shape: tuple, p: float, dtype):
         source = generator.bit_generator
         if not isinstance(source, (np.random.PCG64, np.random.PCG64DXSM)):  # cannot jump ahead
             source = np.random.PCG64(int(generator.integers(0, 2**63)))
-        self.kind, self.state = type(source), source.state
-        source.advance((math.prod(shape) + 1) // 2)  # where drawing the whole mask leaves it
+        self.kind, self.threshold = bit_layout(p)  # kept where value >= threshold
+        self.per_draw = 8 // np.dtype(self.kind).itemsize  # values per raw draw
+        self.source_type, self.state = type(source), source.state
+        source.advance(-(-math.prod(shape) // self.per_draw))  # where drawing the whole mask leaves it
         after = source.state  # (advance() drops the buffered half of a 64-bit draw, which
         after["has_uint32"], after["uinteger"] = self.state["has_uint32"], self.state["uinteger"]
         source.state = after  # random_raw keeps)
         self.shape, self.dtype, self.scale = shape, dtype, 1.0 / (1.0 - p)
-        self.threshold = np.uint32(min(math.ceil(p * 2**32), 2**32 - 1))  # P(bits >= t) = 1 - p
 
     def head(self, a: int, h: int) -> "_HeadBits":
         """The bits of sequence a, head h, from its first row on."""
@@ -95,12 +97,13 @@ class DropoutBits:
         return _HeadBits(self, ((a * n_heads + h) * n_queries) * n_keys)
 
     def flat(self, first: int, count: int) -> np.ndarray:
-        """(count,) uint32: the bits of the elements [first, first + count) of the flat array."""
-        source = self.kind(0)
+        """(count,) values: the bits of the elements [first, first + count) of the flat array."""
+        source = self.source_type(0)
         source.state = self.state
-        source.advance(first // 2)  # to the draw that holds element `first` (its high half if odd)
-        odd = first % 2
-        return source.random_raw((odd + count + 1) // 2).view(np.uint32)[odd:odd + count]
+        source.advance(first // self.per_draw)  # to the draw that holds element `first`
+        skip = first % self.per_draw
+        raw = source.random_raw(-(-(skip + count) // self.per_draw))
+        return raw.view(self.kind)[skip:skip + count]
 
     def full(self) -> np.ndarray:
         """The whole (A, H, Tq, Tk) multiplier array (the reference's; the kernel never builds it)."""
@@ -117,13 +120,13 @@ class _HeadBits:
     """One head's keep/drop bits, row after row (a generator of its own, jumped to the head)."""
 
     def __init__(self, bits: DropoutBits, start: int):
-        self.bits, self.spare = bits, None
-        source = bits.kind(0)
+        self.bits, self.spare = bits, None  # spare: the unused values of the last draw
+        source = bits.source_type(0)
         source.state = bits.state
-        source.advance(start // 2)
+        source.advance(start // bits.per_draw)
         self.source = np.random.Generator(source)
-        if start % 2:  # the head starts in the high half of a draw
-            self.spare = self._raw(1).view(np.uint32)[1:]
+        if start % bits.per_draw:  # the head starts inside a draw
+            self.spare = self._raw(1).view(bits.kind)[start % bits.per_draw:]
 
     def _raw(self, n: int) -> np.ndarray:
         """The next n raw 64-bit draws: integers over the full range returns them unchanged
@@ -131,14 +134,16 @@ class _HeadBits:
         return self.source.integers(0, 2**64 - 1, size=n, dtype=np.uint64, endpoint=True)
 
     def _rows(self, n_rows: int) -> np.ndarray:
-        """(n_rows, Tk) uint32: the 32-bit values of the next n_rows rows."""
-        n_keys = self.bits.shape[-1]
-        if n_rows * n_keys == 0:
-            return np.zeros((n_rows, n_keys), np.uint32)
-        fresh = n_rows * n_keys - (0 if self.spare is None else 1)
-        raw = self._raw((fresh + 1) // 2).view(np.uint32)
-        flat = raw[:fresh] if self.spare is None else np.concatenate([self.spare, raw[:fresh]])
-        self.spare = raw[fresh:] if fresh % 2 else None  # the unused high half, for the next rows
+        """(n_rows, Tk) values: those of the next n_rows rows."""
+        n_keys, spare = self.bits.shape[-1], self.spare
+        need, have = n_rows * n_keys, 0 if self.spare is None else self.spare.size
+        if need <= have:  # (a few keys per row: the spare values are enough)
+            self.spare = spare[need:] if need < have else None
+            return spare[:need].reshape(n_rows, n_keys)
+        fresh = need - have
+        raw = self._raw(-(-fresh // self.bits.per_draw)).view(self.bits.kind)
+        flat = raw[:fresh] if spare is None else np.concatenate([spare, raw[:fresh]])
+        self.spare = raw[fresh:] if raw.size > fresh else None  # the last draw's unused values
         return flat.reshape(n_rows, n_keys)
 
     def keep(self, n_rows: int, keys: int) -> np.ndarray:
