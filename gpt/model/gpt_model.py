@@ -90,7 +90,10 @@ def _hooked(module: nn.Module) -> bool:
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm transformer block: attention and feed-forward, each with a shortcut."""
+    """Pre-norm transformer block: attention and feed-forward, each with a shortcut.
+
+    In training, with drop_shortcut the plain nn.Dropout and no hook on it, each
+    drop_shortcut(h) + shortcut runs as one node, F.dropout_add (the same numbers)."""
 
     def __init__(self, cfg: dict, dtype=np.float32, generator=None):
         super().__init__()
@@ -114,16 +117,22 @@ class TransformerBlock(nn.Module):
         shortcut = x
         x = self.norm1(x)
         x = self.att(x, kv_cache=kv_cache)  # (B, T, C)
-        x = self.drop_shortcut(x)
-        x = x + shortcut  # add the original input back
+        x = self._add_shortcut(x, shortcut)  # drop_shortcut(x) + the original input
 
         # Shortcut connection for the feed-forward block
         shortcut = x
         x = self.norm2(x)
         x = self.ff(x)  # (B, T, C)
-        x = self.drop_shortcut(x)
-        x = x + shortcut
+        x = self._add_shortcut(x, shortcut)
         return x
+
+    def _add_shortcut(self, x: Tensor, shortcut: Tensor) -> Tensor:
+        """drop_shortcut(x) + shortcut: while drop_shortcut is the plain nn.Dropout with no hook,
+        in training, one node (F.dropout_add: the same numbers and mask, no separate sum)."""
+        drop = self.drop_shortcut
+        if type(drop) is nn.Dropout and drop.training and drop.p > 0.0 and not _hooked(drop):
+            return F.dropout_add(x, shortcut, drop.p, generator=drop.generator)
+        return drop(x) + shortcut  # module by module (eval, hooks, a replaced layer)
 
 
 class _NoDraws:

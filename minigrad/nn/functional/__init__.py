@@ -4,6 +4,7 @@ graph with a hand-derived backward.
     activations   relu leaky_relu elu selu celu gelu(approximate="none"|"tanh") silu mish
                   softplus softsign hardtanh relu6 hardsigmoid hardswish logsigmoid
                   softmax log_softmax softmin (dim=)  normalize  one_hot  dropout
+                  dropout_add (dropout then a residual sum, one node)
     losses        cross_entropy (weight, ignore_index, label_smoothing, probability targets)
                   linear_cross_entropy (output head + cross-entropy, logits in row chunks)
                   nll_loss  binary_cross_entropy(_with_logits)  mse_loss l1_loss
@@ -24,6 +25,7 @@ from .activation import dropout, gelu, log_softmax, relu, softmax, softmin
 from .attention import causal_lower_right, scaled_dot_product_attention
 from .batch_norm import batch_norm, group_norm
 from .conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from .dropout import dropout_add
 from .embedding import embedding
 from .interpolate import adaptive_avg_pool1d, adaptive_avg_pool2d, interpolate
 from .linear import linear
@@ -43,7 +45,7 @@ from .pointwise_loss import (binary_cross_entropy, binary_cross_entropy_with_log
 __all__ = [
     "softmax", "log_softmax", "softmin", "gelu", "relu", "leaky_relu", "elu", "selu", "celu",
     "silu", "mish", "softplus", "softsign", "hardtanh", "relu6", "hardsigmoid", "hardswish",
-    "logsigmoid", "normalize", "one_hot", "dropout",
+    "logsigmoid", "normalize", "one_hot", "dropout", "dropout_add",
     "cross_entropy", "linear_cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
     "layer_norm", "embedding", "linear", "linear_gelu", "scaled_dot_product_attention", "causal_lower_right",

@@ -108,11 +108,13 @@ def _draw_in_parallel(bit_generator, n: int, kind, fill) -> None:
     bit_generator.state = after
 
 
-class Dropout(Function):
-    # y = x * m,  m = keep / (1 - p) with keep ~ Bernoulli(1 - p)  =>  dL/dx = g * m
-    # (a mask above BOOL_MASK_ABOVE_BYTES is saved as booleans, a quarter of a float32 mask;
-    # below, the float mask, whose product in backward is ~2.5x faster per element)
-    def forward(self, x, p, generator):
+class _MaskedOp(Function):
+    """What Dropout and DropoutAdd share: the multiplier m kept for backward, and g * m."""
+
+    def draw(self, x, p, generator) -> np.ndarray:
+        """The multiplier m for x (x's shape; x's float dtype, else float32), saved for backward:
+        as floats, or above BOOL_MASK_ABOVE_BYTES as booleans (a quarter of a float32 mask;
+        the float mask's product in backward is ~2.5x faster per element)."""
         mask_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
         mask = dropout_multiplier(generator, x.shape, p, mask_dtype)
         if self.requires_grad:
@@ -120,7 +122,7 @@ class Dropout(Function):
                 self.mask, self.keep, self.scale = None, _nonzero(mask), 1.0 / (1.0 - p)
             else:
                 self.mask = mask
-        return parallel_multiply(x, mask).astype(x.dtype, copy=False)
+        return mask
 
     def multiplier(self) -> np.ndarray:
         """The saved mask m as floats (rebuilt from the booleans when those were kept)."""
@@ -128,13 +130,57 @@ class Dropout(Function):
             return self.mask
         return self.keep.astype(self.parents[0].dtype) * self.scale  # float32 stays float32
 
-    def backward(self, g):
+    def times_mask(self, g: np.ndarray) -> np.ndarray:
+        """g * m (a fresh array)."""
         if self.mask is not None:
             return parallel_multiply(g, self.mask)
         return _masked_scale(g, self.keep, self.scale)  # the same products: keep * scale = m
 
+
+class Dropout(_MaskedOp):
+    # y = x * m,  m = keep / (1 - p) with keep ~ Bernoulli(1 - p)  =>  dL/dx = g * m
+    def forward(self, x, p, generator):
+        return parallel_multiply(x, self.draw(x, p, generator)).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        return self.times_mask(g)
+
     def backward_graph(self, g):
         return ref.dropout(g, self.multiplier())  # linear in x: the same saved multiplier
+
+
+def dropout_add_reference(x: Tensor, residual: Tensor, multiplier) -> Tensor:
+    """x * multiplier + residual in primitive ops (x, residual, multiplier of one shape)."""
+    return ref.dropout(x, multiplier) + residual
+
+
+class DropoutAdd(_MaskedOp):
+    # y = x * m + r  =>  dL/dx = g * m,  dL/dr = g   (the plain version: dropout_add_reference)
+    def forward(self, x, residual, p, generator):
+        return _product_plus(x, self.draw(x, p, generator), residual)
+
+    def backward(self, g):
+        need_x, need_r = self.needs_input_grad
+        return self.times_mask(g) if need_x else None, g if need_r else None
+
+    def backward_graph(self, g):
+        need_x, need_r = self.needs_input_grad  # linear in x and r: the same saved multiplier
+        return ref.dropout(g, self.multiplier()) if need_x else None, g if need_r else None
+
+
+def _product_plus(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """a * b + c for three arrays of one shape and dtype, over threads (a fresh array): two
+    NumPy calls per thread's range, the product rounded before the sum, as a * b, then + c."""
+    a, b, c = (np.asarray(t, order="C") for t in (a, b, c))
+    out = np.empty(a.shape, dtype=a.dtype)
+    fa, fb, fc, fo = (t.reshape(-1) for t in (a, b, c, out))
+
+    def run(lo, hi):
+        np.multiply(fa[lo:hi], fb[lo:hi], out=fo[lo:hi])
+        np.add(fo[lo:hi], fc[lo:hi], out=fo[lo:hi])
+
+    parallel_for(fo.size, run, PARALLEL_MIN_ELEMENTS)
+    return out
 
 
 def _nonzero(a: np.ndarray) -> np.ndarray:
@@ -181,3 +227,17 @@ def dropout(x, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
     if not training or p == 0.0:
         return x
     return Dropout.apply(x, p=p, generator=generator or default_generator())
+
+
+def dropout_add(x, residual, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """dropout(x, p, training, generator) + residual as one node (not in PyTorch): the same
+    numbers and the same mask from the same generator state, without the sum's node and pass
+    (a transformer block's shortcut, x = shortcut + dropout(h)). x and residual of one shape
+    and float dtype; otherwise, and when not training or p == 0, the two ops. Reference:
+    `dropout_add_reference`."""
+    p = check_probability(p, "dropout_add")
+    x, residual = as_float_tensor(x, "dropout_add"), as_float_tensor(residual, "dropout_add", "residual")
+    if (not training or p == 0.0 or x.shape != residual.shape or x.dtype != residual.dtype
+            or x.dtype not in (np.float32, np.float64)):
+        return dropout(x, p, training, generator) + residual
+    return DropoutAdd.apply(x, residual, p=p, generator=generator or default_generator())
