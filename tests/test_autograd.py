@@ -142,6 +142,47 @@ def test_grad_mode_is_per_thread():
     assert seen == [True]
 
 
+def test_no_grad_in_another_thread_leaves_this_thread_recording():
+    x = Tensor(np.ones(2), requires_grad=True)
+    inside, outside = threading.Event(), threading.Event()
+    seen = []
+
+    def worker():
+        with no_grad():
+            inside.set()
+            outside.wait()  # the main thread records an op while this one is in no_grad
+            seen.append((x * 2.0).requires_grad)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    inside.wait()
+    assert (x * 2.0).requires_grad and mg.is_grad_enabled()
+    outside.set()
+    thread.join()
+    assert seen == [False] and mg.is_grad_enabled()
+
+
+def test_topological_order_puts_every_tensor_after_its_parents():
+    from minigrad.autograd.engine import _topological_order
+    a, b = Tensor(np.ones(2), requires_grad=True), Tensor(np.ones(2), requires_grad=True)
+    constant = Tensor(np.ones(2))
+    shared = a * b
+    out = (shared + a) * (shared - constant)
+    order = _topological_order([out])
+    position = {id(t): i for i, t in enumerate(order)}
+    assert len(order) == len(position) == 6  # a, b, shared, shared + a, shared - constant, out
+    assert id(constant) not in position  # needs no gradient: never visited
+    for tensor in order:
+        for parent in (tensor._ctx.parents if tensor._ctx is not None else ()):
+            if parent.requires_grad:
+                assert position[id(parent)] < position[id(tensor)]
+    assert order[-1] is out
+    # stopping at `shared` (a partial derivative): its parents are not visited
+    stopped = _topological_order([out], stop={id(shared)})
+    assert {id(t) for t in stopped} == {id(a), id(shared), id(out)} | {id(out._ctx.parents[0]), id(out._ctx.parents[1])}
+    assert id(b) not in {id(t) for t in stopped}
+
+
 # --------------------------------------------------------------------- graph release
 def test_graph_is_released_after_backward():
     x = Tensor(np.ones((4, 4)), requires_grad=True)
@@ -237,6 +278,26 @@ class WrongShape(Function):
 
     def backward(self, g):
         return np.ones(3)
+
+
+class Float64Grad(Function):
+    # d(sum a)/da = 1, returned as a float64 array (and as a NumPy scalar for 0-d inputs)
+    def forward(self, a):
+        return a.sum()
+
+    def backward(self, g):
+        ones = np.ones(self.parents[0].shape, dtype=np.float64)
+        return ones if ones.ndim else np.float64(1.0)
+
+
+def test_engine_casts_a_gradient_to_its_inputs_dtype():
+    x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    Float64Grad.apply(x).backward()
+    assert x.grad.dtype == np.float32 and x.grad.shape == (2, 3)
+    np.testing.assert_array_equal(x.grad, np.ones((2, 3)))
+    scalar = Tensor(np.float32(2.0), requires_grad=True)
+    Float64Grad.apply(scalar).backward()  # a NumPy scalar becomes a 0-d array
+    assert isinstance(scalar.grad, np.ndarray) and scalar.grad.dtype == np.float32 and scalar.grad == 1.0
 
 
 class TooManyGrads(Function):

@@ -65,6 +65,26 @@ def test_transpose_rejects_non_permutations(axes):
         x.transpose(*axes)
 
 
+@pytest.mark.parametrize("axes", [(0.0, 1, 2), (True, 0, 2), ("0", 1, 2)])
+def test_transpose_rejects_axes_that_are_not_ints(axes):
+    with pytest.raises(TypeError, match=r"transpose: axes must be ints"):
+        Tensor(np.ones((2, 3, 4))).transpose(*axes)
+
+
+def test_transpose_backward_uses_the_inverse_permutation():
+    import itertools
+    from minigrad.ops.shape import inverse_permutation
+    rng = np.random.default_rng(0)
+    for axes in itertools.permutations(range(4)):
+        assert inverse_permutation(axes) == tuple(int(i) for i in np.argsort(axes))
+        x = Tensor(rng.standard_normal((2, 3, 4, 5)), requires_grad=True)
+        out = x.permute(*(axis - 4 for axis in axes))  # negative axes too
+        g = rng.standard_normal(out.shape)
+        out.backward(g)
+        np.testing.assert_array_equal(x.grad, g.transpose(np.argsort(axes)))
+        assert x.grad.shape == x.shape
+
+
 def test_swapaxes_out_of_range():
     with pytest.raises(ValueError, match=r"swapaxes: axis 2 is out of range for a tensor of shape \(2, 3\)"):
         Tensor(np.ones((2, 3))).swapaxes(0, 2)

@@ -103,14 +103,16 @@ def _topological_order(roots, stop=frozenset()) -> list:
         if key in visited:
             continue
         visited.add(key)
-        stack.append((tensor, True))
         ctx = tensor._ctx
-        if ctx is not None and (not stop or key not in stop):
-            if ctx.parents is None:
-                raise _freed_graph_error(ctx)
-            for parent in ctx.parents:
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
+        if ctx is None or (stop and key in stop):
+            order.append(tensor)  # nothing to expand: it can go in at once
+            continue
+        if ctx.parents is None:
+            raise _freed_graph_error(ctx)
+        stack.append((tensor, True))
+        for parent in ctx.parents:
+            if parent._requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
     return order
 
 
@@ -261,13 +263,15 @@ def _send_to_parents(ctx, parent_grads, pending, grad_out, create_graph: bool) -
         return
     in_use = None  # memory the returned arrays must not be written through (found when needed)
     for parent, pg in zip(ctx.parents, parent_grads):
-        if pg is None or not parent.requires_grad:
+        if pg is None or not parent._requires_grad:
             continue
-        pg = np.asarray(pg)
-        if pg.shape != parent.data.shape:
-            _check_shape(ctx, pg.shape, parent.data.shape)  # raises
-        if pg.dtype != parent.data.dtype:
-            pg, private = pg.astype(parent.dtype), True  # a new array
+        if type(pg) is not np.ndarray:
+            pg = np.asarray(pg)
+        data = parent.data
+        if pg.shape != data.shape:
+            _check_shape(ctx, pg.shape, data.shape)  # raises
+        if pg.dtype is not data.dtype and pg.dtype != data.dtype:  # (same dtypes: one object)
+            pg, private = pg.astype(data.dtype), True  # a new array
         elif parent._ctx is None or id(parent) in pending:  # to become .grad, or to be added to
             if in_use is None:
                 in_use = _memory_in_use(ctx, grad_out, parent_grads)
@@ -293,19 +297,20 @@ def _memory_in_use(ctx, grad_out, parent_grads) -> tuple[set, dict]:
     """The arrays owning memory that a node's returned gradient must not be written through:
     (ids of the owners of the incoming gradient, the parents' data and every array saved on
     the node, {owner id: how many of the returned gradients use it})."""
+    ndarray = np.ndarray
     owners = {id(_owner(grad_out))}
     for parent in ctx.parents:
         owners.add(id(_owner(parent.data)))
     for key, value in ctx.__dict__.items():
-        if isinstance(value, np.ndarray):
+        if isinstance(value, ndarray):
             owners.add(id(_owner(value)))
         elif isinstance(value, (tuple, list)) and key not in _NOT_SAVED:
             for item in value:
-                if isinstance(item, np.ndarray):
+                if isinstance(item, ndarray):
                     owners.add(id(_owner(item)))
     shared = {}
     for g in parent_grads:
-        if isinstance(g, np.ndarray):  # (a NumPy scalar becomes a new array of its own)
+        if isinstance(g, ndarray):  # (a NumPy scalar becomes a new array of its own)
             key = id(_owner(g))
             shared[key] = shared.get(key, 0) + 1
     return owners, shared

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import gradients
 from .anomaly import node_annotators
-from .grad_mode import enable_grad, is_grad_enabled, no_grad
+from .grad_mode import enable_grad, grad_state, is_grad_enabled, no_grad
 from .saved import SavedArrays
 
 
@@ -135,19 +135,26 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options):
-        parents = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        # (the hot path of every op: plain loops and slot reads, no generators or properties)
+        parents = inputs
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                parents = tuple([x if isinstance(x, Tensor) else Tensor(x) for x in inputs])
+                break
         ctx = cls()
         ctx.parents = parents
         ctx.options = options
-        ctx.needs_input_grad = tuple(p.requires_grad for p in parents)
-        ctx.requires_grad = is_grad_enabled() and any(ctx.needs_input_grad)
-        out = Tensor._wrap(ctx.forward(*(p.data for p in parents), **options), False)
+        ctx.needs_input_grad = needs = tuple([p._requires_grad for p in parents])
+        ctx.requires_grad = requires_grad = grad_state.grad_enabled and True in needs
+        arrays = [p.data for p in parents]
+        out = Tensor._wrap(ctx.forward(*arrays, **options), False)
         # only floating outputs are differentiable (a cast to int, a comparison: no graph)
-        if ctx.requires_grad and out.data.dtype.kind == "f":
+        if requires_grad and out.data.dtype.kind == "f":
             out._requires_grad = True
             out._ctx = ctx
             # what backward reads must not change before it runs: read-only while ctx lives
-            ctx.saved_arrays = SavedArrays([p.data for p in parents] + [out.data], cls)
+            arrays.append(out.data)
+            ctx.saved_arrays = SavedArrays(arrays, cls)
             if node_annotators:  # only under detect_anomaly() or viz.record_modules()
                 for annotate in node_annotators:
                     annotate(ctx)

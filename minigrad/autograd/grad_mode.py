@@ -5,12 +5,22 @@ from __future__ import annotations
 import contextlib
 import threading
 
-_state = threading.local()
+
+
+class _GradState(threading.local):
+    """Per thread; the class attribute is every thread's starting value (on), so reading it
+    is one attribute lookup (Function.apply reads `grad_state.grad_enabled` for each op)."""
+
+    grad_enabled = True
+
+
+grad_state = _GradState()
+_state = grad_state
 
 
 def is_grad_enabled() -> bool:
     """True unless inside `no_grad()` (or an ordinary backward pass)."""
-    return getattr(_state, "grad_enabled", True)
+    return _state.grad_enabled
 
 
 def set_grad_enabled(enabled: bool) -> bool:

@@ -61,13 +61,15 @@ class SavedArrays:
 
     def __init__(self, arrays, op):
         held = []
+        locked = _locked
         for array in arrays:
-            entry = _locked.get(id(array))
+            key = id(array)
+            entry = locked.get(key)
             if entry is not None:
                 entry[1] += 1
             elif array.flags.writeable:
                 array.setflags(write=False)  # (setflags: cheaper than flags.writeable = ...)
-                _locked[id(array)] = [array, 1, op]
+                locked[key] = [array, 1, op]
             else:
                 continue  # read-only already (a broadcast view, a read-only buffer)
             held.append(array)
@@ -79,11 +81,13 @@ class SavedArrays:
     def __del__(self):
         try:
             for array in self.arrays:
-                entry = _locked[id(array)]
+                key = id(array)
+                entry = _locked[key]
                 entry[1] -= 1
                 if entry[1] == 0:
-                    del _locked[id(array)]
-                    changed.pop(id(array), None)
+                    del _locked[key]
+                    if changed:
+                        changed.pop(key, None)
                     _make_writeable(array)
         except (KeyError, TypeError):  # interpreter shutdown: module globals already gone
             pass

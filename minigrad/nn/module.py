@@ -147,11 +147,13 @@ class Module(HooksMixin, StateDictMixin):
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str):
-        # only called when normal lookup fails: look in the registries
+        # only called when normal lookup fails: look in the registries (a name is in at most
+        # one; each model forward comes here for every submodule and parameter it reads)
         registries = self.__dict__
         for registry in ("_parameters", "_buffers", "_modules"):
-            if registry in registries and name in registries[registry]:
-                return registries[registry][name]
+            entries = registries.get(registry)
+            if entries is not None and name in entries:
+                return entries[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:

@@ -227,10 +227,11 @@ class ShapeMethods:
 
     def swapaxes(self, dim0, dim1):
         """Exchange two axes (negative allowed). d/dself = g with the axes swapped back."""
+        ndim = self.data.ndim
         for dim in (dim0, dim1):
-            if not isinstance(dim, (int, np.integer)) or not -self.ndim <= dim < self.ndim:
+            if not isinstance(dim, (int, np.integer)) or not -ndim <= dim < ndim:
                 raise DimError(f"swapaxes: axis {dim!r} is out of range for a tensor of shape {self.shape}")
-        axes = list(range(self.ndim))
+        axes = list(range(ndim))
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return Transpose.apply(self, axes=tuple(axes))
 

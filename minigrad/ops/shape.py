@@ -41,10 +41,19 @@ class Transpose(Function):
         return a.transpose(self.axes)
 
     def backward(self, g):
-        return g.transpose(np.argsort(self.axes))
+        return g.transpose(inverse_permutation(self.axes))
 
     def backward_graph(self, g):
-        return Transpose.apply(g, axes=tuple(int(ax) for ax in np.argsort(self.axes)))
+        return Transpose.apply(g, axes=inverse_permutation(self.axes))
+
+
+def inverse_permutation(axes: tuple) -> tuple:
+    """argsort of a permutation, in plain Python (np.argsort costs more for a few axes):
+    out[axes[i]] = i."""
+    inverse = [0] * len(axes)
+    for position, axis in enumerate(axes):
+        inverse[axis] = position
+    return tuple(inverse)
 
 
 def check_permutation(op: str, axes, shape: tuple) -> tuple:
@@ -52,12 +61,14 @@ def check_permutation(op: str, axes, shape: tuple) -> tuple:
     permutation of the axes of `shape` (NumPy's `transpose(*axes)` meaning, not PyTorch's
     two-axis swap: use `swapaxes(i, j)` for that)."""
     ndim = len(shape)
-    if not all(isinstance(ax, (int, np.integer)) and not isinstance(ax, bool) for ax in axes):
-        raise TypeError(f"{op}: axes must be ints, got {tuple(axes)}")
-    if len(axes) != ndim or any(not -ndim <= ax < ndim for ax in axes) or \
-            sorted(int(ax) % ndim for ax in axes) != list(range(ndim)):
+    normalized = []
+    for ax in axes:
+        if not isinstance(ax, (int, np.integer)) or isinstance(ax, bool):
+            raise TypeError(f"{op}: axes must be ints, got {tuple(axes)}")
+        normalized.append(int(ax) % ndim if -ndim <= ax < ndim else -1)  # -1: out of range
+    if len(normalized) != ndim or sorted(normalized) != list(range(ndim)):
         raise ValueError(f"{op}: axes {tuple(axes)} are not a permutation of the {ndim} axes of {tuple(shape)}")
-    return tuple(int(ax) % ndim for ax in axes)
+    return tuple(normalized)
 
 
 def _index_part(part):
