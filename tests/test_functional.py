@@ -350,6 +350,24 @@ def test_layer_norm_float32_constant_rows_and_large():
     assert np.all(np.isfinite(t.grad[0]))
 
 
+@pytest.mark.parametrize("frozen", ["x", "weight", "bias"])
+def test_layer_norm_gradients_with_one_input_frozen(frozen):
+    # backward computes only the gradients asked for: the frozen input gets none, the others
+    # are the reference's
+    rng = np.random.default_rng(3)
+    arrays = {"x": rng.standard_normal((7, 5)), "weight": rng.standard_normal(5), "bias": rng.standard_normal(5)}
+    g = rng.standard_normal((7, 5))
+    fast = {k: mg.Tensor(v, requires_grad=k != frozen) for k, v in arrays.items()}
+    slow = {k: mg.Tensor(v, requires_grad=k != frozen) for k, v in arrays.items()}
+    F.layer_norm(fast["x"], (5,), fast["weight"], fast["bias"]).backward(g)
+    F.reference.layer_norm(slow["x"], slow["weight"], slow["bias"], 1e-5).backward(mg.Tensor(g))
+    for name in arrays:
+        if name == frozen:
+            assert fast[name].grad is None
+        else:
+            np.testing.assert_allclose(fast[name].grad, slow[name].grad, rtol=1e-10, atol=1e-12)
+
+
 def test_layer_norm_one_node_with_three_parents():
     x, w, b = leaf(np.ones((2, 3))), leaf(np.ones(3)), leaf(np.zeros(3))
     out = F.layer_norm(x, w, b)  # the older call, weight in second place

@@ -86,6 +86,29 @@ def test_cross_entropy_without_the_max_shift_matches_the_shifted_formula(scale):
     np.testing.assert_allclose(x.grad, expected_grad, rtol=1e-4, atol=1e-9)
 
 
+def test_layer_norm_on_two_threads_gives_the_same_bits_every_run():
+    # each thread sums its own blocks of rows; the blocks' partial sums are added in row order
+    # afterwards, so thread timing never changes the weight and bias gradients
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2048, 320)).astype(np.float32)  # above the two-thread size
+    weight, bias = (rng.standard_normal(320).astype(np.float32) for _ in range(2))
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    previous = runtime.get_threads()
+    runs = []
+    try:
+        runtime.set_threads(2)
+        for _ in range(3):
+            xt, wt, bt = (Tensor(a, requires_grad=True) for a in (x, weight, bias))
+            y = F.layer_norm(xt, (320,), wt, bt)
+            y.backward(g)
+            runs.append((y.data, xt.grad, wt.grad, bt.grad))
+    finally:
+        runtime.set_threads(previous)
+    for run in runs[1:]:
+        for first, again in zip(runs[0], run):
+            np.testing.assert_array_equal(again, first)
+
+
 def test_cross_entropy_of_nan_and_infinite_logits_as_before():
     logits = np.zeros((3, 4), np.float32)
     logits[0, 1] = np.nan

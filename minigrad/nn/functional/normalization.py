@@ -7,10 +7,13 @@ One node computes y and, in backward, the gradients of x, weight and bias togeth
 formula in five plain ops is `reference.layer_norm` (reference.py): read that first; the
 per-thread partial sums below are only about speed.
 
-Speed: every sum is an `np.einsum` ("ij->i" for a row sum, "ij,ij->i" for a row dot,
-"ij,ij->j" for a column dot): NumPy's `sum(axis=1)` over rows of 128-768 values costs 2-3x
-einsum's (measured on the benchmark machine, one thread: 20 vs 7 microseconds per 64K
-float32 at 128 columns), and the column dot needs no (rows, C) temporary.
+Speed: each call does its rows in blocks of PASS_ELEMENTS, each block a few NumPy calls over the
+whole block (9 forward, 10 backward), and every sum over a row or a column is a BLAS
+matrix-vector product (`x @ v`, `ones @ g`: one gemv, 2-4x faster than `sum(axis=...)` or
+`np.einsum` at these shapes) except the forward's sum of squares (`np.einsum("ij,ij->i")`).
+Backward first forms p = g xhat; the four sums it needs are then gemvs of g or p (see the
+comment in LayerNorm). With several threads, each takes one contiguous range of rows; the
+weight and bias gradients are the sums of per-block partial sums, added in row order.
 """
 from __future__ import annotations
 
@@ -21,14 +24,32 @@ import numpy as np
 from ...autograd import Function
 from ...tensor import Tensor
 from . import reference as ref
-from ._util import (PARALLEL_MIN_ELEMENTS, as_float_tensor, block_rows, for_row_blocks,
-                    parallel_for)
+from ._util import PARALLEL_MIN_ELEMENTS, as_float_tensor, parallel_for
+
+# elements per block of rows (1 MB of float32): one NumPy call each. Measured in a bench-tiny
+# step (2048 x 128, alternated with 64K-element blocks, 1 thread): layer norm 10.3 vs 11.2 ms.
+# Each of its gemvs is below the size (~400K elements) at which OpenBLAS splits a gemv over its
+# own threads.
+PASS_ELEMENTS = 1 << 18
+THREAD_MIN_ELEMENTS = PARALLEL_MIN_ELEMENTS  # rows per thread: at least this many elements
+
+
+def _pass_rows(width: int) -> int:
+    """Rows per block for rows of `width` elements."""
+    return max(1, PASS_ELEMENTS // max(1, width))
+
+
+def _min_rows_per_thread(width: int) -> int:
+    return max(1, THREAD_MIN_ELEMENTS // max(1, width))
 
 
 class LayerNorm(Function):
     # With gh = g * weight and r = 1 / sqrt(var + eps), the row-wise Jacobian of xhat gives
     #   dL/dx = r (gh - mean(gh) - xhat mean(gh xhat)),  dL/dweight = sum_rows g xhat,
     #   dL/dbias = sum_rows g
+    # and since gh xhat = (g xhat) * weight, every sum is a matrix-vector product of g or of
+    # p = g xhat: mean(gh) = g (weight / C), mean(gh xhat) = p (weight / C), and the two column
+    # sums are ones^T p and ones^T g.
     @staticmethod
     def reference(x, *params, eps=1e-5, has_weight=True, has_bias=True):
         weight = params[0] if has_weight else None
@@ -46,27 +67,30 @@ class LayerNorm(Function):
         xhat = np.empty(x2.shape, dtype=dtype)  # (N, C)
         rstd = np.empty((x2.shape[0], 1), dtype=dtype)  # (N, 1)
         y = np.empty(x2.shape, dtype=dtype) if (has_weight or has_bias) else xhat
+        mean_of = np.full(width, 1 / max(width, 1), dtype=x2.dtype)  # (C,): x @ mean_of = row means
+        rows = _pass_rows(width)
 
-        def block(lo, hi):
-            xs, xh, r = x2[lo:hi], xhat[lo:hi], rstd[lo:hi]
-            mean = np.einsum("ij->i", xs)[:, None] / width  # (rows, 1)
-            np.subtract(xs, mean, out=xh)  # x - mean
-            np.einsum("ij,ij->i", xh, xh, out=r[:, 0])  # sum of squared deviations
-            r /= width
-            r += eps
-            np.sqrt(r, out=r)
-            np.reciprocal(r, out=r)  # 1 / sqrt(var + eps)
-            xh *= r
-            if weight is not None:
-                np.multiply(xh, weight, out=y[lo:hi])
-            if bias is not None:
-                if weight is None:
-                    np.add(xh, bias, out=y[lo:hi])
-                else:
-                    y[lo:hi] += bias
+        def run(lo, hi):
+            for start in range(lo, hi, rows):
+                stop = min(start + rows, hi)
+                xs, xh, r = x2[start:stop], xhat[start:stop], rstd[start:stop]
+                mean = np.matmul(xs, mean_of)[:, None]  # (rows, 1)
+                np.subtract(xs, mean, out=xh)  # x - mean
+                np.einsum("ij,ij->i", xh, xh, out=r[:, 0])  # C var: sum of squared deviations
+                r += width * eps
+                np.sqrt(r, out=r)
+                np.divide(math.sqrt(width), r, out=r)  # sqrt(C / (C var + C eps)) = 1 / sqrt(var + eps)
+                xh *= r
+                if weight is not None:
+                    np.multiply(xh, weight, out=y[start:stop])
+                if bias is not None:
+                    if weight is None:
+                        np.add(xh, bias, out=y[start:stop])
+                    else:
+                        y[start:stop] += bias
 
         if x2.size:
-            for_row_blocks(x2.shape[0], width, block)
+            parallel_for(x2.shape[0], run, _min_rows_per_thread(width))
         if self.requires_grad:
             self.xhat, self.rstd, self.weight = xhat, rstd, weight
         return y.reshape(x.shape)
@@ -75,44 +99,49 @@ class LayerNorm(Function):
         xhat, rstd, weight = self.xhat, self.rstd, self.weight
         n_rows, width = xhat.shape
         g2 = np.ascontiguousarray(g).reshape(n_rows, width)  # (N, C)
-        need_x = self.needs_input_grad[0]
+        need = self.needs_input_grad  # (x, weight if given, bias if given)
+        need_x = need[0]
+        need_w = self.has_weight and need[1]
+        need_b = self.has_bias and need[1 + self.has_weight]
         gx = np.empty_like(xhat) if need_x else None
-        rows = block_rows(width)
-        partials = {}  # first row of a thread's range -> its (sum of g xhat, sum of g), (C,) each
-        inv_width = 1.0 / max(width, 1)  # (rows of width 0 have nothing to average)
+        rows = _pass_rows(width)
+        # weight / C (ones / C without a weight): g @ row_mean = mean(gh), p @ row_mean = mean(gh xhat)
+        row_mean = (weight if weight is not None else np.ones(width, xhat.dtype)) / max(width, 1)  # (C,)
+        ones = np.ones(min(rows, n_rows), dtype=xhat.dtype)  # (rows,): ones @ g = the column sums
+        partials = {}  # first row of a block -> its (sum of g xhat, sum of g), (C,) each
 
         def run(lo, hi):
-            tmp = np.empty((min(rows, hi - lo), width), dtype=xhat.dtype) if gx is not None else None
-            sum_w = np.zeros(width, dtype=xhat.dtype) if self.has_weight else None
-            sum_b = np.zeros(width, dtype=xhat.dtype) if self.has_bias else None
+            p_block = (np.empty((min(rows, hi - lo), width), dtype=np.result_type(g2, xhat))
+                       if need_w or need_x else None)  # (rows, C)
             for start in range(lo, hi, rows):
                 stop = min(start + rows, hi)
-                gs, xh = g2[start:stop], xhat[start:stop]
-                if sum_b is not None:
-                    sum_b += gs.sum(axis=0)
-                if sum_w is not None:
-                    sum_w += np.einsum("ij,ij->j", gs, xh)  # sum over rows of g xhat
+                gs, xh, ones_b = g2[start:stop], xhat[start:stop], ones[: stop - start]
+                p = np.multiply(gs, xh, out=p_block[: stop - start]) if p_block is not None else None  # g xhat
+                partials[start] = (ones_b @ p if need_w else None, ones_b @ gs if need_b else None)
                 if gx is None:
                     continue
-                t = tmp[: stop - start]
-                gh = np.multiply(gs, weight, out=t) if weight is not None else gs  # dL/dxhat
-                mean_gh = np.einsum("ij->i", gh)[:, None] * inv_width  # (rows, 1)
-                mean_ghx = np.einsum("ij,ij->i", gh, xh)[:, None] * inv_width  # (rows, 1)
+                mean_gh = np.matmul(gs, row_mean)[:, None]  # (rows, 1)
+                mean_ghx = np.matmul(p, row_mean)[:, None]  # (rows, 1)
                 d = gx[start:stop]
-                np.multiply(xh, mean_ghx, out=d)
-                np.subtract(gh, d, out=d)
+                np.multiply(xh, mean_ghx, out=p)  # (p is done with: reused)
+                if weight is not None:
+                    np.multiply(gs, weight, out=d)  # gh
+                    d -= p
+                else:
+                    np.subtract(gs, p, out=d)
                 d -= mean_gh
                 d *= rstd[start:stop]
-            partials[lo] = (sum_w, sum_b)
 
-        parallel_for(n_rows, run, max(rows, PARALLEL_MIN_ELEMENTS // max(1, width)))
+        parallel_for(n_rows, run, _min_rows_per_thread(width))
         grads = [gx.reshape(self.x_shape) if need_x else None]
-        ordered = [partials[lo] for lo in sorted(partials)]  # fixed order: same sums every run
-        for which, present in enumerate((self.has_weight, self.has_bias)):
-            if present:
+        ordered = [partials[start] for start in sorted(partials)]  # fixed order: same sums every run
+        for which, (present, needed) in enumerate(((self.has_weight, need_w), (self.has_bias, need_b))):
+            if present and not needed:
+                grads.append(None)
+            elif present:
                 parts = [p[which] for p in ordered]
-                grads.append(parts[0] if len(parts) == 1 else
-                             np.sum(parts, axis=0) if parts else np.zeros(width, xhat.dtype))
+                grads.append(parts[0].astype(xhat.dtype, copy=False) if len(parts) == 1 else
+                             np.sum(parts, axis=0, dtype=xhat.dtype) if parts else np.zeros(width, xhat.dtype))
         return tuple(grads)
 
 
