@@ -8,8 +8,8 @@ The multiplier m = keep / (1 - p) is drawn from the generator's raw 64-bit draws
 How many random bits per element (`bit_layout`): drawing is most of dropout's time, so an
 element gets 16 bits (four per 64-bit draw) where that is fine enough: it is dropped where
 its bits are below ceil(p 2^16), that is with probability p rounded up to a multiple of
-2^-16 (0.1 -> 0.1000061), within 1.6e-5 of p. PyTorch documents only "probability p" (its
-CPU kernel compares a float32 uniform with p, a resolution of 2^-24); to keep both p and 1 - p
+2^-16 (0.1 -> 0.1000061), within 1.6e-5 of p. PyTorch documents "probability p" and no
+resolution (a uniform float32 compared with p would have 2^-24); to keep both p and 1 - p
 within 2^-10 of themselves relatively, 16 bits are used for 2^-6 <= p <= 1 - 2^-6 and for
 multiples of 2^-16 (0.25, 0.5, ...), 32 bits (resolution 2^-32) for the other p. The scale
 stays 1 / (1 - p) exactly, as documented.
