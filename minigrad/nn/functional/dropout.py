@@ -39,7 +39,7 @@ _SEEKABLE = (np.random.PCG64, np.random.PCG64DXSM)  # advance(k) skips exactly k
 
 def bit_layout(p: float) -> tuple[type, np.unsignedinteger]:
     """(np.uint16 or np.uint32, threshold): the unsigned type of one element's random value,
-    taken in order from the generator's raw 64-bit draws (4 or 2 per draw, low bits first),
+    taken in order from the generator's raw 64-bit draws (4 or 2 per draw, in memory order),
     and the threshold t of that type: the element is kept where value >= t, with probability
     1 - t / 2^bits, t = ceil(p 2^bits). 16 bits for p in COARSE_P_RANGE or a multiple of
     2^-16, else 32 (module docstring)."""
@@ -53,10 +53,10 @@ def dropout_multiplier(generator, shape, p: float, dtype=np.float32) -> np.ndarr
     """keep / (1 - p) with keep ~ Bernoulli(1 - p) independently per element, as `dtype`.
 
     Each element compares 16 or 32 random bits with a threshold (`bit_layout`: p rounded up
-    to a multiple of 2^-16 or 2^-32; the raw draws are four to eight times as fast as
-    generator.random). The same generator state gives the same mask, whatever the number of
-    threads: with PCG64 (minigrad's generator) the bits are drawn on all threads (see
-    `_draw_in_parallel`), the same bits as one sequential draw.
+    to a multiple of 2^-16 or 2^-32; four or two elements per raw draw, where generator.random
+    takes a draw per element). The same generator state gives the same mask, whatever the
+    number of threads: with PCG64 (minigrad's generator) the bits are drawn on all threads
+    (see `_draw_in_parallel`), the same bits as one sequential draw.
     """
     n = math.prod(shape)
     kind, threshold = bit_layout(p)  # P(bits >= threshold) = 1 - p (rounded)
