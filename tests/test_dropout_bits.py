@@ -62,3 +62,37 @@ def test_attention_bits_piece_by_piece_are_the_multiplier(shape, p, chunks):
             first = (a * n_heads + h) * n_queries * n_keys
             flat = bits.flat(first, n_queries * n_keys) >= bits.threshold
             np.testing.assert_array_equal(flat.reshape(n_queries, n_keys), expected[a, h] > 0)
+
+
+def test_each_thread_draws_with_a_generator_of_its_own():
+    import threading
+    made = {}
+
+    def record(name):
+        made[name] = dropout.thread_bit_generator(np.random.PCG64)
+
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert made[0] is not made[1]
+    assert dropout.thread_bit_generator(np.random.PCG64) is dropout.thread_bit_generator(np.random.PCG64)
+    assert type(dropout.thread_bit_generator(np.random.PCG64DXSM)) is np.random.PCG64DXSM
+    # many pieces drawn at once on several threads: each the sequential draw's values
+    shape = (4, 2, 30, 30)
+    bits = DropoutBits(np.random.default_rng(3), shape, 0.1, np.float32)
+    expected = dropout.dropout_multiplier(np.random.default_rng(3), shape, 0.1) > 0
+    pieces = {}
+
+    def draw(i):
+        for _ in range(20):
+            pieces[i] = bits.flat(i * 1801, 1700)
+
+    threads = [threading.Thread(target=draw, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i, piece in pieces.items():
+        np.testing.assert_array_equal(piece >= bits.threshold, expected.reshape(-1)[i * 1801:i * 1801 + 1700])

@@ -44,7 +44,7 @@ from ...autograd import Function
 from ...runtime.blas import single_blas_thread
 from . import reference as ref
 from ._util import parallel_for
-from .dropout import bit_layout
+from .dropout import bit_layout, thread_bit_generator
 
 QUERY_ROWS = 128  # query rows per block at most (the causal skip saves ~(1 - rows / T) / 2)
 BLOCK_SCORES = 1 << 18  # scores per block at most: 1 MB of float32, a core's L2 cache
@@ -98,7 +98,7 @@ class DropoutBits:
 
     def flat(self, first: int, count: int) -> np.ndarray:
         """(count,) values: the bits of the elements [first, first + count) of the flat array."""
-        source = self.source_type(0)
+        source = thread_bit_generator(self.source_type)  # (this thread's: none made per call)
         source.state = self.state
         source.advance(first // self.per_draw)  # to the draw that holds element `first`
         skip = first % self.per_draw
