@@ -168,3 +168,58 @@ def test_a_gradient_of_another_dtype_takes_the_numpy_passes():
     for a, b in zip(*results):
         assert a.dtype == np.float32
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_small_parameters_packed_together_give_the_same_bits_and_state(monkeypatch, kernel):
+    # many small parameters (packed into one kernel call when they share a step count), one
+    # large one, a transposed one (runs whole), a non-contiguous gradient, a read-only
+    # gradient (never written), and one parameter without a gradient at step 2 (its step
+    # count then differs: it goes into another pack)
+    rng = np.random.default_rng(3)
+    shapes = [(7,), (128,), (3, 5), (1,), (512,), (9000,), (40, 30), (16, 8)]
+    start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    start[6] = np.asfortranarray(start[6])
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(4)]
+
+    def run(pack_max):
+        monkeypatch.setattr(adam_module, "PACK_MAX_ELEMENTS", pack_max)
+        params = [nn.Parameter(s.copy(order="K")) for s in start]
+        opt = optim.AdamW([{"params": params[:5]}, {"params": params[5:], "weight_decay": 0.0}],
+                          lr=1e-2, weight_decay=0.1)
+        for step, step_grads in enumerate(grads):
+            for index, (p, g) in enumerate(zip(params, step_grads)):
+                g = g.copy()
+                if index == 7:
+                    g = np.asfortranarray(g.T).T  # same values, transposed layout
+                g.flags.writeable = False
+                p.grad = None if (step == 1 and index == 2) else g
+            opt.step(grad_factor=0.7)
+        for p, g in zip(params, grads[-1]):
+            np.testing.assert_array_equal(p.grad, g)
+        state = opt.state_dict()["state"]
+        return [p.data for p in params], [(s["step"], s["exp_avg"], s["exp_avg_sq"]) for s in state.values()]
+
+    unpacked = run(0)
+    for pack_max in (adam_module.PACK_MAX_ELEMENTS, 200):
+        packed = run(pack_max)
+        for a, b in zip(packed[0], unpacked[0]):
+            np.testing.assert_array_equal(a, b)
+        for (step_a, m_a, v_a), (step_b, m_b, v_b) in zip(packed[1], unpacked[1]):
+            assert step_a == step_b
+            np.testing.assert_array_equal(m_a, m_b)
+            np.testing.assert_array_equal(v_a, v_b)
+    assert [s[0] for s in unpacked[1]] == [4, 4, 3, 4, 4, 4, 4, 4]
+    assert not np.array_equal(unpacked[0][0], start[0])
+
+
+def test_packing_groups_by_shared_scalars_and_size():
+    a, b, c = (np.zeros(n, np.float32) for n in (3, 4, 5))
+    big = np.zeros(adam_module.PACK_MAX_ELEMENTS, np.float32)
+    one, two = {"x": 1}, {"x": 1}  # equal but distinct: not packed together
+    items = [([a, a.copy()], one), ([big, big.copy()], one), ([b, b.copy()], two), ([c, c.copy()], one)]
+    out, packs = adam_module._pack_small(items)
+    assert len(packs) == 1 and [len(arrays[0]) for arrays, _ in out] == [8, big.size, 4]
+    out[0][0][0][:] = 1.0
+    adam_module._unpack(packs, (0,))
+    assert a.tolist() == [1.0] * 3 and c.tolist() == [1.0] * 5 and b.tolist() == [0.0] * 4
+    assert not items[0][0][1].any()  # only the `written` arrays are copied back

@@ -19,7 +19,7 @@ addresses, adam.py), and the chunks are shared between minigrad's threads
 element sees exactly the same arithmetic, so the result is bit for bit the same for any chunk
 size or thread count. (Parameters that are views into one flat array, as the sharded
 optimizer of gpt.training.zero makes them, are one item: the update is then a handful of
-whole-buffer passes.)
+whole-buffer passes; Adam also packs its small parameters into one item, adam.py.)
 
 `step(grad_factor=c)` updates with every gradient multiplied by c, leaving `.grad` unchanged:
 the numbers of `clip_grad_norm` followed by `step()`, without clipping's separate pass over all
