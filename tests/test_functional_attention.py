@@ -13,7 +13,7 @@ import minigrad as mg
 from minigrad import runtime
 from minigrad.nn import functional as F
 from minigrad.nn.functional.activation import dropout_multiplier
-from minigrad.nn.functional.attention import causal_bias
+from minigrad.nn.functional.attention_masks import causal_bias, causal_block_biases
 
 sdpa = F.scaled_dot_product_attention
 
@@ -117,6 +117,18 @@ def test_attention_causal_bias_is_cached_and_read_only():
     q, k, v = (rng.standard_normal((2, 2, 3, 2)).astype(np.float32) for _ in range(3))
     sdpa(q, k[:, :, :3], v[:, :, :3], is_causal=True)  # uses the cached (3, 3) bias
     np.testing.assert_array_equal(causal_bias(3, 3, "float32"), np.where(np.triu(np.ones((3, 3)), 1), -np.inf, 0))
+
+
+
+def test_causal_block_biases_are_the_blocks_parts_of_the_bias_in_c_order():
+    blocks = ((0, 2, 2), (2, 4, 4), (4, 5, 4))  # 5 queries, 4 keys: the last block sees all keys
+    parts = causal_block_biases(5, 4, "float32", blocks)
+    assert parts is causal_block_biases(5, 4, "float32", blocks)  # cached
+    full = causal_bias(5, 4, "float32")
+    for (r0, r1, keys), part in zip(blocks[:2], parts[:2]):
+        assert part.flags.c_contiguous and not part.flags.writeable and part.dtype == np.float32
+        np.testing.assert_array_equal(part, full[r0:r1, :keys])
+    assert parts[2] is None  # row 4 sees keys 0..3: no -inf in its block
 
 
 def test_attention_explicit_scale():

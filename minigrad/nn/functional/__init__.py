@@ -22,7 +22,8 @@ function and the shapes for bad input. Elementwise work runs in cache-sized bloc
 minigrad's threads (`minigrad.runtime.configure(threads=n)`).
 """
 from .activation import dropout, gelu, log_softmax, relu, softmax, softmin
-from .attention import causal_lower_right, scaled_dot_product_attention
+from .attention import scaled_dot_product_attention
+from .attention_masks import causal_lower_right
 from .batch_norm import batch_norm, group_norm
 from .conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from .dropout import dropout_add

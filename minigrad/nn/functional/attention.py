@@ -30,7 +30,10 @@ How it runs (the plain version is reference.scaled_dot_product_attention):
   18.3 -> 13.9, with less CPU time too. Each item makes its own K^T and V^T copies. Within
   an item, causal attention goes by blocks of ROWS query rows, each against only the keys up
   to its last row: the blocks above the diagonal are never computed (at T = 256, 3/8 of every
-  product and pass); only the diagonal part gets -inf.
+  product and pass). Each block of weights is its own C-order (rows, keys) array per head
+  (`_block`), not a slice of a (Tq, Tk) one: NumPy's passes over a slice of partial rows cost
+  2-6x more per element (one inner loop per row), and one over a whole block with its bias
+  (0 left of the diagonal, -inf above) less than over the diagonal part alone.
 - q k^T and dO V^T are plain products against K^T and V^T copied to C-order (D, Tk) arrays
   (`_transposed`; with a transposed operand OpenBLAS ran 1.8x slower here, at (64, 32) @
   (32, 128) blocks). The copies carry the scale, which then costs no pass of its own: S =
@@ -53,10 +56,10 @@ How it runs (the plain version is reference.scaled_dot_product_attention):
 - The output is laid out (A, Tq, H, Dv) in memory and each input gradient like its input, so
   a model's out.transpose(1, 2).reshape(B, T, H * Dv) and the transposes back in its backward
   are views, not copies.
-- Backward makes dS block by block (and dQ from it), then dK and dV by blocks of keys, each
-  from the queries that see them (dS^T Q and Pd^T dO over rows [c0, Tq)).
+- Backward makes dS, dQ, dK and dV block by block from the last: its dK = dS^T Q and dV =
+  Pd^T dO are written over the keys [0, keys), each earlier block's products added to theirs.
 
-This kernel keeps P (and Pd): (..., Tq, Tk) arrays, quadratic in the context. Without
+This kernel keeps P (and Pd): quadratic in the context. Without
 attn_mask, when the weights would take more than BLOCKED_ABOVE_BYTES (64 MB; GPT-2 124M at
 context 1024 and batch 4 has 201 MB per layer, 2.4 GB of weights and as much again with
 dropout), scaled_dot_product_attention runs blocked_attention.py's kernel instead, which keeps
@@ -66,7 +69,7 @@ context 512 (25 MB) 3-10% slower, so shorter contexts (every benchmark config) r
 """
 from __future__ import annotations
 
-import functools
+import itertools
 import math
 
 import numpy as np
@@ -80,30 +83,13 @@ from ._util import as_float_tensor, parallel_for
 from . import reference as ref
 from .dropout import check_probability
 from .blocked_attention import BlockedAttention, DropoutBits, as_4d, as_4d_shape, empty_output
+from .attention_masks import attention_mask, causal_block_biases
 
 BLOCKED_ABOVE_BYTES = 64 << 20  # without attn_mask, weights larger than this: the blocked kernel
 ROWS = 64  # query rows per block of causal attention (the blocks above the diagonal are skipped)
 ITEM_ELEMENTS = 1 << 17  # attention weights per work item on one thread (a few heads, or sequences)
 THREAD_ITEM_ELEMENTS = 1 << 19  # on several threads: at most this many per item, as many items per thread
 NO_MAX_BELOW = 60.0  # |scores| below this bound: softmax skips subtracting the row max
-
-
-def causal_lower_right(n_queries: int, n_keys: int) -> np.ndarray:
-    """(Tq, Tk) boolean attn_mask, True where query i may see key j <= i + Tk - Tq: causal
-    attention for the last Tq of Tk positions (a KV cache; PyTorch's causal_lower_right)."""
-    return np.arange(n_keys)[None, :] <= np.arange(n_queries)[:, None] + (n_keys - n_queries)
-
-
-@functools.lru_cache(maxsize=64)
-def causal_bias(n_queries: int, n_keys: int, dtype_name: str, lower_right: bool = False) -> np.ndarray:
-    """(Tq, Tk) array: 0 where query i may see key j (j <= i, or j <= i + Tk - Tq with
-    lower_right), -inf elsewhere. Cached per shape; read-only because it is shared.
-    """
-    offset = n_keys - n_queries if lower_right else 0
-    blocked = np.arange(n_keys)[None, :] > np.arange(n_queries)[:, None] + offset  # (Tq, Tk)
-    bias = np.where(blocked, -np.inf, 0.0).astype(dtype_name)
-    bias.flags.writeable = False
-    return bias
 
 
 class ScaledDotProductAttention(Function):
@@ -140,22 +126,25 @@ class ScaledDotProductAttention(Function):
             k4, v4 = np.repeat(k4, groups, axis=1), np.repeat(v4, groups, axis=1)
         n_seq, n_heads, n_queries, _ = q4.shape
         n_keys = k4.shape[-2]
-        probs = np.empty(q4.shape[:-1] + (n_keys,), dtype=dtype)  # P (A, H, Tq, Tk), times 1/(1-p)
+        shape = (n_seq, n_heads, n_queries, n_keys)  # of the attention weights
+        blocks = _row_blocks(n_queries, n_keys, causal)
+        offsets = [0] + list(itertools.accumulate((r1 - r0) * keys for r0, r1, keys in blocks))
+        # P times 1/(1-p), block after block: (A, H, sum of rows * keys), each block C order per head
+        probs = np.empty(shape[:2] + (offsets[-1],), dtype=dtype)
         out = empty_output(n_seq, n_heads, n_queries, v4.shape[-1], dtype)  # (A, H, Tq, Dv)
-        bias = causal_bias(n_queries, n_keys, dtype.name) if causal and n_keys > 1 else None
+        biases = causal_block_biases(n_queries, n_keys, dtype.name, tuple(blocks)) if causal else None
         if mask:  # (..., Tq, Tk) additive, broadcast to (A, H, Tq, Tk): the row max is needed
             self.mask_shape = mask[0].shape
-            bias = as_4d(np.broadcast_to(mask[0].astype(dtype, copy=False), q.shape[:-2] + probs.shape[-2:]))
+            bias = as_4d(np.broadcast_to(mask[0].astype(dtype, copy=False), q.shape[:-2] + shape[-2:]))
         bounded = np.zeros((n_seq, n_heads), bool)  # per head: may softmax skip the row max? (docstring)
         if not mask and n_queries and n_keys and dtype.itemsize >= 4:  # (float16's range is too small)
             bounded = _bound(q4, k4, scale, dtype) < NO_MAX_BELOW ** 2
         draw, kept = None, 1.0
         if dropout_p > 0.0:  # M's bits, drawn item by item on the items' threads, in cache when used
-            draw, kept = DropoutBits(generator, probs.shape, dropout_p, dtype), 1.0 / (1.0 - dropout_p)
+            draw, kept = DropoutBits(generator, shape, dropout_p, dtype), 1.0 / (1.0 - dropout_p)
         self.dropout = draw
         weights = probs if draw is None else np.empty_like(probs)  # Pd = P * M
         ones = np.ones((n_keys, 1), dtype)  # row sums as a product: faster than .sum(axis=-1)
-        blocks = _row_blocks(n_queries, n_keys, causal)
 
         def item(a, h):  # a few heads of some sequences, block of rows after block of rows
             keys_t = _transposed(k4[a, h], scale, dtype)  # (na, nh, D, Tk) C order: S = q (scale K^T)
@@ -164,14 +153,14 @@ class ScaledDotProductAttention(Function):
             unbounded = list(zip(*np.nonzero(~bounded[a, h]))) if bounded[a, h].any() else None  # (i, j) pairs
             bits = None
             if draw is not None:  # (na, nh, Tq, Tk) uint32: these heads are contiguous in (A, H, Tq, Tk)
-                first, shape = (a.start * n_heads + h.start) * n_queries * n_keys, probs[a, h].shape
-                bits = draw.flat(first, math.prod(shape)).reshape(shape)
-            for r0, r1, keys in blocks:  # rows [r0, r1) see keys [0, keys)
-                scores = probs[a, h, r0:r1, :keys]  # (na, nh, rows, keys)
+                first, item_shape = (a.start * n_heads + h.start) * n_queries * n_keys, q4[a, h].shape[:-1] + (n_keys,)
+                bits = draw.flat(first, math.prod(item_shape)).reshape(item_shape)
+            for b, (r0, r1, keys) in enumerate(blocks):  # rows [r0, r1) see keys [0, keys)
+                scores = _block(probs[a, h], offsets[b], r1 - r0, keys)  # (na, nh, rows, keys)
                 np.matmul(q4[a, h, r0:r1], keys_t[..., :keys], out=scores)
-                if causal and bias is not None and keys > r0 + 1:  # only the diagonal part has -inf
-                    scores[..., r0:keys] += bias[r0:r1, r0:keys]
-                elif bias is not None and not causal:
+                if biases is not None and biases[b] is not None:  # causal: -inf above the diagonal
+                    scores += biases[b]
+                elif mask:
                     scores += bias[a, h]
                 if unbounded is None:  # every head subtracts its rows' max
                     scores -= scores.max(axis=-1, keepdims=True)
@@ -182,29 +171,29 @@ class ScaledDotProductAttention(Function):
                 scores *= np.divide(kept, total, out=total)  # P / (1 - p): M's scale, here
                 w = scores
                 if bits is not None:  # Pd = P * M = (P / (1 - p)) * keep
-                    w = weights[a, h, r0:r1, :keys]
+                    w = _block(weights[a, h], offsets[b], r1 - r0, keys)
                     np.greater_equal(bits[..., r0:r1, :keys], draw.threshold, out=w)  # 1.0 kept, 0.0 dropped
                     w *= scores
                 np.matmul(w, v4[a, h, :keys], out=out[a, h, r0:r1])
 
         if n_keys:
-            _run_items(item, probs.shape, blocks, v.shape[-1] + q.shape[-1])
+            _run_items(item, shape, blocks, v.shape[-1] + q.shape[-1])
         else:
             out.fill(0.0)
         if self.requires_grad:
-            self.saved = (q4, k4, v4, probs, weights, out, blocks, kept)
+            self.saved = (q4, k4, v4, probs, weights, out, blocks, offsets, kept, shape)
             self.scale, self.shapes, self.groups, self.causal = scale, (q.shape, k.shape, v.shape), groups, causal
         return out.reshape(out_shape)
 
     def backward(self, g):
         # with P' = P / (1 - p) kept (P without dropout) and dS' = scale dS (V^T scaled):
         # dS' = Pd * (dO (scale V^T)) - P' * (scale (1 - p) r),  dQ = dS' K,  dK = dS'^T Q
-        q4, k4, v4, probs, weights, out, blocks, kept = self.saved
+        q4, k4, v4, probs, weights, out, blocks, offsets, kept, shape = self.saved
         need_q, need_k, need_v = self.needs_input_grad[:3]
         need_bias = len(self.needs_input_grad) == 4 and self.needs_input_grad[3]
-        dtype, causal = probs.dtype, self.causal
+        dtype = probs.dtype
         g4 = g.reshape(out.shape)  # (A, H, Tq, Dv)
-        grad_bias = np.zeros(probs.shape, dtype) if need_bias else None  # dS, (A, H, Tq, Tk)
+        grad_bias = np.zeros(probs.shape, dtype) if need_bias else None  # dS: one block (no causal)
         # dB = dS itself: then dS is not scaled, and dQ, dK are afterwards
         ds_scale = 1.0 if need_bias else self.scale
         # the gradients are laid out as their inputs (the model's transposes back are views)
@@ -212,11 +201,8 @@ class ScaledDotProductAttention(Function):
         grad_k = np.empty_like(k4, dtype=dtype) if need_k else None
         grad_v = np.empty_like(v4, dtype=dtype) if need_v else None
         need_scores = need_q or need_k or need_bias
-        n_queries, n_keys = probs.shape[-2:]
+        n_queries, n_keys = shape[-2:]
         seen = blocks[-1][2] if blocks else 0  # keys [seen, Tk) are seen by no query (causal)
-        columns = [(c0, min(c0 + (r1 - r0), seen)) for r0, r1, _ in blocks for c0 in [r0] if c0 < seen]
-        if not causal:
-            columns = [(0, seen)] if seen else []
 
         # r = rowsum(dO * O), (A, H, Tq, 1): one call over all heads is twice as fast as per item
         rowdots = None
@@ -224,36 +210,32 @@ class ScaledDotProductAttention(Function):
             rowdots = np.einsum("ahid,ahid->ahi", g4, out)[..., None]
             rowdots *= ds_scale / kept  # P r = P' (r (1 - p)); times dS's scale
 
-        def item(a, h):
+        def item(a, h):  # block by block from the last, whose keys [0, seen) hold all the others'
             d_out = g4[a, h]  # (na, nh, Tq, Dv)
-            d_scores = None
-            if need_scores:  # dS of these heads, block by block (the part above the diagonal unused)
-                d_scores = grad_bias[a, h] if need_bias else np.empty(d_out.shape[:-1] + (n_keys,), dtype)
+            if need_scores:
                 rowdot = rowdots[a, h]
                 values_t = _transposed(v4[a, h], ds_scale, dtype)  # (na, nh, Dv, Tk) C order
-            for r0, r1, keys in blocks if need_scores else ():
-                d_s = d_scores[..., r0:r1, :keys]  # (na, nh, rows, keys)
-                np.matmul(d_out[..., r0:r1, :], values_t[..., :keys], out=d_s)  # dPd
-                p, r = probs[a, h, r0:r1, :keys], rowdot[..., r0:r1, :]
+            for b in reversed(range(len(blocks))):
+                (r0, r1, keys), rows, last = blocks[b], slice(blocks[b][0], blocks[b][1]), b == len(blocks) - 1
+                w = _block(weights[a, h], offsets[b], r1 - r0, keys)  # Pd (na, nh, rows, keys)
+                _add_product(np.swapaxes(w, -1, -2), d_out[..., rows, :], grad_v, (a, h), keys, last)  # dV = Pd^T dO
+                if not need_scores:
+                    continue
+                p = _block(probs[a, h], offsets[b], r1 - r0, keys)
+                d_s = _block(grad_bias[a, h], offsets[b], r1 - r0, keys) if need_bias else np.empty_like(p)  # dS
+                np.matmul(d_out[..., rows, :], values_t[..., :keys], out=d_s)  # dPd
                 if weights is probs:  # dS = P * (dP - r)
-                    d_s -= r
+                    d_s -= rowdot[..., rows, :]
                     d_s *= p
                 else:  # dS = P * (dPd * M - r) = Pd * dPd - P * r (here P' and r's scales)
-                    d_s *= weights[a, h, r0:r1, :keys]
-                    d_s -= p * r
+                    d_s *= w
+                    d_s -= p * rowdot[..., rows, :]
                 if need_q:  # dQ = scale dS K = dS' K
-                    np.matmul(d_s, k4[a, h, :keys], out=grad_q[a, h, r0:r1])
-            for c0, c1 in columns:  # keys [c0, c1) are seen by the queries [c0, Tq) (causal)
-                lo = c0 if causal else 0
-                if need_v:  # dV = Pd^T dO
-                    np.matmul(np.swapaxes(weights[a, h, lo:, c0:c1], -1, -2), d_out[..., lo:, :],
-                              out=grad_v[a, h, c0:c1])
-                if need_k:  # dK = scale dS^T Q = dS'^T Q
-                    np.matmul(np.swapaxes(d_scores[..., lo:, c0:c1], -1, -2), q4[a, h, lo:],
-                              out=grad_k[a, h, c0:c1])
+                    np.matmul(d_s, k4[a, h, :keys], out=grad_q[a, h, rows])
+                _add_product(np.swapaxes(d_s, -1, -2), q4[a, h, rows], grad_k, (a, h), keys, last)  # dK = dS'^T Q
 
         if blocks and n_keys:
-            _run_items(item, probs.shape, blocks, out.shape[-1] + q4.shape[-1])
+            _run_items(item, shape, blocks, out.shape[-1] + q4.shape[-1])
         for grad, first in ((grad_q, n_queries if n_keys else 0), (grad_k, seen), (grad_v, seen)):
             if grad is not None and first < grad.shape[-2]:  # rows no product wrote: zero
                 grad[..., first:, :] = 0.0
@@ -272,7 +254,7 @@ class ScaledDotProductAttention(Function):
         if len(self.needs_input_grad) == 3:
             return grads
         if grad_bias is not None:
-            grad_bias = unbroadcast(grad_bias.reshape(q_shape[:-2] + probs.shape[-2:]), self.mask_shape)
+            grad_bias = unbroadcast(grad_bias.reshape(q_shape[:-2] + shape[-2:]), self.mask_shape)
         return grads + (grad_bias,)
 
 
@@ -289,6 +271,20 @@ def _transposed(a: np.ndarray, factor: float, dtype) -> np.ndarray:
     result = np.empty(a.shape[:-2] + a.shape[-1:] + a.shape[-2:-1], dtype)
     np.multiply(np.swapaxes(a, -1, -2), factor, out=result, dtype=dtype)
     return result
+
+
+def _block(flat: np.ndarray, offset: int, rows: int, keys: int) -> np.ndarray:
+    """The (..., rows, keys) block at `offset` of a (..., elements) array: C order per head."""
+    return flat[..., offset:offset + rows * keys].reshape(flat.shape[:-1] + (rows, keys))
+
+
+def _add_product(a, b, grad, item, keys: int, first: bool) -> None:
+    """grad[item][..., :keys, :] = a @ b (first: the last block, whose keys hold all the others'),
+    else += a @ b. Nothing when grad is None."""
+    if grad is not None and first:
+        np.matmul(a, b, out=grad[item][..., :keys, :])
+    elif grad is not None:
+        grad[item][..., :keys, :] += np.matmul(a, b)
 
 
 def _row_blocks(n_queries: int, n_keys: int, causal: bool) -> list:
@@ -334,16 +330,6 @@ def _run_items(item, probs_shape, blocks, width) -> None:
         parallel_for(len(items), run, min_items)
 
 
-def _attention_mask(attn_mask, dtype) -> Tensor:
-    """A boolean mask (True = attend) as a constant 0/-inf bias; a float mask as a Tensor."""
-    data = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
-    if data.dtype == np.bool_:
-        return Tensor._wrap(np.where(data, 0.0, -np.inf).astype(dtype), False)
-    if data.dtype.kind != "f":
-        raise TypeError(f"scaled_dot_product_attention: attn_mask must be bool or float, got dtype {data.dtype}")
-    return attn_mask if isinstance(attn_mask, Tensor) else Tensor(data)
-
-
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: float | None = None,
                                  enable_gqa: bool = False, *, generator=None) -> Tensor:
@@ -387,7 +373,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     if attn_mask is not None:
         if is_causal:
             raise ValueError(f"{op}: pass either attn_mask or is_causal=True, not both (as PyTorch)")
-        mask = _attention_mask(attn_mask, dtype)
+        mask = attention_mask(attn_mask, dtype)
         target = q.shape[:-1] + (k.shape[-2],)
         try:
             if np.broadcast_shapes(mask.shape, target) != target:
