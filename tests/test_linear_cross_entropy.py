@@ -61,9 +61,13 @@ def test_equals_linear_then_cross_entropy(monkeypatch, chunk_bytes, reduction, b
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("classes", [2, 11, 40])  # fewer classes than GEMM pieces, and more
-def test_products_split_over_threads_equal_the_unfused_pair(monkeypatch, threads, classes):
+@pytest.mark.parametrize("rows_max_vocab", [0, 4096])  # pieces of the vocabulary, or of the rows
+def test_products_split_over_threads_equal_the_unfused_pair(monkeypatch, threads, classes,
+                                                            rows_max_vocab):
     # several chunks (the first writes dW, the others add to it in slabs of 3 classes), the
-    # products in pieces over the vocabulary on `threads` threads, or whole with one
+    # products in pieces over the vocabulary on `threads` threads (or the rows over the
+    # threads, fused_by_rows: each thread's dW and db added), or whole with one
+    monkeypatch.setattr(lce, "ROWS_MAX_VOCAB", rows_max_vocab)
     monkeypatch.setattr(lce, "CHUNK_BYTES", classes * 4 * 4)  # 4 rows per chunk of the 15
     monkeypatch.setattr(lce, "ACCUMULATE_BYTES", 3 * 6 * 4)  # dW += ... 3 classes at a time
     x, w, b, t = problem(classes=classes, seed=4)
@@ -99,8 +103,10 @@ def test_the_gradient_written_over_the_logits_with_and_without_the_max_shift(mon
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("case", ["moderate", "overflow", "underflow"])
+@pytest.mark.parametrize("rows_max_vocab", [0, 4096])  # pieces of the vocabulary, or of the rows
 def test_each_chunk_takes_the_exp_without_a_shift_or_falls_back_to_the_textbook_order(monkeypatch, threads,
-                                                                                     case):
+                                                                                     case, rows_max_vocab):
+    monkeypatch.setattr(lce, "ROWS_MAX_VOCAB", rows_max_vocab)
     # a chunk of moderate logits is done by fused_chunk alone (e = exp(z) in place, the
     # normalisation and the one-hot on the small factors); a chunk with one row above exp's
     # range (or all of a row far below zero) is done again by shifted_chunk, the others not
