@@ -6,6 +6,8 @@ every bad input's named error.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -299,6 +301,29 @@ def test_gelu_float32_large_and_extreme():
     np.testing.assert_allclose(t.grad, g * slope, rtol=1e-4, atol=1e-5)
     noncontiguous = leaf(np.random.default_rng(1).standard_normal((4, 6)))
     assert mg.gradcheck(lambda a: F.gelu(a.T, approximate="tanh"), noncontiguous)
+
+
+def test_gelu_float32_negative_tail_and_huge_inputs_without_warnings():
+    # h = 1 / (1 + exp(-2u)), not 0.5 (1 + tanh(u)) whose 1 + tanh cancels for negative u: y keeps
+    # float32's relative accuracy down to y ~ 1e-30; very negative x (exp2 overflows) gives -0
+    # and a zero slope without a warning or a nan; huge positive x gives y = x and slope 1
+    wide = np.logspace(-30, 6, 500)
+    x = np.concatenate([np.linspace(-12, 12, 20001), -wide, wide]).astype(np.float32)
+    u = np.sqrt(2 / np.pi) * (x.astype(np.float64) + 0.044715 * x.astype(np.float64) ** 3)
+    with np.errstate(over="ignore"):  # (the float64 logistic, no cancellation; exp(2e18) = inf)
+        want = x.astype(np.float64) / (1 + np.exp(-2 * u))
+    t = leaf(x, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = F.gelu(t, approximate="tanh")
+        y.backward(np.ones_like(x))
+    big = np.abs(want) > 1e-30
+    np.testing.assert_allclose(y.data[big], want[big], rtol=2e-5)
+    np.testing.assert_allclose(y.data, want, rtol=2e-5, atol=1e-37)
+    assert np.all(np.isfinite(t.grad)) and not np.any(np.isnan(y.data))
+    assert np.all(y.data[x <= -30] == 0) and np.all(np.signbit(y.data[x <= -30]))
+    assert np.all(t.grad[x <= -30] == 0) and np.all(t.grad[x >= 30] == 1)
+    assert np.array_equal(y.data[x >= 30], x[x >= 30])
 
 
 # ---------------------------------------------------------------- layer_norm

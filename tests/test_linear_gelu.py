@@ -45,6 +45,7 @@ def test_linear_gelu_is_linear_then_gelu_bit_for_bit(monkeypatch, threads, split
     monkeypatch.setattr(activation, "PARALLEL_MIN_ELEMENTS", 1000)  # GELU's blocks on threads too
     if lean:
         monkeypatch.setattr(activation, "LEAN_ABOVE_BYTES", 0)
+        monkeypatch.setattr(sys.modules[F.linear_gelu.__module__], "LEAN_ABOVE_BYTES", 0)
     batch, tokens, n_in, n_out = shape
     rng = np.random.default_rng(n_in * 7 + n_out)
     x = rng.standard_normal((batch, tokens, n_in)).astype(np.float32)
