@@ -6,6 +6,7 @@ every bad input's named error.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -480,6 +481,28 @@ def test_embedding_float32_tensor_ids_and_many_repeats():
     assert table.grad.dtype == np.float32
     np.testing.assert_allclose(table.grad, expected, rtol=1e-4, atol=1e-4)
     assert np.all(table.grad[5:] == 0)
+
+
+@pytest.mark.parametrize("min_rank_rows", [1, 3, 16, 10**9])  # every rank alone .. all by reduceat
+def test_embedding_backward_by_ranks_and_a_reduceat_tail(monkeypatch, min_rank_rows):
+    # Zipf-like ids (a few seen many times, most once or twice, as in text): ranks added as
+    # collision-free row adds while enough rows have them, the frequent ids' rest by reduceat
+    monkeypatch.setattr(sys.modules["minigrad.nn.functional.embedding"], "MIN_RANK_ROWS", min_rank_rows)
+    rng = np.random.default_rng(21)
+    ids = np.minimum(rng.zipf(1.4, size=(6, 50)) - 1, 99)  # (6, 50) ids of 100
+    assert np.bincount(ids.reshape(-1)).max() > 40 and (np.bincount(ids.reshape(-1)) == 1).any()
+    g = rng.standard_normal(ids.shape + (5,))
+    expected = np.zeros((100, 5))
+    np.add.at(expected, ids.reshape(-1), g.reshape(-1, 5))
+    grads = []
+    for dtype in (np.float64, np.float32, np.float32):
+        weight = leaf(rng.standard_normal((100, 5)), dtype)
+        F.embedding(ids, weight).backward(g.astype(dtype))
+        grads.append(weight.grad)
+    np.testing.assert_allclose(grads[0], expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grads[1], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(grads[1], grads[2])  # the same sums every run
+    assert mg.gradcheck(lambda w: F.embedding(ids[:2, :20], w), leaf(rng.standard_normal((100, 2))))
 
 
 def test_embedding_bad_input():
