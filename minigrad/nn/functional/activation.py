@@ -166,6 +166,9 @@ def softmin(input, dim: int | None = None, dtype=None, *, axis: int | None = Non
 # context. The benchmark configs (GELU at most 8 MB, dropout masks at most 2 MB) stay below both.
 LEAN_ABOVE_BYTES = 16 << 20  # GELU: above this, recompute the slope from x in backward
 # (dropout.BOOL_MASK_ABOVE_BYTES, a quarter of it: above that, a dropout mask is kept as booleans)
+# GELU's blocks: twice _util.BLOCK_ELEMENTS (a pass with the slope is 14 NumPy calls per block;
+# at 64K elements their fixed cost per call is several percent of the time, at 128K half that)
+GELU_BLOCK_ELEMENTS = 2 * BLOCK_ELEMENTS
 
 
 def _gelu_pass(flat, y=None, slope=None, g=None, grad=None, bias=None) -> None:
@@ -179,7 +182,7 @@ def _gelu_pass(flat, y=None, slope=None, g=None, grad=None, bias=None) -> None:
     inf (not an error here), h = 1 / inf = 0, y = -0, as tanh's 0.5 (1 - 1) gives."""
     need_slope = slope is not None or grad is not None
     width = 1 if bias is None else bias.size  # blocks and thread ranges are whole rows
-    step = max(1, BLOCK_ELEMENTS // width) * width
+    step = max(1, GELU_BLOCK_ELEMENTS // width) * width
 
     def run(first_row, last_row):
         lo, hi = first_row * width, last_row * width
