@@ -134,6 +134,19 @@ def _head_chunks(x2, weight, bias, safe_t, counted, row_scale, row_loss=None, wa
     return head.dx, head.dw, head.db
 
 
+def _exponentials(zs, targets, bias, log2e, picked, total) -> None:
+    """For rows zs (r, V) holding z log2(e) (the logits before the bias): add bias (V,), already
+    times log2(e)) or None, write each row's target logit z_n[t_n] into picked (r,), replace zs
+    by exp(z) = exp2(z log2(e)) in place and write its row sums S_n into total (r,). Overflow,
+    underflow and nan are left for the caller's range check of the sums."""
+    if bias is not None:
+        np.add(zs, bias, out=zs)
+    np.divide(zs[np.arange(zs.shape[0]), targets], log2e, out=picked)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # caught by the caller
+        np.exp2(zs, out=zs)
+        np.sum(zs, axis=1, out=total)
+
+
 class _Head:
     """The buffers of one pass over the chunks: the logits of a chunk of R rows (R * V), dx
     (N, C), dW (V, C), db (V,) (None where not wanted), the vocabulary pieces (lo, hi) of the
@@ -166,13 +179,7 @@ class _Head:
         bias = None if self.bias is None else self.bias * log2e  # (V,)
 
         def block(a, b):  # rows [a, b): bias, the target logits, exp in place, the row sums
-            zs = z[a:b]  # (rows, V)
-            if bias is not None:
-                np.add(zs, bias, out=zs)
-            np.divide(zs[np.arange(b - a), t[a:b]], log2e, out=picked[a:b])
-            with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # caught below
-                np.exp2(zs, out=zs)
-                np.sum(zs, axis=1, out=total[a:b])
+            _exponentials(z[a:b], t[a:b], bias, log2e, picked[a:b], total[a:b])
 
         for_row_blocks(rows, z.shape[1], block, rows=max(1, (1 << 18) // max(1, z.shape[1])))
         if not np.all((total > SUM_RANGE[0]) & (total < SUM_RANGE[1])):
@@ -205,14 +212,8 @@ class _Head:
         spans = _spans(rows, get_threads())
 
         def exponentials(a, b):  # rows [a, b): logits, bias, target logits, exp2, row sums
-            zs = z[a:b]
-            np.matmul(xs[a:b] * log2e, weight.T, out=zs)
-            if bias is not None:
-                np.add(zs, bias, out=zs)
-            np.divide(zs[np.arange(b - a), t[a:b]], log2e, out=picked[a:b])
-            with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # caught below
-                np.exp2(zs, out=zs)
-                np.sum(zs, axis=1, out=total[a:b])
+            np.matmul(xs[a:b] * log2e, weight.T, out=z[a:b])
+            _exponentials(z[a:b], t[a:b], bias, log2e, picked[a:b], total[a:b])
 
         _run_gemms([lambda a=a, b=b: exponentials(a, b) for a, b in spans])
         if not np.all((total > SUM_RANGE[0]) & (total < SUM_RANGE[1])):
