@@ -15,18 +15,17 @@ class _GradState(threading.local):
 
 
 grad_state = _GradState()
-_state = grad_state
 
 
 def is_grad_enabled() -> bool:
     """True unless inside `no_grad()` (or an ordinary backward pass)."""
-    return _state.grad_enabled
+    return grad_state.grad_enabled
 
 
 def set_grad_enabled(enabled: bool) -> bool:
     """Switch grad mode on or off; returns the previous mode (to restore it)."""
     previous = is_grad_enabled()
-    _state.grad_enabled = bool(enabled)
+    grad_state.grad_enabled = bool(enabled)
     return previous
 
 
@@ -37,7 +36,7 @@ def no_grad():
     try:
         yield
     finally:
-        _state.grad_enabled = previous
+        grad_state.grad_enabled = previous
 
 
 @contextlib.contextmanager
@@ -47,4 +46,4 @@ def enable_grad():
     try:
         yield
     finally:
-        _state.grad_enabled = previous
+        grad_state.grad_enabled = previous
