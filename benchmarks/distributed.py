@@ -28,8 +28,8 @@ folded in, and the mean loss over the ranks. It reports, after warm-up steps:
   RSS           resident memory per rank at the end (MB; shared pages count in every rank
                 that touches them), and AdamW's state held per rank
 A second table splits rank 0's ZeRO-1 step after backward into its parts, wall time (CPU time
-of the process): the copy of the gradients into the flat buffer, the reduction of its block,
-the norm, AdamW on the block, and the gather of the new weights (with shared memory: a
+of the process): the copy of the gradients into the flat buffer, with shared memory the wait
+at the barrier for the other ranks' backward, the reduction of its block, the norm, AdamW on the block, and the gather of the new weights (with shared memory: a
 barrier). Under load compare the CPU times: a rank waiting in MPI spins, so a collective's CPU
 time includes waiting too, while a copy's or AdamW's CPU time is its own work.
 With --repeat K every setup runs K times in turn (A B C A B C ...) and the best run of each is
@@ -69,7 +69,7 @@ MODELS = _models()
 SETUPS = [("1 rank x 2 threads", 1, 2, 0, False), ("2 ranks x 1 thread, ZeRO-1", 2, 1, 1, True),
           ("2 ranks x 1 thread, ZeRO-1 (collectives)", 2, 1, 1, False),
           ("2 ranks x 1 thread, Allreduce", 2, 1, 0, False)]
-PIECES = ("copy", "reduce_scatter", "norm", "update", "allgather")  # ZeRO-1's timings, in order
+PIECES = ("copy", "wait", "reduce_scatter", "norm", "update", "allgather")  # ZeRO-1's timings, in order
 
 
 def parse_args(argv=None):
@@ -153,7 +153,7 @@ def worker(args) -> None:
     timings = getattr(world, "timings", None)
 
     def in_collectives() -> float:
-        return sum(timings.get(key, 0.0) for key in ("allreduce", "reduce_scatter", "allgather")) if timings else 0.0
+        return sum(timings.get(key, 0.0) for key in ("allreduce", "wait", "reduce_scatter", "allgather")) if timings else 0.0
 
     for _ in range(args.warmup):
         step()
@@ -266,14 +266,17 @@ def table(results: list) -> str:
 
 
 def pieces_table(results: list) -> str:
-    """Rank 0's ZeRO-1 step after backward, part by part: median wall ms (CPU ms)."""
-    names = {"copy": "copy into flat", "reduce_scatter": "reduce block", "norm": "norm",
+    """Rank 0's ZeRO-1 step after backward, part by part: median wall ms (CPU ms). "wait for
+    ranks" is the shared-memory path's barrier before the reduction (the other rank's backward
+    still running); with MPI's collectives that wait is inside the reduction."""
+    names = {"copy": "copy into flat", "wait": "wait for ranks", "reduce_scatter": "reduce block", "norm": "norm",
              "update": "AdamW on block", "allgather": "gather weights"}
     lines = ["| model | setup | " + " | ".join(names[piece] for piece in PIECES) + " |",
              "|---|---|" + "---:|" * len(PIECES)]
     for r in results:
         if "pieces" in r:
             cells = [f"{r['pieces'][piece] * 1000:,.1f} ({r['pieces']['cpu ' + piece] * 1000:,.1f})"
+                     if piece != "wait" or r["pieces"][piece] else "-"  # (MPI's collective waits inside)
                      for piece in PIECES]
             lines.append(f"| {r['model']} | {r['setup']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -55,8 +55,10 @@ whole averaged gradient in `.grad` as without ZeRO; otherwise the parameters' `.
 released after the reduction (no rank holds the whole averaged gradient).
 
 Timings (world.timings, seconds summed over steps, wall and "cpu " + name for the process's
-CPU time): copy, reduce_scatter (the reduction of block r either way), norm, update (AdamW),
-allgather (the Allgather, or the barrier after the update).
+CPU time): copy, wait (shared memory: the barrier before the reduction, where a rank waits
+for the others to finish their backward; MPI's barrier polls, so its CPU time is its wall
+time), reduce_scatter (the reduction of block r either way; with MPI's Reduce_scatter the wait
+is inside it), norm, update (AdamW), allgather (the Allgather, or the barrier after the update).
 """
 from __future__ import annotations
 
@@ -255,17 +257,20 @@ class ShardedOptimizer:
             self.block = self.flat_grad[self.lo:self.hi]  # (S,)
             self._grad_scale = 1.0
         else:
-            self.reduce_block()
+            self.reduce_block(clock)
         for piece, (_, start, stop) in zip(self._inner_params(), self.pieces):
             piece.grad = self.block[start - self.lo:stop - self.lo]
         clock.lap("reduce_scatter")
         timings["average"] += clock.total
         timings["steps"] += 1
 
-    def reduce_block(self) -> None:
-        """self.block (S,) := the sum over the ranks of block r of their flat_grad."""
+    def reduce_block(self, clock: "_Clock | None" = None) -> None:
+        """self.block (S,) := the sum over the ranks of block r of their flat_grad (with a
+        clock and shared memory, the barrier's wait is timed apart, as "wait")."""
         if self.shared:
             self._sync()  # every rank's gradient is in its flat_grad
+            if clock is not None:
+                clock.lap("wait")
             self.block = self.flat_grad[self.lo:self.hi]  # (S,) this rank's rows of its own buffer
             peers = [peer[self.lo:self.hi] for rank, peer in enumerate(self._peer_grads)
                      if rank != self.world.rank]  # block r of the others' buffers: read, never written
