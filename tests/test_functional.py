@@ -305,7 +305,7 @@ def test_gelu_float32_large_and_extreme():
 
 
 def test_gelu_float32_negative_tail_and_huge_inputs_without_warnings():
-    # h = 1 / (1 + exp(-2u)), not 0.5 (1 + tanh(u)) whose 1 + tanh cancels for negative u: y keeps
+    # y = x / (1 + exp(-2u)), not 0.5 x (1 + tanh(u)) whose 1 + tanh cancels for negative u: y keeps
     # float32's relative accuracy down to y ~ 1e-30; very negative x (exp2 overflows) gives -0
     # and a zero slope without a warning or a nan; huge positive x gives y = x and slope 1
     wide = np.logspace(-30, 6, 500)

@@ -5,6 +5,7 @@ while its layers are the book's plain Linear, GELU, Linear without hooks."""
 from __future__ import annotations
 
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -67,6 +68,39 @@ def test_linear_gelu_keeps_the_slope_not_the_pre_activation():
     x, w = Tensor(np.ones((4, 3), np.float32), requires_grad=True), Tensor(np.ones((5, 3), np.float32))
     node = F.linear_gelu(x, w)._ctx
     assert node.slope is not None and node.slope.shape == (4, 5) and node.z2 is None
+
+
+def test_linear_gelu_writes_its_slope_over_the_product():
+    # forward holds y and the (N, out) product, whose memory becomes the slope, plus block-sized
+    # scratch (GELU's two 128K-element buffers): 2.4 outputs' worth at most, not a third array
+    x = Tensor(np.linspace(-3, 3, 2048 * 8).reshape(2048, 8).astype(np.float32), requires_grad=True)
+    w = Tensor(np.linspace(-1, 1, 300 * 8).reshape(300, 8).astype(np.float32))
+    previous = runtime.get_threads()
+    try:
+        runtime.set_threads(1)
+        F.linear_gelu(x, w)
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            y = F.linear_gelu(x, w)
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+    finally:
+        runtime.set_threads(previous)
+    node = y._ctx
+    assert node.slope.shape == y.shape and not np.shares_memory(node.slope, y.data)
+    assert peak <= 2.5 * y.data.nbytes, peak / y.data.nbytes
+    y.backward(np.ones(y.shape, np.float32))
+    plain = Tensor(x.data, requires_grad=True)
+    F.gelu(F.linear(plain, w), approximate="tanh").backward(np.ones(y.shape, np.float32))
+    assert np.array_equal(x.grad, plain.grad)
+
+
+def test_gelu_pass_writes_the_slope_over_x_only_with_y():
+    x = np.linspace(-4, 4, 12).astype(np.float32)
+    with pytest.raises(ValueError, match="_gelu_pass: the slope can be written over x only together with y"):
+        activation._gelu_pass(x, slope=x)
 
 
 @settings(max_examples=12, deadline=None)

@@ -8,9 +8,9 @@ tanh approximation GPT-2 uses (Hendrycks & Gimpel 2016; the book's section 4.3),
 
     gelu(x) = 0.5 x (1 + tanh(c (x + a x^3))),   c = sqrt(2 / pi),  a = 0.044715
 
-computed blockwise in a few in-place passes with Python-float constants (a NumPy float64
-constant would promote float32 arrays to float64, NEP 50), x*x times x instead of x**3, and
-0.5 (1 + tanh(u)) as the equal logistic 1 / (1 + exp(-2u)) (cheaper, see _gelu_pass).
+computed blockwise in a few in-place passes with constants of the input's own dtype (a NumPy
+float64 constant would promote float32 arrays to float64, NEP 50), x*x times x instead of x**3,
+and 0.5 x (1 + tanh(u)) as the equal x / (1 + exp(-2u)) (cheaper, see _gelu_pass).
 Each formula written plainly, in primitive ops, is in reference.py (read that first); the
 kernels differentiate those references when a backward builds a graph (create_graph=True).
 """
@@ -166,66 +166,81 @@ def softmin(input, dim: int | None = None, dtype=None, *, axis: int | None = Non
 # context. The benchmark configs (GELU at most 8 MB, dropout masks at most 2 MB) stay below both.
 LEAN_ABOVE_BYTES = 16 << 20  # GELU: above this, recompute the slope from x in backward
 # (dropout.BOOL_MASK_ABOVE_BYTES, a quarter of it: above that, a dropout mask is kept as booleans)
-# GELU's blocks: twice _util.BLOCK_ELEMENTS (a pass with the slope is 14 NumPy calls per block;
-# at 64K elements their fixed cost per call is several percent of the time, at 128K half that)
+# GELU's blocks: twice _util.BLOCK_ELEMENTS (a pass with the slope and bias is 14 NumPy calls per
+# block; at 64K elements their fixed cost per call is several percent of the time, at 128K half that)
 GELU_BLOCK_ELEMENTS = 2 * BLOCK_ELEMENTS
+
+
+_GELU_CONSTANTS: dict = {}  # dtype -> _gelu_constants(dtype)
+
+
+def _gelu_constants(dtype) -> tuple:
+    """The pass's five constants as 0-d arrays of `dtype`: the same numbers a Python float
+    becomes inside a ufunc (NEP 50 casts it to the array's dtype), with less work per call."""
+    constants = _GELU_CONSTANTS.get(dtype)
+    if constants is None:
+        values = (-GELU_K * GELU_A, GELU_K, 1.0, 6.0 * GELU_A * GELU_C, 2.0 * GELU_C)
+        constants = _GELU_CONSTANTS[dtype] = tuple(np.array(v, dtype=dtype) for v in values)
+    return constants
 
 
 def _gelu_pass(flat, y=None, slope=None, g=None, grad=None, bias=None) -> None:
     """Blockwise over flat x (cache-sized blocks, split over threads): y = gelu(x) when y is
     given; dy/dx into `slope` when given; g * dy/dx into `grad` when given (backward). With
     `bias` (C,), flat holds rows of C and each block first adds it in place, x += bias.
+    `slope` may be `flat` itself (a scratch input, e.g. linear_gelu's product): each block's
+    slope is written over its x once x is no longer needed, so no new array is written.
 
-    h = 0.5 (1 + tanh(u)) is computed as the logistic 1 / (1 + exp(-2u)) (the same number; no
-    1 + tanh cancellation for negative u) with exp(-2u) = exp2(x (-K - K a x^2)), K = 2 c log2(e):
-    exp2, an add and a divide cost less than tanh and two passes. Very negative x: exp2 overflows to
-    inf (not an error here), h = 1 / inf = 0, y = -0, as tanh's 0.5 (1 - 1) gives."""
+    With t = 1 + exp(-2u) = 1 / h (h = 0.5 (1 + tanh u), the same number; no 1 + tanh
+    cancellation for negative u) and exp(-2u) = exp2(x (-K - K a x^2)), K = 2 c log2(e):
+        y = x / t,   dy/dx = h (1 + x (1 - h) q) = (1 + (x - y) q) / t,   q = 2 du/dx
+    13 passes with the slope (14 with the bias), 7 for y alone: exp2, an add and divides by t
+    cost less than tanh and the passes to form h. Very negative x: exp2 overflows to inf (not
+    an error here), t = inf, y = -0 as tanh's 0.5 x (1 - 1) gives, slope 0."""
     need_slope = slope is not None or grad is not None
+    if slope is flat and y is None:
+        raise ValueError("_gelu_pass: the slope can be written over x only together with y")
     width = 1 if bias is None else bias.size  # blocks and thread ranges are whole rows
     step = max(1, GELU_BLOCK_ELEMENTS // width) * width
+    minus_ka, k, one, q_a, q_c = _gelu_constants(flat.dtype)
 
     def run(first_row, last_row):
         lo, hi = first_row * width, last_row * width
         size = min(step, hi - lo)
-        h_buf = np.empty(size, dtype=flat.dtype)
-        q_buf = np.empty(size, dtype=flat.dtype) if need_slope else None
-        d_buf = np.empty(size, dtype=flat.dtype) if grad is not None else None
+        t_buf = np.empty(size, dtype=flat.dtype)
+        q_buf = np.empty(size, dtype=flat.dtype)
         with np.errstate(over="ignore"):  # exp2's overflow to inf is intended (h = 0)
             for start in range(lo, hi, step):
                 stop = min(start + step, hi)
-                xs, h = flat[start:stop], h_buf[: stop - start]
+                xs, t, q = flat[start:stop], t_buf[: stop - start], q_buf[: stop - start]
                 if bias is not None:
                     rows = xs.reshape(-1, width)  # (rows, C), a view
                     rows += bias
+                np.square(xs, out=q)             # x^2, kept for the slope
+                np.multiply(q, minus_ka, out=t)
+                t -= k
+                t *= xs                          # -2 u log2(e) = x (-K - K a x^2)
+                np.exp2(t, out=t)
+                t += one                         # t = 1 + exp(-2u) = 1 / h
+                ys = y[start:stop] if y is not None else None
                 if not need_slope:
-                    np.multiply(xs, xs, out=h)
-                    h *= -GELU_K * GELU_A
-                else:  # keep x^2 for the slope
-                    q = q_buf[: stop - start]
-                    np.multiply(xs, xs, out=q)
-                    np.multiply(q, -GELU_K * GELU_A, out=h)
-                h -= GELU_K
-                h *= xs                          # -2 u log2(e) = x (-K - K a x^2)
-                np.exp2(h, out=h)
-                h += 1.0                         # 1 + exp(-2u)
-                np.divide(1.0, h, out=h)         # h = 1 / (1 + exp(-2u)) = 0.5 (1 + tanh(u))
-                if y is not None:
-                    np.multiply(xs, h, out=y[start:stop])  # y = x h
-                if not need_slope:
+                    np.divide(xs, t, out=ys)     # y = x h
                     continue
-                q *= 6.0 * GELU_A * GELU_C
-                q += 2.0 * GELU_C                # q = 2 du/dx = 2 c (1 + 3 a x^2)
-                d = slope[start:stop] if slope is not None else d_buf[: stop - start]
-                if y is not None:
-                    np.subtract(xs, y[start:stop], out=d)  # x (1 - h) = x - y
-                else:
-                    np.multiply(xs, h, out=d)
-                    np.subtract(xs, d, out=d)
+                d = grad[start:stop] if slope is None else slope[start:stop]
+                if ys is None:
+                    ys = d                       # (y only as a step towards the slope)
+                np.divide(xs, t, out=ys)         # y = x h
+                q *= q_a
+                q += q_c                         # q = 2 du/dx = 2 c (1 + 3 a x^2)
+                np.subtract(xs, ys, out=d)       # x (1 - h) = x - y (over x itself if slope is flat)
                 d *= q
-                d += 1.0
-                d *= h                           # dy/dx = h (1 + x (1 - h) q)
+                d += one
+                d /= t                           # dy/dx = h (1 + x (1 - h) q)
                 if grad is not None:
-                    np.multiply(g[start:stop], d, out=grad[start:stop])
+                    if slope is not None:
+                        np.multiply(g[start:stop], d, out=grad[start:stop])
+                    else:
+                        d *= g[start:stop]       # (d is grad's block)
 
     parallel_for(flat.size // width, run, max(1, PARALLEL_MIN_ELEMENTS // width))
 

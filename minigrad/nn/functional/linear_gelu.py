@@ -4,8 +4,10 @@ tanh GELU of activation.py (the book's section 4.3).
 Why one node: the bias and GELU's passes run on the product's rows right after the GEMM
 (linear.matmul_rows: on each thread's rows while they are in its cache when the product is
 split by rows), one pass over the (N, out) pre-activation z = x W^T + b fewer; and z itself
-is not kept for backward, only GELU's slope gelu'(z), as activation.GELU keeps it (above
-activation.LEAN_ABOVE_BYTES it is the other way round: z is kept, the slope recomputed).
+is not kept for backward, only GELU's slope gelu'(z), as activation.GELU keeps it, written over
+z (the product is this node's own scratch, still in cache: one fresh (N, out) array written
+instead of two). Above activation.LEAN_ABOVE_BYTES it is the other way round: z is kept, the
+slope recomputed.
 gpt's FeedForward uses it when its layers are the book's Linear, GELU, Linear with no hooks.
 
 Reference version (read it first): `linear_gelu_reference`, gelu_tanh(linear(x, W, b)) in
@@ -38,17 +40,16 @@ class LinearGELU(Linear):
         b = bias[0] if bias else None
         y2 = np.empty((x2.shape[0], out_features), dtype=np.result_type(x2, weight))  # (N, out)
         keep_slope = self.requires_grad and y2.nbytes <= LEAN_ABOVE_BYTES
-        slope = np.empty_like(y2) if keep_slope else None  # (N, out)
 
-        def finish(z2, lo, hi):  # rows lo:hi of z: z += b, then y = gelu(z) and its slope
+        def finish(z2, lo, hi):  # rows lo:hi of z: z += b, then y = gelu(z), and the slope over z
             if hi > lo and out_features:
-                _gelu_pass(z2[lo:hi].reshape(-1), y=y2[lo:hi].reshape(-1), bias=b,
-                           slope=None if slope is None else slope[lo:hi].reshape(-1))
+                z = z2[lo:hi].reshape(-1)
+                _gelu_pass(z, y=y2[lo:hi].reshape(-1), bias=b, slope=z if keep_slope else None)
 
-        z2 = matmul_rows(x2, weight, finish)  # (N, out): x W^T + b once finished
+        z2 = matmul_rows(x2, weight, finish)  # (N, out): gelu'(x W^T + b), or x W^T + b if lean
         if self.requires_grad:
             self.x2, self.weight = x2, weight
-            self.slope, self.z2 = slope, None if keep_slope else z2
+            self.slope, self.z2 = (z2, None) if keep_slope else (None, z2)
         return y2.reshape(*x.shape[:-1], out_features)  # (..., out)
 
     def backward(self, g):
