@@ -43,7 +43,10 @@ How it runs (the plain version is reference.scaled_dot_product_attention):
 - Softmax: |S_ij| <= |q_i| |k_j| * scale; where that bound is below NO_MAX_BELOW for every
   query and key of a head, exp(S) can neither overflow nor vanish, so the row max is not
   subtracted (the costliest pass: a reduction per row of 128-256 entries). With a mask, or
-  larger scores, it is. Row sums are a product with a ones vector.
+  larger scores, it is. Row sums are a product with a ones vector. Without a mask, S is made
+  in log2 units (log2(e) rides on K^T's factor) for exp2: 42 us against exp's 110 at a
+  (12, 64, 256) block; exp2 is slow on -inf, so in the heads that skip the row max (all
+  their scores in range) the causal mask is a 0/1 product after it (causal_block_keeps).
 - Dropout: M = keep / (1 - p) from 16 (or 32) bits per weight (dropout.bit_layout; DropoutBits:
   with a PCG64 generator, minigrad's, the bits of dropout.dropout_multiplier's draw; with
   another, of a PCG64 seeded from it; the blocked kernel's mask either way), drawn item by item
@@ -60,13 +63,13 @@ How it runs (the plain version is reference.scaled_dot_product_attention):
 - Backward makes dS, dQ, dK and dV block by block from the last: its dK = dS^T Q and dV =
   Pd^T dO are written over the keys [0, keys), each earlier block's products added to theirs.
 
-This kernel keeps P (and Pd): quadratic in the context. Without
-attn_mask, when the weights would take more than BLOCKED_ABOVE_BYTES (64 MB; GPT-2 124M at
-context 1024 and batch 4 has 201 MB per layer, 2.4 GB of weights and as much again with
-dropout), scaled_dot_product_attention runs blocked_attention.py's kernel instead, which keeps
-one log-sum-exp per query row and recomputes P in backward. Measured at GPT-2 124M (before this
-kernel skipped the causal upper triangle): at context 1024 it was as fast as this kernel, at
-context 512 (25 MB) 3-10% slower, so shorter contexts (every benchmark config) run this kernel.
+This kernel keeps P (and Pd): quadratic in the context. Without attn_mask, when the weights would
+take more than BLOCKED_ABOVE_BYTES (64 MB; GPT-2 124M at context 1024 and batch 4 has 201 MB per
+layer, 2.4 GB of weights and as much again with dropout), scaled_dot_product_attention runs
+blocked_attention.py's kernel instead, which keeps one log-sum-exp per query row and recomputes P
+in backward. Measured at GPT-2 124M (before this kernel skipped the causal upper triangle): at
+context 1024 it was as fast as this kernel, at context 512 (25 MB) 3-10% slower, so shorter
+contexts (every benchmark config) run this kernel.
 """
 from __future__ import annotations
 
@@ -84,13 +87,14 @@ from ._util import as_float_tensor, parallel_for
 from . import reference as ref
 from .dropout import check_probability
 from .blocked_attention import BlockedAttention, DropoutBits, as_4d, as_4d_shape, empty_output
-from .attention_masks import attention_mask, causal_block_biases
+from .attention_masks import attention_mask, causal_block_biases, causal_block_keeps
 
 BLOCKED_ABOVE_BYTES = 64 << 20  # without attn_mask, weights larger than this: the blocked kernel
 ROWS = 64  # query rows per block of causal attention (the blocks above the diagonal are skipped)
 ITEM_ELEMENTS = 1 << 18  # attention weights per work item on one thread (a few heads, or sequences)
 THREAD_ITEM_ELEMENTS = 1 << 19  # on several threads: at most this many per item, as many items per thread
 NO_MAX_BELOW = 60.0  # |scores| below this bound: softmax skips subtracting the row max
+LOG2_E = 1.4426950408889634  # exp(S) = exp2(S log2(e))
 
 
 class ScaledDotProductAttention(Function):
@@ -134,6 +138,8 @@ class ScaledDotProductAttention(Function):
         probs = np.empty(shape[:2] + (offsets[-1],), dtype=dtype)
         out = empty_output(n_seq, n_heads, n_queries, v4.shape[-1], dtype)  # (A, H, Tq, Dv)
         biases = causal_block_biases(n_queries, n_keys, dtype.name, tuple(blocks)) if causal else None
+        keeps = causal_block_keeps(n_queries, n_keys, dtype.name, tuple(blocks)) if causal else None
+        exp, factor = (np.exp, scale) if mask else (np.exp2, scale * LOG2_E)  # S in log2 units for exp2
         if mask:  # (..., Tq, Tk) additive, broadcast to (A, H, Tq, Tk): the row max is needed
             self.mask_shape = mask[0].shape
             bias = as_4d(np.broadcast_to(mask[0].astype(dtype, copy=False), q.shape[:-2] + shape[-2:]))
@@ -148,7 +154,7 @@ class ScaledDotProductAttention(Function):
         ones = np.ones((n_keys, 1), dtype)  # row sums as a product: faster than .sum(axis=-1)
 
         def item(a, h):  # a few heads of some sequences, block of rows after block of rows
-            keys_t = _transposed(k4[a, h], scale, dtype)  # (na, nh, D, Tk) C order: S = q (scale K^T)
+            keys_t = _transposed(k4[a, h], factor, dtype)  # (na, nh, D, Tk) C order: S = q (factor K^T)
             # the row max is subtracted in the heads past the bound (per head, so results do not
             # depend on how heads are grouped into items, nor on the threads)
             unbounded = list(zip(*np.nonzero(~bounded[a, h]))) if bounded[a, h].any() else None  # (i, j) pairs
@@ -159,15 +165,14 @@ class ScaledDotProductAttention(Function):
             for b, (r0, r1, keys) in enumerate(blocks):  # rows [r0, r1) see keys [0, keys)
                 scores = _block(probs[a, h], offsets[b], r1 - r0, keys)  # (na, nh, rows, keys)
                 np.matmul(q4[a, h, r0:r1], keys_t[..., :keys], out=scores)
-                if biases is not None and biases[b] is not None:  # causal: -inf above the diagonal
-                    scores += biases[b]
-                elif mask:
-                    scores += bias[a, h]
-                if unbounded is None:  # every head subtracts its rows' max
-                    scores -= scores.max(axis=-1, keepdims=True)
-                for i, j in unbounded or ():  # only these heads
+                block_bias = bias[a, h] if mask else None if biases is None else biases[b]  # causal: -inf
+                for i, j in [(slice(None),) * 2] if unbounded is None else unbounded:  # every head, or those past the bound
+                    if block_bias is not None:
+                        scores[i, j] += block_bias
                     scores[i, j] -= scores[i, j].max(axis=-1, keepdims=True)
-                np.exp(scores, out=scores)
+                exp(scores, out=scores)
+                if unbounded is not None and keeps is not None and keeps[b] is not None:
+                    scores *= keeps[b]  # causal: 0 above the diagonal (exp2 is slow on -inf)
                 total = np.matmul(scores, ones[:keys])  # (na, nh, rows, 1), > 0
                 scores *= np.divide(kept, total, out=total)  # P / (1 - p): M's scale, here
                 w = scores

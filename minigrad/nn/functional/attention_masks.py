@@ -3,8 +3,8 @@ query may see a key, -inf where it may not (the book's ch. 3: the causal mask).
 
 causal_lower_right(Tq, Tk) is the boolean attn_mask a KV cache needs; causal_bias the cached
 (Tq, Tk) bias of either alignment; causal_block_biases the same cut into the short kernel's
-row blocks, one C-order (rows, keys) array each; attention_mask turns a user's attn_mask
-into a bias Tensor.
+row blocks, one C-order (rows, keys) array each (causal_block_keeps: as 1/0 multipliers);
+attention_mask turns a user's attn_mask into a bias Tensor.
 """
 from __future__ import annotations
 
@@ -54,3 +54,15 @@ def attention_mask(attn_mask, dtype) -> Tensor:
     if data.dtype.kind != "f":
         raise TypeError(f"scaled_dot_product_attention: attn_mask must be bool or float, got dtype {data.dtype}")
     return attn_mask if isinstance(attn_mask, Tensor) else Tensor(data)
+
+
+@functools.lru_cache(maxsize=64)
+def causal_block_keeps(n_queries: int, n_keys: int, dtype_name: str, blocks: tuple) -> tuple:
+    """causal_block_biases as multipliers: 1.0 where a query may see a key, 0.0 where not (a
+    product after the exponential instead of -inf before it); None where the bias is."""
+    parts = [None if bias is None else np.equal(bias, 0.0).astype(dtype_name)
+             for bias in causal_block_biases(n_queries, n_keys, dtype_name, blocks)]
+    for part in parts:
+        if part is not None:
+            part.flags.writeable = False  # shared by every call
+    return tuple(parts)
