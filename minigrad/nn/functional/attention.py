@@ -43,10 +43,12 @@ How it runs (the plain version is reference.scaled_dot_product_attention):
 - Softmax: |S_ij| <= |q_i| |k_j| * scale; where that bound is below NO_MAX_BELOW for every
   query and key of a head, exp(S) can neither overflow nor vanish, so the row max is not
   subtracted (the costliest pass: a reduction per row of 128-256 entries). With a mask, or
-  larger scores, it is. Row sums are a product with a ones vector. Without a mask, S is made
-  in log2 units (log2(e) rides on K^T's factor) for exp2: 42 us against exp's 110 at a
-  (12, 64, 256) block; exp2 is slow on -inf, so in the heads that skip the row max (all
-  their scores in range) the causal mask is a 0/1 product after it (causal_block_keeps).
+  larger scores, it is (the bound and backward's r are made per item, on the items' threads:
+  2-4% less wall at 2 threads than one call before them). Row sums are a product with a ones
+  vector. Without a mask, S is made in log2 units (log2(e) rides on K^T's factor) for exp2: 42
+  us against exp's 110 at a (12, 64, 256) block; exp2 is slow on -inf, so in the heads that
+  skip the row max (all their scores in range) the causal mask is a 0/1 product after it
+  (causal_block_keeps).
 - Dropout: M = keep / (1 - p) from 16 (or 32) bits per weight (dropout.bit_layout; DropoutBits:
   with a PCG64 generator, minigrad's, the bits of dropout.dropout_multiplier's draw; with
   another, of a PCG64 seeded from it; the blocked kernel's mask either way), drawn item by item
@@ -143,9 +145,7 @@ class ScaledDotProductAttention(Function):
         if mask:  # (..., Tq, Tk) additive, broadcast to (A, H, Tq, Tk): the row max is needed
             self.mask_shape = mask[0].shape
             bias = as_4d(np.broadcast_to(mask[0].astype(dtype, copy=False), q.shape[:-2] + shape[-2:]))
-        bounded = np.zeros((n_seq, n_heads), bool)  # per head: may softmax skip the row max? (docstring)
-        if not mask and n_queries and n_keys and dtype.itemsize >= 4:  # (float16's range is too small)
-            bounded = _bound(q4, k4, scale, dtype) < NO_MAX_BELOW ** 2
+        may_skip_max = not mask and n_queries > 0 and dtype.itemsize >= 4  # (float16's range is too small)
         draw, kept = None, 1.0
         if dropout_p > 0.0:  # M's bits, drawn item by item on the items' threads, in cache when used
             draw, kept = DropoutBits(generator, shape, dropout_p, dtype), 1.0 / (1.0 - dropout_p)
@@ -155,9 +155,10 @@ class ScaledDotProductAttention(Function):
 
         def item(a, h):  # a few heads of some sequences, block of rows after block of rows
             keys_t = _transposed(k4[a, h], factor, dtype)  # (na, nh, D, Tk) C order: S = q (factor K^T)
-            # the row max is subtracted in the heads past the bound (per head, so results do not
-            # depend on how heads are grouped into items, nor on the threads)
-            unbounded = list(zip(*np.nonzero(~bounded[a, h]))) if bounded[a, h].any() else None  # (i, j) pairs
+            # per head: may softmax skip the row max (docstring)? It is subtracted in the heads past
+            # the bound (per head, so results depend neither on the items nor on the threads)
+            bounded = _bound(q4[a, h], k4[a, h], scale, dtype) < NO_MAX_BELOW ** 2 if may_skip_max else None
+            unbounded = list(zip(*np.nonzero(~bounded))) if may_skip_max and bounded.any() else None  # (i, j)
             bits = None
             if draw is not None:  # (na, nh, Tq, Tk) uint32: these heads are contiguous in (A, H, Tq, Tk)
                 first, item_shape = (a.start * n_heads + h.start) * n_queries * n_keys, q4[a, h].shape[:-1] + (n_keys,)
@@ -210,16 +211,11 @@ class ScaledDotProductAttention(Function):
         n_queries, n_keys = shape[-2:]
         seen = blocks[-1][2] if blocks else 0  # keys [seen, Tk) are seen by no query (causal)
 
-        # r = rowsum(dO * O), (A, H, Tq, 1): one call over all heads is twice as fast as per item
-        rowdots = None
-        if need_scores:
-            rowdots = np.einsum("ahid,ahid->ahi", g4, out)[..., None]
-            rowdots *= ds_scale / kept  # P r = P' (r (1 - p)); times dS's scale
-
         def item(a, h):  # block by block from the last, whose keys [0, seen) hold all the others'
             d_out = g4[a, h]  # (na, nh, Tq, Dv)
-            if need_scores:
-                rowdot = rowdots[a, h]
+            if need_scores:  # r = rowsum(dO * O), (na, nh, Tq, 1)
+                rowdot = np.einsum("ahid,ahid->ahi", d_out, out[a, h])[..., None]
+                rowdot *= ds_scale / kept  # P r = P' (r (1 - p)); times dS's scale
                 values_t = _transposed(v4[a, h], ds_scale, dtype)  # (na, nh, Dv, Tk) C order
             for b in reversed(range(len(blocks))):
                 (r0, r1, keys), rows, last = blocks[b], slice(blocks[b][0], blocks[b][1]), b == len(blocks) - 1
