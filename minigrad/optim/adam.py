@@ -206,7 +206,7 @@ class Adam(Optimizer):
     def _update_group(self, group: dict, grad_factor: float = 1.0) -> None:
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        items, by_step = [], {}  # by_step: one scalars dict per step count (run_chunked packs
+        items, by_step = [], {}  # by_step: one scalars dict per step count (_pack_small packs
         for param in group["params"]:  # the small items that share one)
             grad = self._gradient(param)
             if grad is None:

@@ -29,9 +29,10 @@ PARALLEL_MIN_ELEMENTS = 1 << 18  # per thread; below this, waking a thread costs
 # 1M elements and dropout over 512K still gain from two)
 
 
-def block_rows(row_elements: int) -> int:
-    """Rows per cache-sized block for rows of `row_elements` elements."""
-    return max(1, BLOCK_ELEMENTS // max(1, row_elements))
+def block_rows(row_elements: int, elements: int = BLOCK_ELEMENTS) -> int:
+    """Rows per block of about `elements` elements (default: cache-sized) for rows of
+    `row_elements` elements; at least one."""
+    return max(1, elements // max(1, row_elements))
 
 
 def for_row_blocks(n_rows: int, row_elements: int, body, rows: int | None = None) -> None:

@@ -48,7 +48,8 @@ How it runs (the plain version is reference.scaled_dot_product_attention):
   vector. Without a mask, S is made in log2 units (log2(e) rides on K^T's factor) for exp2: 42
   us against exp's 110 at a (12, 64, 256) block; exp2 is slow on -inf, so in the heads that
   skip the row max (all their scores in range) the causal mask is a 0/1 product after it
-  (causal_block_keeps).
+  (causal_block_keeps); heads past the bound keep the -inf (a diagonal block with 12% -inf:
+  exp2 174 us against exp's 107, a few ms of a 124M step where every head is past it).
 - Dropout: M = keep / (1 - p) from 16 (or 32) bits per weight (dropout.bit_layout; DropoutBits:
   with a PCG64 generator, minigrad's, the bits of dropout.dropout_multiplier's draw; with
   another, of a PCG64 seeded from it; the blocked kernel's mask either way), drawn item by item

@@ -24,23 +24,13 @@ import numpy as np
 from ...autograd import Function
 from ...tensor import Tensor
 from . import reference as ref
-from ._util import PARALLEL_MIN_ELEMENTS, as_float_tensor, parallel_for
+from ._util import PARALLEL_MIN_ELEMENTS, as_float_tensor, block_rows, parallel_for
 
 # elements per block of rows (1 MB of float32): one NumPy call each. Measured in a bench-tiny
 # step (2048 x 128, alternated with 64K-element blocks, 1 thread): layer norm 10.3 vs 11.2 ms.
 # Each of its gemvs is below the size (~400K elements) at which OpenBLAS splits a gemv over its
 # own threads.
 PASS_ELEMENTS = 1 << 18
-THREAD_MIN_ELEMENTS = PARALLEL_MIN_ELEMENTS  # rows per thread: at least this many elements
-
-
-def _pass_rows(width: int) -> int:
-    """Rows per block for rows of `width` elements."""
-    return max(1, PASS_ELEMENTS // max(1, width))
-
-
-def _min_rows_per_thread(width: int) -> int:
-    return max(1, THREAD_MIN_ELEMENTS // max(1, width))
 
 
 class LayerNorm(Function):
@@ -68,7 +58,7 @@ class LayerNorm(Function):
         rstd = np.empty((x2.shape[0], 1), dtype=dtype)  # (N, 1)
         y = np.empty(x2.shape, dtype=dtype) if (has_weight or has_bias) else xhat
         mean_of = np.full(width, 1 / max(width, 1), dtype=x2.dtype)  # (C,): x @ mean_of = row means
-        rows = _pass_rows(width)
+        rows = block_rows(width, PASS_ELEMENTS)
 
         def run(lo, hi):
             for start in range(lo, hi, rows):
@@ -90,7 +80,7 @@ class LayerNorm(Function):
                         y[start:stop] += bias
 
         if x2.size:
-            parallel_for(x2.shape[0], run, _min_rows_per_thread(width))
+            parallel_for(x2.shape[0], run, block_rows(width, PARALLEL_MIN_ELEMENTS))  # rows per thread
         if self.requires_grad:
             self.xhat, self.rstd, self.weight = xhat, rstd, weight
         return y.reshape(x.shape)
@@ -104,7 +94,7 @@ class LayerNorm(Function):
         need_w = self.has_weight and need[1]
         need_b = self.has_bias and need[1 + self.has_weight]
         gx = np.empty_like(xhat) if need_x else None
-        rows = _pass_rows(width)
+        rows = block_rows(width, PASS_ELEMENTS)
         # weight / C (ones / C without a weight): g @ row_mean = mean(gh), p @ row_mean = mean(gh xhat)
         row_mean = (weight if weight is not None else np.ones(width, xhat.dtype)) / max(width, 1)  # (C,)
         ones = np.ones(min(rows, n_rows), dtype=xhat.dtype)  # (rows,): ones @ g = the column sums
@@ -132,7 +122,7 @@ class LayerNorm(Function):
                 d -= mean_gh
                 d *= rstd[start:stop]
 
-        parallel_for(n_rows, run, _min_rows_per_thread(width))
+        parallel_for(n_rows, run, block_rows(width, PARALLEL_MIN_ELEMENTS))  # rows per thread
         grads = [gx.reshape(self.x_shape) if need_x else None]
         ordered = [partials[start] for start in sorted(partials)]  # fixed order: same sums every run
         for which, (present, needed) in enumerate(((self.has_weight, need_w), (self.has_bias, need_b))):
