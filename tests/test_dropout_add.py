@@ -149,7 +149,15 @@ def test_transformer_block_uses_the_fused_node_only_when_plain():
         block.drop_shortcut.register_forward_hook(lambda m, args, out: calls.append(out.shape))
     fused.train(), plain.train()
     out = fused.trf_blocks[0](Tensor(np.ones((1, 3, 16), np.float32)))
+    assert type(out._ctx).__name__ == "LinearDropoutAdd"  # with the feed-forward's last Linear
+    block = fused.trf_blocks[1]  # hooks on both last Linears: dropout_add after them
+    handles = [layer.register_forward_hook(lambda m, args, out: None)
+               for layer in (block.att.out_proj, block.ff.layers[2])]
+    out = block(Tensor(np.ones((1, 3, 16), np.float32)))
     assert type(out._ctx).__name__ == "DropoutAdd"
+    assert type(out._ctx.parents[1]._ctx).__name__ == "DropoutAdd"  # the shortcut: attention's
+    for handle in handles:
+        handle.remove()
     fused = gpt.GPTModel(tiny_config(), generator=np.random.default_rng(0))  # the same draws again
     fused.train()
     for _ in range(2):  # two steps' masks

@@ -1,6 +1,6 @@
 """Dropout's random bits: 16 per element where p is coarse enough, 32 elsewhere, the drop
 probability p rounded up to that resolution; the attention kernels' piecewise draw
-(blocked_attention.DropoutBits, row by row per head) gives dropout_multiplier's mask, and leaves
+(dropout_bits.DropoutBits, row by row per head) gives dropout_multiplier's mask, and leaves
 the generator where it does."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minigrad.nn.functional.blocked_attention import DropoutBits
+from minigrad.nn.functional.dropout_bits import DropoutBits
 
 dropout = importlib.import_module("minigrad.nn.functional.dropout")  # (F's function hides it)
 

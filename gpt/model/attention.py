@@ -19,6 +19,8 @@ import numpy as np
 from minigrad import Tensor, nn
 from minigrad.nn import functional as F
 
+from .utils import has_hooks
+
 
 class MultiHeadAttention(nn.Module):
     """Causal self-attention with `num_heads` heads of `d_out // num_heads` features each.
@@ -48,6 +50,17 @@ class MultiHeadAttention(nn.Module):
         self.dropout = nn.Dropout(dropout, generator=generator)  # on the attention weights
 
     def forward(self, x: Tensor, kv_cache: "LayerKVCache | None" = None) -> Tensor:
+        return self.out_proj(self.context(x, kv_cache))  # (B, T, d_out)
+
+    def last_linear(self):
+        """out_proj, the last op of forward, while it and this module are the plain ones with
+        no hooks (then a caller may run out_proj(context(x)) itself, fused with what follows:
+        gpt's TransformerBlock does, with its dropout and shortcut), else None."""
+        plain = type(self) is MultiHeadAttention and type(self.out_proj) is nn.Linear
+        return self.out_proj if plain and not has_hooks(self) and not has_hooks(self.out_proj) else None
+
+    def context(self, x: Tensor, kv_cache: "LayerKVCache | None" = None) -> Tensor:
+        """The heads' outputs merged, (B, T, d_out): forward without the final out_proj."""
         batch_size, num_tokens, _ = x.shape
         if kv_cache is None and num_tokens > self.context_length:
             raise ValueError(
@@ -76,8 +89,7 @@ class MultiHeadAttention(nn.Module):
             queries, keys, values, attn_mask=mask, is_causal=n_queries == n_keys,
             dropout_p=dropout_p, generator=self.dropout.generator
         )  # (B, H, T, D)
-        context = context.transpose(1, 2).reshape(batch_size, num_tokens, self.d_out)  # (B, T, d_out)
-        return self.out_proj(context)  # (B, T, d_out)
+        return context.transpose(1, 2).reshape(batch_size, num_tokens, self.d_out)  # (B, T, d_out)
 
 
 class LayerKVCache:

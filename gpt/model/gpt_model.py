@@ -20,6 +20,7 @@ from minigrad.nn import functional as F
 
 from .attention import KVCache, MultiHeadAttention
 from .config import validate_config
+from .utils import has_hooks
 
 
 class LayerNorm(nn.Module):
@@ -67,33 +68,39 @@ class FeedForward(nn.Module):
         plain = self._plain_layers()
         if plain is None:
             return self.layers(x)  # module by module (hooks, replaced layers)
-        first, second = plain
-        hidden = F.linear_gelu(x, first.weight, first.bias)  # (B, T, 4C) = GELU(Linear(x))
-        return second(hidden)  # (B, T, C)
+        return plain[1](self.hidden(x))  # (B, T, C)
+
+    def hidden(self, x: Tensor) -> Tensor:
+        """GELU(first Linear(x)), (B, T, 4C), as one node (while the layers are plain)."""
+        first = self.layers[0]
+        return F.linear_gelu(x, first.weight, first.bias)
+
+    def last_linear(self):
+        """The second Linear while it can run on `hidden(x)` outside forward, fused with what
+        follows (the layers plain, no hooks on it or on this module), else None."""
+        plain = self._plain_layers() if type(self) is FeedForward and not has_hooks(self) else None
+        return plain[1] if plain is not None and not has_hooks(plain[1]) else None
 
     def _plain_layers(self):
         """(first Linear, second Linear) when the layers are the book's Linear, GELU, Linear and
         none of them (nor the Sequential) has a hook, else None."""
         layers = self.layers
-        if type(layers) is not nn.Sequential or len(layers) != 3 or _hooked(layers):
+        if type(layers) is not nn.Sequential or len(layers) != 3 or has_hooks(layers):
             return None
         first, activation, second = layers
         if (type(first) is nn.Linear and type(activation) is GELU and type(second) is nn.Linear
-                and not _hooked(first) and not _hooked(activation)):
+                and not has_hooks(first) and not has_hooks(activation)):
             return first, second
         return None
-
-
-def _hooked(module: nn.Module) -> bool:
-    """True while a forward or backward hook is registered on `module` itself."""
-    return module._hooks is not None and not module._hooks.empty()
 
 
 class TransformerBlock(nn.Module):
     """Pre-norm transformer block: attention and feed-forward, each with a shortcut.
 
     In training, with drop_shortcut the plain nn.Dropout and no hook on it, each
-    drop_shortcut(h) + shortcut runs as one node, F.dropout_add (the same numbers)."""
+    drop_shortcut(h) + shortcut runs as one node, F.dropout_add, and with it the sublayer's
+    last Linear (attention's out_proj, the feed-forward's second Linear) when that is plain
+    too: F.linear_dropout_add. The same numbers either way."""
 
     def __init__(self, cfg: dict, dtype=np.float32, generator=None):
         super().__init__()
@@ -116,23 +123,27 @@ class TransformerBlock(nn.Module):
         # Shortcut connection for the attention block
         shortcut = x
         x = self.norm1(x)
-        x = self.att(x, kv_cache=kv_cache)  # (B, T, C)
-        x = self._add_shortcut(x, shortcut)  # drop_shortcut(x) + the original input
+        x = self._sublayer_and_shortcut(self.att, x, shortcut, kv_cache=kv_cache)  # drop_shortcut(att(x)) + shortcut
 
         # Shortcut connection for the feed-forward block
         shortcut = x
         x = self.norm2(x)
-        x = self.ff(x)  # (B, T, C)
-        x = self._add_shortcut(x, shortcut)
+        x = self._sublayer_and_shortcut(self.ff, x, shortcut)  # drop_shortcut(ff(x)) + shortcut
         return x
 
-    def _add_shortcut(self, x: Tensor, shortcut: Tensor) -> Tensor:
-        """drop_shortcut(x) + shortcut: while drop_shortcut is the plain nn.Dropout with no hook,
-        in training, one node (F.dropout_add: the same numbers and mask, no separate sum)."""
+    def _sublayer_and_shortcut(self, sublayer: nn.Module, x: Tensor, shortcut: Tensor, **kwargs) -> Tensor:
+        """drop_shortcut(sublayer(x)) + shortcut, (B, T, C). While drop_shortcut is the plain
+        nn.Dropout with no hook, in training, the dropout and the sum are one node
+        (F.dropout_add), and with the sublayer's last Linear too where that is plain
+        (`sublayer.last_linear()`: F.linear_dropout_add); the same numbers and mask each way."""
         drop = self.drop_shortcut
-        if type(drop) is nn.Dropout and drop.training and drop.p > 0.0 and not _hooked(drop):
-            return F.dropout_add(x, shortcut, drop.p, generator=drop.generator)
-        return drop(x) + shortcut  # module by module (eval, hooks, a replaced layer)
+        if not (type(drop) is nn.Dropout and drop.training and drop.p > 0.0 and not has_hooks(drop)):
+            return drop(sublayer(x, **kwargs)) + shortcut  # module by module (eval, hooks, a replaced layer)
+        last = sublayer.last_linear()
+        if last is None:
+            return F.dropout_add(sublayer(x, **kwargs), shortcut, drop.p, generator=drop.generator)
+        before_last = sublayer.context(x, **kwargs) if sublayer is self.att else sublayer.hidden(x)  # (B, T, in)
+        return F.linear_dropout_add(before_last, last.weight, last.bias, shortcut, drop.p, generator=drop.generator)
 
 
 class _NoDraws:

@@ -1,5 +1,6 @@
 """Small helpers the book uses around the model: text <-> token id batches (chapter 5.1) and
-the parameter and memory count printed in chapter 4.6.
+the parameter and memory count printed in chapter 4.6; and `has_hooks`, which the model's
+fused paths check (a module with hooks runs as a module).
 """
 from __future__ import annotations
 
@@ -78,3 +79,9 @@ def print_model_summary(model) -> dict:
         print(f"(output head tied to the token embedding: {summary['in_memory_params']:,} parameters, "
               f"{summary['in_memory_mb']:.2f} MB in memory)")
     return summary
+
+
+def has_hooks(module) -> bool:
+    """True while a forward or backward hook is registered on `module` itself (a minigrad
+    nn.Module): the model then calls it as a module instead of fusing its ops with others."""
+    return module._hooks is not None and not module._hooks.empty()

@@ -9,7 +9,8 @@ graph with a hand-derived backward.
                   linear_cross_entropy (output head + cross-entropy, logits in row chunks)
                   nll_loss  binary_cross_entropy(_with_logits)  mse_loss l1_loss
                   smooth_l1_loss huber_loss kl_div
-    layers        linear  linear_gelu  embedding  layer_norm  batch_norm  group_norm
+    layers        linear  linear_gelu  linear_dropout_add (a block's projection, its dropout
+                  and the residual sum, one node)  embedding  layer_norm  batch_norm  group_norm
                   scaled_dot_product_attention(query, key, value, attn_mask=None,
                       dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False)
                   conv1d conv2d conv_transpose1d conv_transpose2d
@@ -31,6 +32,7 @@ from .embedding import embedding
 from .interpolate import adaptive_avg_pool1d, adaptive_avg_pool2d, interpolate
 from .linear import linear
 from .linear_cross_entropy import linear_cross_entropy
+from .linear_dropout_add import linear_dropout_add
 from .linear_gelu import linear_gelu
 from .loss import mse_loss
 from .misc import normalize, one_hot
@@ -49,7 +51,8 @@ __all__ = [
     "logsigmoid", "normalize", "one_hot", "dropout", "dropout_add",
     "cross_entropy", "linear_cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
-    "layer_norm", "embedding", "linear", "linear_gelu", "scaled_dot_product_attention", "causal_lower_right",
+    "layer_norm", "embedding", "linear", "linear_gelu", "linear_dropout_add",
+    "scaled_dot_product_attention", "causal_lower_right",
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "interpolate", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
     "batch_norm", "group_norm", "pad",

@@ -89,7 +89,8 @@ from ...tensor import Tensor
 from ._util import as_float_tensor, parallel_for
 from . import reference as ref
 from .dropout import check_probability
-from .blocked_attention import BlockedAttention, DropoutBits, as_4d, as_4d_shape, empty_output
+from .blocked_attention import BlockedAttention, as_4d, as_4d_shape, empty_output
+from .dropout_bits import DropoutBits
 from .attention_masks import attention_mask, causal_block_biases, causal_block_keeps
 
 BLOCKED_ABOVE_BYTES = 64 << 20  # without attn_mask, weights larger than this: the blocked kernel

@@ -3,7 +3,7 @@ probability p and the others are scaled by 1 / (1 - p), one graph node.
 
 The multiplier m = keep / (1 - p) is drawn from the generator's raw 64-bit draws
 (`dropout_multiplier`); the attention kernels draw theirs in the same layout
-(blocked_attention.DropoutBits). The plain formula, x * m, is reference.dropout.
+(dropout_bits.DropoutBits). The plain formula, x * m, is reference.dropout.
 
 How many random bits per element (`bit_layout`): drawing is most of dropout's time, so an
 element gets 16 bits (four per 64-bit draw) where that is fine enough: it is dropped where
@@ -116,7 +116,7 @@ def thread_bit_generator(kind):
     """A bit generator of type `kind` that belongs to the calling thread, made on first use
     (making one seeds it through a SeedSequence: ~10 us, more than setting a state and jumping
     ahead, ~3 us), for callers that set its state and draw from it at once, never holding it
-    across another such call (`_draw_in_parallel`, blocked_attention.DropoutBits.flat)."""
+    across another such call (`_draw_in_parallel`, dropout_bits.DropoutBits.flat)."""
     generators = _threads_own.__dict__.setdefault("generators", {})
     if kind not in generators:
         generators[kind] = kind(0)

@@ -99,14 +99,16 @@ class Linear(Function):
     def backward(self, g):
         return self.products_backward(g)
 
-    def products_backward(self, g):
-        """The backward above for the output gradient g (..., out) (also LinearGELU's, given
-        dL/dz: a method of its own, so that a profiler wrapping `backward` times it once)."""
+    def products_backward(self, g, needs=None):
+        """The backward above for the output gradient g (..., out) (also LinearGELU's and
+        LinearDropoutAdd's, given dL/dz: a method of its own, so that a profiler wrapping
+        `backward` times it once). needs: (x, weight[, bias]) flags, default needs_input_grad."""
         weight, x2 = self.weight, self.x2
         out_features, in_features = weight.shape
         g2 = g.reshape(x2.shape[0], out_features)  # (N, out): N spelled out, out may be 0
-        need_x, need_w = self.needs_input_grad[:2]
-        need_b = len(self.needs_input_grad) == 3 and self.needs_input_grad[2]
+        needs = self.needs_input_grad if needs is None else needs
+        need_x, need_w = needs[:2]
+        need_b = len(needs) == 3 and needs[2]
         gx = gw = gb = None
         threads = get_threads()
         if (threads > 1 and need_x and (need_w or need_b)
@@ -121,7 +123,7 @@ class Linear(Function):
                 gb = column_sums(g2)  # (out,)
         if gx is not None:
             gx = gx.reshape(self.parents[0].shape)
-        if len(self.needs_input_grad) == 2:
+        if len(needs) == 2:
             return gx, gw
         return gx, gw, gb
 
