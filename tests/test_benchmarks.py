@@ -100,16 +100,17 @@ def test_profiler_times_every_op_of_a_training_step():
         profiler.step(train_step, optimizer)
     report = profiler.report()
     names = {row["name"]: row for row in report["rows"]}
-    assert {"Linear", "CrossEntropy", "ScaledDotProductAttention", "AdamW step", "clipping norm"} <= set(names)
+    assert {"Linear", "CrossEntropy", "QKVAttention", "AdamW step", "clipping norm"} <= set(names)
     assert names["clipping norm"]["forward_ms"] > 0
-    assert names["Linear"]["calls"] == 4  # the query, key and value projections, the head
+    assert names["Linear"]["calls"] == 1  # the head (the q, k, v projections are QKVAttention's)
+    assert names["QKVAttention"]["calls"] == 1 and names["QKVAttention"]["backward_ms"] > 0
     assert names["LinearGELU"]["calls"] == 1  # the first feed-forward Linear with the GELU
     assert names["LinearDropoutAdd"]["calls"] == 2  # out_proj and the second feed-forward Linear
     for fused in ("LinearGELU", "LinearDropoutAdd"):  # one backward timed per node (Linear's
         assert profiler.ops[fused][3] == names[fused]["calls"]  # rule inside is no second)
     assert names["Linear"]["backward_ms"] > 0
     assert report["step_ms"] >= sum(r["forward_ms"] + r["backward_ms"] for r in report["rows"]) * 0.99
-    assert "| Linear | 4 |" in format_profile(report, "bench-tiny")
+    assert "| Linear | 1 |" in format_profile(report, "bench-tiny")
     # the wrappers are gone afterwards
     from minigrad.nn.functional.linear import Linear
 

@@ -8,7 +8,10 @@ Attention of one head, for queries Q (T, D), keys K and values V (Tk, D):
 The book computes the scores, masks them with a registered `mask` buffer, applies softmax and
 dropout, and multiplies by the values, one op at a time. Here the same math runs in one fused
 kernel, `F.scaled_dot_product_attention`, whose hand-written backward is in
-minigrad/nn/functional/attention.py; `examples/ch03_attention.py` walks through the unfused version.
+minigrad/nn/functional/attention.py; while W_query, W_key and W_value are the plain nn.Linear
+with no hooks, the three projections run with it as one node (`F.qkv_attention`, the same
+numbers: one parallel region for the three products each way). `examples/ch03_attention.py`
+walks through the unfused version.
 There is no `mask` buffer (the kernel knows the causal pattern), so the state dict holds only
 the four Linear layers, exactly the keys of the book's checkpoints minus `att.mask`.
 """
@@ -59,6 +62,15 @@ class MultiHeadAttention(nn.Module):
         plain = type(self) is MultiHeadAttention and type(self.out_proj) is nn.Linear
         return self.out_proj if plain and not has_hooks(self) and not has_hooks(self.out_proj) else None
 
+    def _plain_projections(self):
+        """(W_query, W_key, W_value) while they are the book's nn.Linear with no hooks (then
+        `context` runs them with the attention as one node, F.qkv_attention: the same numbers),
+        else None."""
+        layers = (self.W_query, self.W_key, self.W_value)
+        if all(type(layer) is nn.Linear and not has_hooks(layer) for layer in layers):
+            return layers
+        return None
+
     def context(self, x: Tensor, kv_cache: "LayerKVCache | None" = None) -> Tensor:
         """The heads' outputs merged, (B, T, d_out): forward without the final out_proj."""
         batch_size, num_tokens, _ = x.shape
@@ -66,6 +78,12 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(
                 f"MultiHeadAttention: sequence of length {num_tokens} exceeds the context length {self.context_length}"
             )
+        dropout_p = self.dropout.p if self.training else 0.0
+        projections = self._plain_projections()
+        if kv_cache is None and projections is not None:  # all of the below as one node
+            weights, biases = [w.weight for w in projections], [w.bias for w in projections]
+            return F.qkv_attention(x, *weights, *biases, n_heads=self.num_heads, dropout_p=dropout_p,
+                                   generator=self.dropout.generator)  # (B, T, d_out)
         queries = self.W_query(x)  # (B, T, d_out)
         keys = self.W_key(x)  # (B, T, d_out)
         values = self.W_value(x)  # (B, T, d_out)
@@ -82,7 +100,6 @@ class MultiHeadAttention(nn.Module):
 
         # softmax(q k^T / sqrt(D), causal, aligned so the last query sees the last key) @ v:
         # with a cache the T new queries are the last of Tk positions (bottom-right alignment)
-        dropout_p = self.dropout.p if self.training else 0.0
         n_queries, n_keys = queries.shape[-2], keys.shape[-2]
         mask = F.causal_lower_right(n_queries, n_keys) if 1 < n_queries < n_keys else None
         context = F.scaled_dot_product_attention(

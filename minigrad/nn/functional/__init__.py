@@ -13,6 +13,8 @@ graph with a hand-derived backward.
                   and the residual sum, one node)  embedding  layer_norm  batch_norm  group_norm
                   scaled_dot_product_attention(query, key, value, attn_mask=None,
                       dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False)
+                  qkv_attention (causal self-attention from its input: the q, k, v
+                      projections and the attention, one node)
                   conv1d conv2d conv_transpose1d conv_transpose2d
                   max_pool1d max_pool2d avg_pool1d avg_pool2d  adaptive_avg_pool1d/2d
                   interpolate
@@ -38,6 +40,7 @@ from .loss import mse_loss
 from .misc import normalize, one_hot
 from .nll import cross_entropy, nll_loss
 from .normalization import layer_norm
+from .qkv_attention import qkv_attention
 from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from ...ops.einsum import pad  # constant, reflect, replicate, circular (the kernel lives in minigrad.ops)
 from .pointwise import (celu, elu, hardsigmoid, hardswish, hardtanh, leaky_relu, logsigmoid, mish,
@@ -52,7 +55,7 @@ __all__ = [
     "cross_entropy", "linear_cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "kl_div",
     "layer_norm", "embedding", "linear", "linear_gelu", "linear_dropout_add",
-    "scaled_dot_product_attention", "causal_lower_right",
+    "scaled_dot_product_attention", "qkv_attention", "causal_lower_right",
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "interpolate", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
     "batch_norm", "group_norm", "pad",

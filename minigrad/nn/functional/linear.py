@@ -49,23 +49,33 @@ def matmul_rows(x2: np.ndarray, weight: np.ndarray, finish) -> np.ndarray:
     on rows lo:hi of y2: on each thread's rows right after they are computed when the product
     is split by rows (while they are in its cache), else once on all rows (finish may split
     them over threads itself)."""
+    return matmul_rows_many(x2, (weight,), lambda i, y2, lo, hi: finish(y2, lo, hi))[0]
+
+
+def matmul_rows_many(x2: np.ndarray, weights, finish) -> list:
+    """[x2 @ w^T for w in weights] ((N, out_i) each) for weights of one (out, in) shape, as
+    matmul_rows, in one parallel region when split by rows (each thread all the products of
+    its rows): finish(i, y2, lo, hi) on rows lo:hi of product i."""
     n_rows, in_features = x2.shape
-    out_features = weight.shape[0]
+    out_features = weights[0].shape[0]
     threads = min(get_threads(), n_rows // MIN_ROWS_PER_THREAD)
     if threads > 1 and n_rows * in_features * out_features >= PARALLEL_MIN_MACS:
-        y2 = np.empty((n_rows, out_features), dtype=np.result_type(x2, weight))
+        outs = [np.empty((n_rows, w.shape[0]), dtype=np.result_type(x2, w)) for w in weights]
         rows = _bounds(n_rows, threads)
 
         def part(lo, hi):  # y rows lo:hi, then finish them while they are in cache
-            np.matmul(x2[lo:hi], weight.T, out=y2[lo:hi])
-            finish(y2, lo, hi)
+            for i, (w, y2) in enumerate(zip(weights, outs)):
+                np.matmul(x2[lo:hi], w.T, out=y2[lo:hi])
+                finish(i, y2, lo, hi)
 
         with single_blas_thread():
             run_parallel([lambda lo=lo, hi=hi: part(lo, hi) for lo, hi in zip(rows, rows[1:])])
-    else:
-        y2 = x2 @ weight.T  # (N, out): one GEMM
-        finish(y2, 0, n_rows)
-    return y2
+        return outs
+    outs = []
+    for i, w in enumerate(weights):
+        outs.append(x2 @ w.T)  # (N, out): one GEMM
+        finish(i, outs[-1], 0, n_rows)
+    return outs
 
 
 def add_bias(y2: np.ndarray, b, lo: int, hi: int) -> None:
