@@ -19,6 +19,7 @@ from minigrad.nn import functional as F
 import gpt
 
 fused_module = importlib.import_module("minigrad.nn.functional.qkv_attention")
+attention_module = importlib.import_module("minigrad.nn.functional.attention")
 
 
 def inputs(batch, tokens, width, in_width, with_bias, dtype, seed=0):
@@ -79,12 +80,14 @@ def test_is_the_projections_then_attention(threads, with_bias, p, shape):
 
 def test_long_contexts_run_the_blocked_kernel(monkeypatch):
     x, weights, biases, g = inputs(2, 40, 16, 16, True, np.float64)
-    monkeypatch.setattr(fused_module, "BLOCKED_ABOVE_BYTES", 0)  # every size is "long" here
+    monkeypatch.setattr(attention_module, "BLOCKED_ABOVE_BYTES", 0)  # every size is "long" here
     tx = Tensor(x, requires_grad=True)
     y = F.qkv_attention(tx, *weights, *biases, n_heads=2, dropout_p=0.2, generator=np.random.default_rng(1))
     assert type(y._ctx.kernel).__name__ == "BlockedAttention"
     one, _ = run(fused, x, weights, biases, g, 2, 0.2)
-    monkeypatch.setattr(fused_module, "BLOCKED_ABOVE_BYTES", 1 << 40)
+    monkeypatch.setattr(attention_module, "BLOCKED_ABOVE_BYTES", 1 << 40)
+    y = F.qkv_attention(tx, *weights, *biases, n_heads=2, dropout_p=0.2, generator=np.random.default_rng(1))
+    assert type(y._ctx.kernel).__name__ == "ScaledDotProductAttention"
     plain, _ = run(fused, x, weights, biases, g, 2, 0.2)  # the kept-weights kernel: the same mask
     for a, c in zip(plain[:-1], one[:-1]):
         np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)

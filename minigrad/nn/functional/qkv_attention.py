@@ -30,7 +30,8 @@ from ...runtime.blas import single_blas_thread
 from ...runtime.threads import get_threads, run_parallel
 from ...tensor import Tensor
 from . import reference as ref
-from .attention import BLOCKED_ABOVE_BYTES, ScaledDotProductAttention
+from . import attention as attention_module  # (its BLOCKED_ABOVE_BYTES read at each call: one setting)
+from .attention import ScaledDotProductAttention
 from .blocked_attention import BlockedAttention
 from .dropout import check_probability
 from .linear import PARALLEL_MIN_MACS, column_sums, matmul_rows_many
@@ -68,8 +69,9 @@ class QKVAttention(Function):
         split = (batch, tokens, n_heads, width // n_heads)
         q4, k4, v4 = (y2.reshape(split).transpose(0, 2, 1, 3) for y2 in projections)  # (B, H, T, D) views
         dtype = np.result_type(q4, k4, v4)
-        kernel = (BlockedAttention if batch * n_heads * tokens * tokens * dtype.itemsize > BLOCKED_ABOVE_BYTES
-                  else ScaledDotProductAttention)()
+        weight_bytes = batch * n_heads * tokens * tokens * dtype.itemsize  # (B, H, T, T)
+        kernel = (BlockedAttention if weight_bytes > attention_module.BLOCKED_ABOVE_BYTES  # as
+                  else ScaledDotProductAttention)()  # scaled_dot_product_attention chooses
         kernel.requires_grad = self.requires_grad
         kernel.needs_input_grad = (True, True, True)
         kernel.parents = tuple(Tensor._wrap(a, False) for a in (q4, k4, v4))  # (shapes, for its backward)
