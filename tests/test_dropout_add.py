@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigrad as mg
-from minigrad import Tensor, runtime
+from minigrad import Tensor, nn, runtime
 from minigrad.nn import functional as F
 import gpt
 
@@ -168,3 +168,15 @@ def test_transformer_block_uses_the_fused_node_only_when_plain():
     fused.eval()
     out = fused.trf_blocks[0](Tensor(np.ones((1, 3, 16), np.float32)))
     assert type(out._ctx).__name__ != "DropoutAdd"  # evaluation: no dropout, a plain sum
+
+
+def test_a_module_put_in_a_sublayers_place_is_called_as_a_module():
+    model = gpt.GPTModel(tiny_config(), generator=np.random.default_rng(0))
+    model.train()
+    block = model.trf_blocks[0]
+    block.ff = nn.Sequential(nn.Linear(16, 16, generator=np.random.default_rng(1)))  # no last_linear()
+    x = Tensor(np.ones((1, 3, 16), np.float32))
+    out = block(x)
+    assert type(out._ctx).__name__ == "DropoutAdd"
+    out.sum().backward()
+    assert block.ff[0].weight.grad is not None

@@ -167,3 +167,32 @@ def test_multi_head_attention_uses_the_node_only_when_plain():
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
     for a, b in zip(results[0][1:], results[1][1:]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("trainable", ["x", "weights", "biases"])
+def test_only_some_inputs_needing_gradients(trainable):
+    x, weights, biases, g = inputs(2, 7, 8, 6, True, np.float64)
+    results = []
+    for fn in (unfused, fused):
+        tx = Tensor(x, requires_grad=trainable == "x")
+        tw = [Tensor(w, requires_grad=trainable == "weights") for w in weights]
+        tb = [Tensor(b, requires_grad=trainable == "biases") for b in biases]
+        fn(tx, tw, tb, 2, 0.1, np.random.default_rng(4)).backward(g)
+        grads = [t.grad for t in [tx, *tw, *tb]]
+        assert [grad is not None for grad in grads] == [t.requires_grad for t in [tx, *tw, *tb]]
+        results.append([grad for grad in grads if grad is not None])
+    for a, c in zip(*results):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+
+
+def test_create_graph_through_the_blocked_kernel(monkeypatch):
+    monkeypatch.setattr(attention_module, "BLOCKED_ABOVE_BYTES", -1)  # the blocked kernel at every size
+    x, weights, biases, _ = inputs(1, 3, 4, 3, True, np.float64, seed=5)
+    tensors = [Tensor(a, requires_grad=True) for a in [x, *weights, *biases]]
+
+    def fn(a, *params):
+        return F.qkv_attention(a, *params, n_heads=2, dropout_p=0.3, generator=np.random.default_rng(2))
+
+    assert type(fn(*tensors)._ctx.kernel).__name__ == "BlockedAttention"
+    assert mg.gradcheck(fn, *tensors)
+    assert mg.gradgradcheck(fn, *tensors)

@@ -139,8 +139,8 @@ class TransformerBlock(nn.Module):
         drop = self.drop_shortcut
         if not (type(drop) is nn.Dropout and drop.training and drop.p > 0.0 and not has_hooks(drop)):
             return drop(sublayer(x, **kwargs)) + shortcut  # module by module (eval, hooks, a replaced layer)
-        last = sublayer.last_linear()
-        if last is None:
+        last = sublayer.last_linear() if type(sublayer) in (MultiHeadAttention, FeedForward) else None
+        if last is None:  # (a module put in the sublayer's place: called as a module)
             return F.dropout_add(sublayer(x, **kwargs), shortcut, drop.p, generator=drop.generator)
         before_last = sublayer.context(x, **kwargs) if sublayer is self.att else sublayer.hidden(x)  # (B, T, in)
         return F.linear_dropout_add(before_last, last.weight, last.bias, shortcut, drop.p, generator=drop.generator)
