@@ -114,56 +114,61 @@ class Linear(Function):
         LinearDropoutAdd's, given dL/dz: a method of its own, so that a profiler wrapping
         `backward` times it once). needs: (x, weight[, bias]) flags, default needs_input_grad."""
         weight, x2 = self.weight, self.x2
-        out_features, in_features = weight.shape
-        g2 = g.reshape(x2.shape[0], out_features)  # (N, out): N spelled out, out may be 0
+        g2 = g.reshape(x2.shape[0], weight.shape[0])  # (N, out): N spelled out, out may be 0
         needs = self.needs_input_grad if needs is None else needs
-        need_x, need_w = needs[:2]
         need_b = len(needs) == 3 and needs[2]
-        gx = gw = gb = None
-        threads = get_threads()
-        if (threads > 1 and need_x and (need_w or need_b)
-                and g2.shape[0] * in_features * out_features >= PARALLEL_MIN_MACS):
-            gx, gw, gb = self._backward_threaded(g2, threads, need_w, need_b)
-        else:
-            if need_x:
-                gx = g2 @ weight  # (N, out) @ (out, in)
-            if need_w:
-                gw = g2.T @ x2  # (out, N) @ (N, in)
-            if need_b:
-                gb = column_sums(g2)  # (out,)
+        gx, (gw,), (gb,) = products_backward_many(x2, (weight,), (g2,), needs[0], (needs[1],), (need_b,))
         if gx is not None:
             gx = gx.reshape(self.parents[0].shape)
         if len(needs) == 2:
             return gx, gw
         return gx, gw, gb
 
-    def _backward_threaded(self, g2, threads: int, need_w: bool, need_b: bool):
-        """dL/dx by rows on threads // 2 threads, the first of which (the calling thread)
-        also sums dL/db, and dL/dW by output features on the others, one BLAS thread each:
-        each element of dL/dx and dL/dW is the dot product one GEMM computes."""
-        weight, x2 = self.weight, self.x2
-        n_rows, out_features = g2.shape
-        dtype = np.result_type(g2, weight)
-        gx = np.empty((n_rows, weight.shape[1]), dtype=dtype)  # (N, in)
-        gw = np.empty(weight.shape, dtype=np.result_type(g2, x2)) if need_w else None  # (out, in)
-        gb = np.empty(out_features, dtype=g2.dtype) if need_b else None  # (out,)
-        x_rows = _bounds(n_rows, max(1, min(threads // 2, n_rows)))
-        features = _bounds(out_features, max(1, min(threads - threads // 2, out_features)))
 
-        def rows_of_gx(lo, hi):  # rows lo:hi of g W; the range from row 0 also sums dL/db
-            np.matmul(g2[lo:hi], weight, out=gx[lo:hi])
-            if gb is not None and lo == 0:
-                column_sums(g2, out=gb)
+def products_backward_many(x2, weights, grads2, need_x: bool, need_w, need_b) -> tuple:
+    """The gradients of products y_i = x2 W_i^T + b_i that share the input x2 (N, in), given
+    their output gradients grads2 [(N, out)] (weights of one (out, in) shape):
+    (dL/dx = sum_i g_i W_i (N, in) or None, [dL/dW_i = g_i^T x2 or None], [dL/db_i = the sums of
+    g_i over rows or None]); need_w, need_b: one flag per product.
 
-        def features_of_gw(lo, hi):  # output features lo:hi: g[:, lo:hi]^T x
+    With 2+ threads (and products large enough), dL/dx by rows on threads // 2 threads, the
+    first of which (the calling thread) also sums the dL/db, and the dL/dW by output features
+    on the others, one BLAS thread each: each element of dL/dx and dL/dW is the dot product one
+    GEMM computes, and dL/dx adds the products in order of i."""
+    n_rows, in_features = x2.shape
+    out_features = weights[0].shape[0]
+    threads = get_threads()
+    gx = np.empty((n_rows, in_features), np.result_type(*grads2, *weights)) if need_x else None
+    gws = [np.empty(w.shape, np.result_type(g, x2)) if need else None for w, g, need in zip(weights, grads2, need_w)]
+    gbs = [np.empty(out_features, g.dtype) if need else None for g, need in zip(grads2, need_b)]
+
+    def rows_of_gx(lo, hi):  # rows lo:hi of sum_i g_i W_i; the range from row 0 also sums dL/db
+        if gx is not None:
+            np.matmul(grads2[0][lo:hi], weights[0], out=gx[lo:hi])
+            for g2, w in zip(grads2[1:], weights[1:]):
+                np.add(gx[lo:hi], g2[lo:hi] @ w, out=gx[lo:hi])
+        if lo == 0:
+            for g2, gb in zip(grads2, gbs):
+                if gb is not None:
+                    column_sums(g2, out=gb)
+
+    def features_of_gw(lo, hi):  # output features lo:hi: g_i[:, lo:hi]^T x
+        for g2, gw in zip(grads2, gws):
             if gw is not None:
                 np.matmul(g2[:, lo:hi].T, x2, out=gw[lo:hi])
 
+    if (threads > 1 and need_x and (any(need_w) or any(need_b))
+            and n_rows * in_features * out_features >= PARALLEL_MIN_MACS):
+        x_rows = _bounds(n_rows, max(1, min(threads // 2, n_rows)))
+        features = _bounds(out_features, max(1, min(threads - threads // 2, out_features)))
         tasks = [lambda lo=lo, hi=hi: rows_of_gx(lo, hi) for lo, hi in zip(x_rows, x_rows[1:])]
         tasks += [lambda lo=lo, hi=hi: features_of_gw(lo, hi) for lo, hi in zip(features, features[1:])]
         with single_blas_thread():
             run_parallel(tasks)
-        return gx, gw, gb
+    else:
+        rows_of_gx(0, n_rows)
+        features_of_gw(0, out_features)
+    return gx, gws, gbs
 
 
 def check_linear_arguments(op: str, x, weight, bias) -> tuple:

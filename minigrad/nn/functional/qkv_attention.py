@@ -9,7 +9,7 @@ Why one node: the three projections read the same x. One parallel region makes a
 (each thread its rows of x against the three weights), and in backward one region makes their
 products: dL/dx = dq Wq + dk Wk + dv Wv by the calling thread (summed as they come, no engine sum
 of three (N, C) arrays) and the three dL/dW = d^T x on the others (linear.py's split of a
-Linear's backward, three products a side). Against three Linear nodes and the six views that
+Linear's backward, linear.products_backward_many, three products a side). Against three Linear nodes and the six views that
 split and merge the heads: four parallel regions fewer per layer (two each way), each of which
 costs ~150-200 us of hand-off on the 2-core benchmark machine. The attention in the middle is
 scaled_dot_product_attention's own kernel (attention.py; blocked_attention.py above
@@ -26,15 +26,13 @@ import numpy as np
 
 from ...autograd import Function
 from ...random import default_generator
-from ...runtime.blas import single_blas_thread
-from ...runtime.threads import get_threads, run_parallel
 from ...tensor import Tensor
 from . import reference as ref
 from . import attention as attention_module  # (its BLOCKED_ABOVE_BYTES read at each call: one setting)
 from .attention import ScaledDotProductAttention
 from .blocked_attention import BlockedAttention
 from .dropout import check_probability
-from .linear import PARALLEL_MIN_MACS, column_sums, matmul_rows_many
+from .linear import add_bias, matmul_rows_many, products_backward_many
 
 
 def qkv_attention_reference(x, wq, wk, wv, bq=None, bk=None, bv=None, *, n_heads: int, scale=None,
@@ -61,11 +59,7 @@ class QKVAttention(Function):
         weights = (wq, wk, wv)
         biases = biases if biases else (None, None, None)
 
-        def finish(i, y2, lo, hi):  # rows lo:hi of projection i: + its bias
-            if biases[i] is not None:
-                y2[lo:hi] += biases[i]
-
-        projections = matmul_rows_many(x2, weights, finish)  # [(N, C)] * 3: q, k, v
+        projections = matmul_rows_many(x2, weights, lambda i, y2, lo, hi: add_bias(y2, biases[i], lo, hi))  # q, k, v (N, C)
         split = (batch, tokens, n_heads, width // n_heads)
         q4, k4, v4 = (y2.reshape(split).transpose(0, 2, 1, 3) for y2 in projections)  # (B, H, T, D) views
         dtype = np.result_type(q4, k4, v4)
@@ -87,10 +81,11 @@ class QKVAttention(Function):
         g4 = g.reshape(batch, tokens, n_heads, width // n_heads).transpose(0, 2, 1, 3)  # (B, H, T, D)
         grads = self.kernel.backward(g4)[:3]  # dq, dk, dv (B, H, T, D), laid out like q, k, v
         d2 = [d.transpose(0, 2, 1, 3).reshape(-1, width) for d in grads]  # (N, C) each
-        gx, gws, gbs = _projections_backward(self.x2, self.weights, d2, self.needs_input_grad,
-                                             self.options["has_bias"])
+        needs, has_bias = self.needs_input_grad, self.options["has_bias"]
+        gx, gws, gbs = products_backward_many(self.x2, self.weights, d2, needs[0], needs[1:4],
+                                              needs[4:7] if has_bias else (False,) * 3)
         gx = None if gx is None else gx.reshape(self.parents[0].shape)
-        return (gx, *gws, *gbs)
+        return (gx, *gws, *gbs) if has_bias else (gx, *gws)
 
     def backward_graph(self, g):
         # the reference with this node's dropout multiplier (drawn again from the generator's
@@ -104,40 +99,6 @@ class QKVAttention(Function):
                                            scale=options["scale"], dropout_multiplier=multiplier)
 
         return self.differentiate(attention, g)
-
-
-def _projections_backward(x2, weights, d2, needs, has_bias):
-    """(dL/dx (N, C_in) or None, [dL/dW*], [dL/db*] (empty without biases)) for the three
-    projections with output gradients d2 [(N, C)] * 3 (see QKVAttention)."""
-    need_x, need_w = needs[0], needs[1:4]
-    need_b = needs[4:7] if has_bias else ()
-    n_rows = x2.shape[0]
-    gx = np.empty(x2.shape, np.result_type(*d2, *weights)) if need_x else None
-    gws = [np.empty(w.shape, np.result_type(d, x2)) if need else None for w, d, need in zip(weights, d2, need_w)]
-    gbs = [np.empty(d.shape[1], d.dtype) if need else None for d, need in zip(d2, need_b)]
-
-    def input_side():  # dL/dx = dq Wq + dk Wk + dv Wv, and the bias sums (gemvs)
-        if gx is not None:
-            np.matmul(d2[0], weights[0], out=gx)
-            for d, w in zip(d2[1:], weights[1:]):
-                np.add(gx, d @ w, out=gx)
-        for d, gb in zip(d2, gbs):
-            if gb is not None:
-                column_sums(d, out=gb)
-
-    def weight_side():  # dL/dW* = d*^T x
-        for d, gw in zip(d2, gws):
-            if gw is not None:
-                np.matmul(d.T, x2, out=gw)
-
-    macs = n_rows * x2.shape[1] * weights[0].shape[0]
-    if get_threads() > 1 and need_x and any(need_w) and macs >= PARALLEL_MIN_MACS:
-        with single_blas_thread():
-            run_parallel([input_side, weight_side])
-    else:
-        input_side()
-        weight_side()
-    return gx, gws, gbs
 
 
 def qkv_attention(x, wq, wk, wv, bq=None, bk=None, bv=None, n_heads: int = 1, dropout_p: float = 0.0,
