@@ -49,7 +49,11 @@ def measure(repeats: int = 3) -> dict:
 
 
 def blas_description() -> str | None:
-    """e.g. "openblas 0.3.31 SkylakeX, 2 threads" (needs threadpoolctl), else None."""
+    """e.g. "openblas 0.3.31 SkylakeX, 2 threads" (OpenBLAS itself, else threadpoolctl), else None."""
+    from minigrad.runtime import blas
+
+    if blas.describe() is not None:
+        return blas.describe()
     try:
         from threadpoolctl import threadpool_info
     except ImportError:

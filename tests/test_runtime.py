@@ -287,3 +287,12 @@ def test_axpby_function_computes_alpha_x_plus_beta_y_in_place(dtype):
 
 def test_axpby_function_is_none_for_other_dtypes():
     assert blas.axpby_function(np.float16) is None and blas.axpby_function(np.int32) is None
+
+
+@needs_openblas
+def test_describe_names_openblas_its_version_core_and_threads():
+    code = ("import minigrad; from minigrad.runtime import blas; blas.set_blas_threads(1); "
+            "print(blas.describe())")
+    name, version, core_and_threads = run(code).split(" ", 2)
+    assert name == "openblas" and version[0].isdigit() and version.count(".") >= 2 and core_and_threads.endswith(", 1 threads")
+    assert core_and_threads.split(",")[0].strip()  # the kernel family OpenBLAS chose (Haswell, ...)

@@ -99,6 +99,17 @@ def controllable() -> bool:
     return _find_library() is not None
 
 
+def describe() -> str | None:
+    """e.g. "openblas 0.3.31 Haswell, 2 threads" read from OpenBLAS itself, or None."""
+    version = _function("openblas_get_config", ctypes.c_char_p)
+    core = _function("openblas_get_corename", ctypes.c_char_p)
+    if version is None or core is None:
+        return None
+    words = version().decode(errors="replace").split()  # "OpenBLAS 0.3.31 USE64BITINT ..."
+    number = words[1] if len(words) > 1 else "?"
+    return f"openblas {number} {core().decode(errors='replace')}, {get_blas_threads()} threads"
+
+
 def get_blas_threads() -> int | None:
     """The BLAS thread count in force, or None when it cannot be told."""
     getter = _function("openblas_get_num_threads", ctypes.c_int)
