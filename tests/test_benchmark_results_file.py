@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed
 
 from benchmarks import __main__ as bench  # noqa: E402
+from benchmarks import report as tables  # noqa: E402
 from benchmarks import kernels  # noqa: E402
 from benchmarks.results_file import markers, replace_section, write_section  # noqa: E402
 
@@ -61,7 +62,7 @@ def test_the_main_writer_keeps_the_kernels_section_of_results_md(tmp_path):
         assert committed.count(markers(name)[0]) == 1 and committed.count(markers(name)[1]) == 1
     path = tmp_path / "RESULTS.md"
     path.write_text(committed)
-    write_section(path, bench.MARKDOWN_SECTION, bench.markdown(fake_report()))
+    write_section(path, bench.MARKDOWN_SECTION, tables.markdown(fake_report()))
     text = path.read_text()
     assert "Machine: test, 2 threads" in text and "Machine: AMD EPYC" not in text  # replaced
     kernels_part = committed.split(markers(kernels.MARKDOWN_SECTION)[0])[1]

@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
 
 from benchmarks import __main__ as bench  # noqa: E402
+from benchmarks import report as tables  # noqa: E402
 from benchmarks.configs import CONFIGS, flops_per_step, matmul_params, model_config  # noqa: E402
 from benchmarks.profile import OpProfiler, format_profile  # noqa: E402
 
@@ -41,12 +42,12 @@ def test_derived_figures_and_floors():
     peak = 1e11
     cfg = model_config("124m")
     step = flops_per_step(cfg, 2) / (0.5 * peak)  # exactly 50% of the peak
-    r = bench.derive(fake_result("124m", step=step, rss=5e9, cached=5.0, uncached=12.0), peak)
+    r = tables.derive(fake_result("124m", step=step, rss=5e9, cached=5.0, uncached=12.0), peak)
     assert r["mfu"] == pytest.approx(0.5)
     assert r["tokens_per_s"] == pytest.approx(512 / step)
     assert r["generate_cached_tokens_per_s"] == pytest.approx(40.0)
     assert r["cache_speedup"] == pytest.approx(12.0 / 5.0)
-    checks = {what: ok for what, _, _, ok in bench.floor_checks([r])}
+    checks = {what: ok for what, _, _, ok in tables.floor_checks([r])}
     assert checks["124m training step, % of GEMM peak"] is True
     assert checks["124m generation with the cache"] is True
     assert checks["124m generation, cached / uncached"] is False  # 2.4x < 3x
@@ -55,13 +56,13 @@ def test_derived_figures_and_floors():
 
 def test_markdown_and_compare(tmp_path):
     peak = 2e11
-    results = [bench.derive(fake_result("bench-tiny"), peak),
-               bench.derive(fake_result("bench-tiny", engine="pytorch", step=1.5), peak),
-               bench.derive(fake_result("bench-tiny", engine="pytorch-compile", step=0.5), peak)]
+    results = [tables.derive(fake_result("bench-tiny"), peak),
+               tables.derive(fake_result("bench-tiny", engine="pytorch", step=1.5), peak),
+               tables.derive(fake_result("bench-tiny", engine="pytorch-compile", step=0.5), peak)]
     report = {"date": "today", "machine": "test", "numpy": np.__version__, "blas": None,
               "threads": 2, "drop_rate": 0.1, "seconds": 1.0,
               "gemm": {"peak": peak, "shapes": {"2048x2048x2048": peak}}, "results": results}
-    text = bench.markdown(report)
+    text = tables.markdown(report)
     assert "| bench-tiny | minigrad |" in text and "| bench-tiny | pytorch |" in text
     assert "PyTorch eager step time / minigrad step time (above 1: minigrad is faster): bench-tiny 1.50" in text
     assert "torch.compile step time / minigrad step time (above 1: minigrad is faster): bench-tiny 0.50" in text
@@ -69,7 +70,7 @@ def test_markdown_and_compare(tmp_path):
     slower = json.loads(json.dumps(report))
     slower["results"][0]["step_ms"] *= 2
     old.write_text(json.dumps(slower))
-    comparison = bench.compare(report, str(old))
+    comparison = tables.compare(report, str(old))
     assert "| bench-tiny | minigrad | step ms |" in comparison and "| 0.50 |" in comparison
 
 
