@@ -19,6 +19,7 @@ broadcast_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, ma
 broadcast_triples = hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=MAX_SIDE)
 shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=MAX_SIDE)
 nonscalar_shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=MAX_SIDE)
+kernel_shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)  # fused kernels' tests
 
 # the same with empty axes (size 0) too, as PyTorch allows them: an op on an empty tensor gives
 # an empty result (and an empty gradient), and broadcasting stretches a size-1 axis to size 0.
@@ -53,9 +54,9 @@ def distinct(shape):
     return hnp.arrays(np.int64, shape, elements=st.integers(-40, 40), unique=True).map(lambda a: a / 10.0)
 
 
-def leaf(array) -> mg.Tensor:
-    """A float64 leaf requiring grad, holding a writeable copy of `array`."""
-    return mg.Tensor(np.array(array, dtype=np.float64), requires_grad=True)
+def leaf(array, dtype=np.float64) -> mg.Tensor:
+    """A leaf requiring grad (float64 unless `dtype` says), holding a writeable copy of `array`."""
+    return mg.Tensor(np.array(array, dtype=dtype), requires_grad=True)
 
 
 def with_zeros(shape, low: float = 0.3, high: float = 2.0):
