@@ -52,8 +52,9 @@ def blas_description() -> str | None:
     """e.g. "openblas 0.3.31 SkylakeX, 2 threads" (OpenBLAS itself, else threadpoolctl), else None."""
     from minigrad.runtime import blas
 
-    if blas.describe() is not None:
-        return blas.describe()
+    described = blas.describe()
+    if described is not None:
+        return described
     try:
         from threadpoolctl import threadpool_info
     except ImportError:

@@ -139,7 +139,8 @@ def products_backward_many(x2, weights, grads2, need_x: bool, need_w, need_b) ->
     out_features = weights[0].shape[0]
     threads = get_threads()
     gx = np.empty((n_rows, in_features), np.result_type(*grads2, *weights)) if need_x else None
-    gws = [np.empty(w.shape, np.result_type(g, x2)) if need else None for w, g, need in zip(weights, grads2, need_w)]
+    gws = [np.empty(w.shape, np.result_type(g, x2)) if need else None
+           for w, g, need in zip(weights, grads2, need_w)]
     gbs = [np.empty(out_features, g.dtype) if need else None for g, need in zip(grads2, need_b)]
 
     def rows_of_gx(lo, hi):  # rows lo:hi of sum_i g_i W_i; the range from row 0 also sums dL/db
